@@ -1,0 +1,8 @@
+//! Ferry's domain vocabulary: typed ids, job/item/file states and the rules that move between them.
+//! No I/O lives here, so every other crate can depend on it cheaply.
+
+pub mod ids;
+pub mod state;
+
+pub use ids::{ConnectionId, FileId, IdParseError, JobId, ItemId, TenantId};
+pub use state::{FileStatus, ItemStatus, JobCounts, JobKind, JobStatus, Provider, UnknownValue};
