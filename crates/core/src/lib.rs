@@ -4,5 +4,5 @@
 pub mod ids;
 pub mod state;
 
-pub use ids::{ConnectionId, FileId, IdParseError, JobId, ItemId, TenantId};
+pub use ids::{ConnectionId, FileId, IdParseError, ItemId, JobId, TenantId};
 pub use state::{FileStatus, ItemStatus, JobCounts, JobKind, JobStatus, Provider, UnknownValue};

@@ -32,12 +32,8 @@ mod tests {
 
     #[test]
     fn import_items_round_trip() {
-        let message = ImportItem {
-            job_id: "j".into(),
-            item_id: "i".into(),
-            tenant_id: "t".into(),
-            traceparent: String::new(),
-        };
+        let message =
+            ImportItem { job_id: "j".into(), item_id: "i".into(), tenant_id: "t".into(), traceparent: String::new() };
         let bytes = message.encode_to_vec();
         assert_eq!(decode_import(&bytes).expect("decodes"), message);
     }

@@ -1,0 +1,9 @@
+DROP TABLE outbox;
+DROP FUNCTION ferry_outbox_notify();
+DROP TABLE job_items;
+DROP TABLE jobs;
+DROP TABLE files;
+DROP TABLE connections;
+DROP TABLE oauth_states;
+DROP TABLE api_keys;
+DROP TABLE tenants;

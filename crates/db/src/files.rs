@@ -1,0 +1,123 @@
+//! Files in Ferry's store.
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel_async::RunQueryDsl;
+use ferry_core::{FileId, FileStatus, TenantId};
+use uuid::Uuid;
+
+use crate::schema::files;
+use crate::{Db, DbError};
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = files)]
+pub struct StoredFile {
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    pub name: String,
+    pub mime_type: Option<String>,
+    pub size_bytes: Option<i64>,
+    pub sha256: Option<String>,
+    pub md5: Option<String>,
+    pub blob_key: Option<String>,
+    pub status: String,
+    pub folder_id: Option<Uuid>,
+    pub tags: Vec<String>,
+    pub source_connection_id: Option<Uuid>,
+    pub source_file_id: Option<String>,
+    pub provider_metadata: Option<serde_json::Value>,
+    pub error_code: Option<String>,
+    pub error_message: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl StoredFile {
+    pub fn file_id(&self) -> FileId {
+        FileId(self.id)
+    }
+
+    pub fn status(&self) -> Result<FileStatus, DbError> {
+        Ok(self.status.parse()?)
+    }
+}
+
+/// A file whose bytes are already in the blob store (a direct upload).
+#[derive(Debug, Clone)]
+pub struct NewUploadedFile<'a> {
+    pub id: FileId,
+    pub tenant_id: TenantId,
+    pub name: &'a str,
+    pub mime_type: &'a str,
+    pub size_bytes: i64,
+    pub sha256: &'a str,
+    pub md5: &'a str,
+    pub blob_key: &'a str,
+    pub tags: &'a [String],
+}
+
+impl Db {
+    pub async fn insert_uploaded_file(&self, new: NewUploadedFile<'_>) -> Result<StoredFile, DbError> {
+        let mut conn = self.conn().await?;
+        Ok(diesel::insert_into(files::table)
+            .values((
+                files::id.eq(new.id.0),
+                files::tenant_id.eq(new.tenant_id.0),
+                files::name.eq(new.name),
+                files::mime_type.eq(new.mime_type),
+                files::size_bytes.eq(new.size_bytes),
+                files::sha256.eq(new.sha256),
+                files::md5.eq(new.md5),
+                files::blob_key.eq(new.blob_key),
+                files::status.eq(FileStatus::Ready.as_str()),
+                files::tags.eq(new.tags),
+            ))
+            .returning(StoredFile::as_returning())
+            .get_result(&mut conn)
+            .await?)
+    }
+
+    /// A file of this tenant (another tenant's id is simply not found).
+    pub async fn get_file(&self, tenant_id: TenantId, id: FileId) -> Result<Option<StoredFile>, DbError> {
+        let mut conn = self.conn().await?;
+        Ok(files::table
+            .filter(files::id.eq(id.0))
+            .filter(files::tenant_id.eq(tenant_id.0))
+            .select(StoredFile::as_select())
+            .first(&mut conn)
+            .await
+            .optional()?)
+    }
+
+    /// The tenant's files among `ids` (missing or foreign ids are simply absent from the result).
+    pub async fn get_files(&self, tenant_id: TenantId, ids: &[FileId]) -> Result<Vec<StoredFile>, DbError> {
+        let mut conn = self.conn().await?;
+        let raw: Vec<Uuid> = ids.iter().map(|id| id.0).collect();
+        Ok(files::table
+            .filter(files::id.eq_any(raw))
+            .filter(files::tenant_id.eq(tenant_id.0))
+            .select(StoredFile::as_select())
+            .load(&mut conn)
+            .await?)
+    }
+
+    /// Newest first.
+    pub async fn list_files(
+        &self,
+        tenant_id: TenantId,
+        limit: i64,
+        offset: i64,
+    ) -> Result<(Vec<StoredFile>, i64), DbError> {
+        let mut conn = self.conn().await?;
+        let total: i64 = files::table.filter(files::tenant_id.eq(tenant_id.0)).count().get_result(&mut conn).await?;
+        let rows = files::table
+            .filter(files::tenant_id.eq(tenant_id.0))
+            .order((files::created_at.desc(), files::id.desc()))
+            .limit(limit)
+            .offset(offset)
+            .select(StoredFile::as_select())
+            .load(&mut conn)
+            .await?;
+        Ok((rows, total))
+    }
+}

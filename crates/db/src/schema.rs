@@ -1,0 +1,150 @@
+//! Table definitions matching `migrations/`.
+
+diesel::table! {
+    tenants (id) {
+        id -> Uuid,
+        name -> Text,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    api_keys (id) {
+        id -> Uuid,
+        tenant_id -> Uuid,
+        key_hash -> Text,
+        key_prefix -> Text,
+        created_at -> Timestamptz,
+        revoked_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    oauth_states (state) {
+        state -> Text,
+        tenant_id -> Uuid,
+        provider -> Text,
+        pkce_verifier_sealed -> Text,
+        redirect_uri -> Nullable<Text>,
+        created_at -> Timestamptz,
+        expires_at -> Timestamptz,
+        consumed_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    connections (id) {
+        id -> Uuid,
+        tenant_id -> Uuid,
+        provider -> Text,
+        provider_user_id -> Text,
+        provider_email -> Nullable<Text>,
+        provider_display_name -> Nullable<Text>,
+        access_token_sealed -> Nullable<Text>,
+        refresh_token_sealed -> Nullable<Text>,
+        token_expires_at -> Nullable<Timestamptz>,
+        scopes -> Nullable<Text>,
+        is_active -> Bool,
+        needs_reauth -> Bool,
+        connected_at -> Timestamptz,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+        last_used_at -> Nullable<Timestamptz>,
+        disconnected_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    files (id) {
+        id -> Uuid,
+        tenant_id -> Uuid,
+        name -> Text,
+        mime_type -> Nullable<Text>,
+        size_bytes -> Nullable<Int8>,
+        sha256 -> Nullable<Text>,
+        md5 -> Nullable<Text>,
+        blob_key -> Nullable<Text>,
+        status -> Text,
+        folder_id -> Nullable<Uuid>,
+        tags -> Array<Text>,
+        source_connection_id -> Nullable<Uuid>,
+        source_file_id -> Nullable<Text>,
+        provider_metadata -> Nullable<Jsonb>,
+        error_code -> Nullable<Text>,
+        error_message -> Nullable<Text>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    jobs (id) {
+        id -> Uuid,
+        tenant_id -> Uuid,
+        connection_id -> Uuid,
+        kind -> Text,
+        status -> Text,
+        total_files -> Int4,
+        completed_files -> Int4,
+        failed_files -> Int4,
+        cancelled_files -> Int4,
+        error -> Nullable<Text>,
+        target_folder_id -> Nullable<Text>,
+        target_folder_name -> Nullable<Text>,
+        created_folder_id -> Nullable<Text>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+        started_at -> Nullable<Timestamptz>,
+        completed_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    job_items (id) {
+        id -> Uuid,
+        job_id -> Uuid,
+        tenant_id -> Uuid,
+        position -> Int4,
+        file_id -> Uuid,
+        drive_file_id -> Nullable<Text>,
+        name -> Text,
+        mime_type -> Nullable<Text>,
+        status -> Text,
+        attempts -> Int4,
+        error_code -> Nullable<Text>,
+        error_message -> Nullable<Text>,
+        lease_owner -> Nullable<Text>,
+        lease_expires_at -> Nullable<Timestamptz>,
+        upload_session_sealed -> Nullable<Text>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+        completed_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    outbox (id) {
+        id -> Int8,
+        command -> Text,
+        payload -> Bytea,
+        created_at -> Timestamptz,
+        published_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::joinable!(api_keys -> tenants (tenant_id));
+diesel::joinable!(connections -> tenants (tenant_id));
+diesel::joinable!(jobs -> connections (connection_id));
+diesel::joinable!(job_items -> jobs (job_id));
+diesel::joinable!(job_items -> files (file_id));
+
+diesel::allow_tables_to_appear_in_same_query!(
+    tenants,
+    api_keys,
+    oauth_states,
+    connections,
+    files,
+    jobs,
+    job_items,
+    outbox
+);

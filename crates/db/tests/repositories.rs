@@ -1,0 +1,202 @@
+//! Repository behaviour against a real Postgres, one fresh database per test.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use ferry_core::{ConnectionId, FileId, ItemId, JobId, JobStatus, TenantId};
+use ferry_db::connections::{ConnectionFilter, ConnectionUpsert};
+use ferry_db::jobs::{ClaimOutcome, ImportedBlob, NewImportItem, NewImportJob};
+use ferry_db::outbox::OutboxListener;
+use ferry_db::testing::TestDatabase;
+use ferry_db::{Db, oauth_states::NewOAuthState};
+
+async fn tenant_with_connection(db: &Db, name: &str) -> (TenantId, ConnectionId) {
+    let tenant = TenantId(db.ensure_tenant(name).await.expect("tenant").id);
+    let (connection, is_new) = db
+        .upsert_connection(ConnectionUpsert {
+            tenant_id: tenant,
+            provider: "google_drive",
+            provider_user_id: "sub-1",
+            provider_email: Some("a@example.com"),
+            provider_display_name: Some("A"),
+            access_token_sealed: "sealed-access",
+            refresh_token_sealed: Some("sealed-refresh"),
+            token_expires_at: Utc::now(),
+            scopes: None,
+        })
+        .await
+        .expect("connection");
+    assert!(is_new);
+    (tenant, ConnectionId(connection.id))
+}
+
+fn import_job(tenant: TenantId, connection: ConnectionId, files: usize) -> NewImportJob {
+    NewImportJob {
+        job_id: JobId::new(),
+        tenant_id: tenant,
+        connection_id: connection,
+        tags: vec!["t".into()],
+        folder_id: None,
+        provider_metadata: None,
+        items: (0..files)
+            .map(|i| NewImportItem {
+                item_id: ItemId::new(),
+                file_id: FileId::new(),
+                drive_file_id: format!("drive-{i}"),
+                name: format!("f{i}.bin"),
+                mime_type: None,
+                command: vec![i as u8],
+            })
+            .collect(),
+        command_name: "import.item".into(),
+    }
+}
+
+fn blob(key: &str) -> ImportedBlob<'_> {
+    ImportedBlob { size_bytes: 3, mime_type: "application/octet-stream", sha256: "s", md5: "m", blob_key: key }
+}
+
+#[tokio::test]
+async fn reconnecting_the_same_account_updates_the_connection_in_place() {
+    let test = TestDatabase::create().await.expect("test database");
+    let (tenant, first) = tenant_with_connection(&test.db, "acme").await;
+    let (again, is_new) = test
+        .db
+        .upsert_connection(ConnectionUpsert {
+            tenant_id: tenant,
+            provider: "google_drive",
+            provider_user_id: "sub-1",
+            provider_email: Some("new@example.com"),
+            provider_display_name: Some("A"),
+            access_token_sealed: "sealed-access-2",
+            refresh_token_sealed: None,
+            token_expires_at: Utc::now(),
+            scopes: None,
+        })
+        .await
+        .expect("upsert");
+    assert!(!is_new);
+    assert_eq!(again.id, first.0);
+    assert_eq!(again.provider_email.as_deref(), Some("new@example.com"));
+    let tokens = test.db.connection_tokens(first).await.expect("tokens").expect("exists");
+    assert_eq!(tokens.refresh_token_sealed.as_deref(), Some("sealed-refresh"), "refresh token kept");
+
+    let other = TenantId(test.db.ensure_tenant("other").await.expect("tenant").id);
+    assert!(test.db.get_connection(other, first).await.expect("query").is_none());
+    let filter = ConnectionFilter { provider: None, active_only: true, limit: 10, offset: 0 };
+    assert_eq!(test.db.list_connections(other, &filter).await.expect("list").1, 0);
+    assert!(test.db.disconnect_connection(tenant, first).await.expect("disconnect"));
+    assert_eq!(test.db.list_connections(tenant, &filter).await.expect("list").1, 0);
+}
+
+#[tokio::test]
+async fn oauth_states_are_single_use_and_bound_to_their_tenant() {
+    let test = TestDatabase::create().await.expect("test database");
+    let tenant = TenantId(test.db.ensure_tenant("acme").await.expect("tenant").id);
+    let other = TenantId(test.db.ensure_tenant("other").await.expect("tenant").id);
+    let new = |state| NewOAuthState {
+        state,
+        tenant_id: tenant,
+        provider: "google_drive",
+        pkce_verifier_sealed: "v",
+        redirect_uri: None,
+        expires_at: Utc::now() + chrono::Duration::minutes(10),
+    };
+    test.db.insert_oauth_state(new("s1")).await.expect("insert");
+    assert!(test.db.consume_oauth_state("s1", "google_drive", Some(other)).await.expect("q").is_none());
+    assert!(test.db.consume_oauth_state("s1", "google_drive", Some(tenant)).await.expect("q").is_some());
+    assert!(test.db.consume_oauth_state("s1", "google_drive", Some(tenant)).await.expect("q").is_none());
+
+    let mut expired = new("s2");
+    expired.expires_at = Utc::now() - chrono::Duration::seconds(1);
+    test.db.insert_oauth_state(expired).await.expect("insert");
+    assert!(test.db.consume_oauth_state("s2", "google_drive", None).await.expect("q").is_none());
+}
+
+#[tokio::test]
+async fn items_finish_once_and_the_job_status_follows_its_counters() {
+    let test = TestDatabase::create().await.expect("test database");
+    let (tenant, connection) = tenant_with_connection(&test.db, "acme").await;
+    let new = import_job(tenant, connection, 3);
+    let items: Vec<ItemId> = new.items.iter().map(|i| i.item_id).collect();
+    let job = test.db.create_import_job(new).await.expect("job");
+    assert_eq!(job.status, "pending");
+    assert_eq!(test.db.outbox_backlog().await.expect("backlog").0, 3);
+
+    let ClaimOutcome::Claimed(claimed) =
+        test.db.claim_item(items[0], "w1", Duration::from_secs(60)).await.expect("claim")
+    else {
+        panic!("expected a claim");
+    };
+    assert_eq!(claimed.item.attempts, 1);
+    assert_eq!(claimed.job.status, "processing");
+    assert!(matches!(
+        test.db.claim_item(items[0], "w2", Duration::from_secs(60)).await.expect("claim"),
+        ClaimOutcome::LeasedElsewhere
+    ));
+
+    let done = test.db.complete_import_item(items[0], blob("k0")).await.expect("complete");
+    assert_eq!(done.job_status, Some(JobStatus::Processing));
+    let duplicate = test.db.complete_import_item(items[0], blob("k0")).await.expect("complete again");
+    assert!(!duplicate.applied, "a duplicate completion is not counted twice");
+    assert!(matches!(
+        test.db.claim_item(items[0], "w2", Duration::from_secs(60)).await.expect("claim"),
+        ClaimOutcome::AlreadyFinished
+    ));
+
+    // An expired lease lets another worker take the item over.
+    assert!(matches!(
+        test.db.claim_item(items[1], "w1", Duration::from_millis(1)).await.expect("claim"),
+        ClaimOutcome::Claimed(_)
+    ));
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert!(matches!(
+        test.db.claim_item(items[1], "w2", Duration::from_secs(60)).await.expect("claim"),
+        ClaimOutcome::Claimed(_)
+    ));
+    test.db.complete_import_item(items[1], blob("k1")).await.expect("complete");
+    let last = test.db.fail_item(items[2], "drive_not_found", "gone").await.expect("fail");
+    assert_eq!(last.job_status, Some(JobStatus::CompletedWithErrors));
+
+    let job = test.db.get_job(tenant, JobId(job.id)).await.expect("job").expect("exists");
+    assert_eq!((job.completed_files, job.failed_files, job.status.as_str()), (2, 1, "completed_with_errors"));
+    assert!(job.completed_at.is_some());
+    let files = test.db.list_files(tenant, 10, 0).await.expect("files").0;
+    let mut statuses: Vec<_> = files.iter().map(|f| f.status.as_str()).collect();
+    statuses.sort();
+    assert_eq!(statuses, ["failed", "ready", "ready"]);
+}
+
+#[tokio::test]
+async fn the_relay_marks_rows_published_only_when_publishing_succeeds() {
+    let test = TestDatabase::create().await.expect("test database");
+    let (tenant, connection) = tenant_with_connection(&test.db, "acme").await;
+    let mut listener = OutboxListener::connect(&test.url).await.expect("listener");
+    test.db.create_import_job(import_job(tenant, connection, 2)).await.expect("job");
+    assert!(listener.wait(Duration::from_secs(10)).await.expect("notification"), "insert notifies the relay");
+
+    let failed = test.db.relay_outbox_batch(10, async |_rows| Err::<(), _>(std::io::Error::other("broker down"))).await;
+    assert!(failed.is_err());
+    assert_eq!(test.db.outbox_backlog().await.expect("backlog").0, 2);
+
+    let published = test
+        .db
+        .relay_outbox_batch(10, async |rows| {
+            assert_eq!(rows.iter().map(|r| r.payload.clone()).collect::<Vec<_>>(), [vec![0u8], vec![1u8]]);
+            Ok::<(), std::io::Error>(())
+        })
+        .await
+        .expect("relay");
+    assert_eq!(published, 2);
+    assert_eq!(test.db.outbox_backlog().await.expect("backlog").0, 0);
+}
+
+#[tokio::test]
+async fn export_folders_are_claimed_once_per_job() {
+    let test = TestDatabase::create().await.expect("test database");
+    let (tenant, connection) = tenant_with_connection(&test.db, "acme").await;
+    let job = test.db.create_import_job(import_job(tenant, connection, 1)).await.expect("job");
+    let first = test.db.claim_job_folder(JobId(job.id), "folder-a").await.expect("claim");
+    let second = test.db.claim_job_folder(JobId(job.id), "folder-b").await.expect("claim");
+    assert_eq!((first.as_str(), second.as_str()), ("folder-a", "folder-a"));
+}
