@@ -39,6 +39,8 @@ pub struct SealedTokens {
 
 #[derive(Debug, Clone)]
 pub struct ConnectionUpsert<'a> {
+    /// The id to use when the account is new (tokens are sealed for it beforehand).
+    pub id: ConnectionId,
     pub tenant_id: TenantId,
     pub provider: &'a str,
     pub provider_user_id: &'a str,
@@ -65,7 +67,7 @@ impl Db {
     pub async fn upsert_connection(&self, new: ConnectionUpsert<'_>) -> Result<(Connection, bool), DbError> {
         let mut conn = self.conn().await?;
         let now = Utc::now();
-        let fresh_id = Uuid::now_v7();
+        let fresh_id = new.id.0;
         let id: Uuid = diesel::insert_into(connections::table)
             .values((
                 connections::id.eq(fresh_id),
@@ -103,6 +105,25 @@ impl Db {
             .await?;
         let row = connections::table.find(id).select(Connection::as_select()).first(&mut conn).await?;
         Ok((row, id == fresh_id))
+    }
+
+    /// The id of the tenant's connection to this provider account, if it was ever connected.
+    pub async fn find_connection_id(
+        &self,
+        tenant_id: TenantId,
+        provider: &str,
+        provider_user_id: &str,
+    ) -> Result<Option<ConnectionId>, DbError> {
+        let mut conn = self.conn().await?;
+        let found: Option<Uuid> = connections::table
+            .filter(connections::tenant_id.eq(tenant_id.0))
+            .filter(connections::provider.eq(provider))
+            .filter(connections::provider_user_id.eq(provider_user_id))
+            .select(connections::id)
+            .first(&mut conn)
+            .await
+            .optional()?;
+        Ok(found.map(ConnectionId))
     }
 
     /// A connection of this tenant (another tenant's id is simply not found).

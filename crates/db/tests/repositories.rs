@@ -14,6 +14,7 @@ async fn tenant_with_connection(db: &Db, name: &str) -> (TenantId, ConnectionId)
     let tenant = TenantId(db.ensure_tenant(name).await.expect("tenant").id);
     let (connection, is_new) = db
         .upsert_connection(ConnectionUpsert {
+            id: ConnectionId::new(),
             tenant_id: tenant,
             provider: "google_drive",
             provider_user_id: "sub-1",
@@ -63,6 +64,7 @@ async fn reconnecting_the_same_account_updates_the_connection_in_place() {
     let (again, is_new) = test
         .db
         .upsert_connection(ConnectionUpsert {
+            id: ConnectionId::new(),
             tenant_id: tenant,
             provider: "google_drive",
             provider_user_id: "sub-1",
@@ -77,6 +79,7 @@ async fn reconnecting_the_same_account_updates_the_connection_in_place() {
         .expect("upsert");
     assert!(!is_new);
     assert_eq!(again.id, first.0);
+    assert_eq!(test.db.find_connection_id(tenant, "google_drive", "sub-1").await.expect("find"), Some(first));
     assert_eq!(again.provider_email.as_deref(), Some("new@example.com"));
     let tokens = test.db.connection_tokens(first).await.expect("tokens").expect("exists");
     assert_eq!(tokens.refresh_token_sealed.as_deref(), Some("sealed-refresh"), "refresh token kept");

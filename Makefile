@@ -1,0 +1,39 @@
+# Ferry developer entry points.
+#   make run    start the whole stack locally (Postgres + RabbitMQ via scripts/bootstrap.sh, emulator included)
+#   make test   install/start what tests need, then run every test
+#   make lint   rustfmt check + clippy with warnings as errors
+#   make demo   walk through the API against a running stack (scripts/demo.sh)
+
+SHELL := /bin/bash
+CARGO ?= cargo
+
+# Tests create their own databases and queue prefixes on these servers.
+export FERRY_TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432
+export FERRY_TEST_AMQP_URL ?= amqp://guest:guest@127.0.0.1:5672/%2f
+
+.PHONY: run test lint demo bootstrap build
+
+bootstrap:
+	@scripts/bootstrap.sh
+
+build:
+	$(CARGO) build --workspace --bins
+
+run: bootstrap build
+	@scripts/run-stack.sh
+
+test: bootstrap
+	@if $(CARGO) nextest --version >/dev/null 2>&1; then \
+		echo "make: cargo nextest run --workspace"; \
+		$(CARGO) nextest run --workspace; \
+	else \
+		echo "make: cargo-nextest not found, using cargo test"; \
+		$(CARGO) test --workspace; \
+	fi
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+demo:
+	@scripts/demo.sh

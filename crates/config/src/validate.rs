@@ -1,0 +1,206 @@
+//! Semantic checks of [`Settings`]: each problem is one line naming the key and what is wrong.
+
+use std::net::SocketAddr;
+
+use base64::Engine as _;
+use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+
+use crate::{DRIVE_CHUNK_GRANULARITY, Secret, Settings};
+
+pub(crate) fn problems(s: &Settings) -> Vec<String> {
+    let mut p = Problems::default();
+
+    // database
+    p.url("database.url", &s.database.url, &["postgres", "postgresql"]);
+    if s.database.max_connections == 0 {
+        p.push("database.max_connections", "must be at least 1");
+    }
+
+    // amqp
+    p.url("amqp.url", &s.amqp.url, &["amqp", "amqps"]);
+    if s.amqp.queue_prefix.is_empty()
+        || !s.amqp.queue_prefix.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
+    {
+        p.push(
+            "amqp.queue_prefix",
+            format!("{:?} must be non-empty and use only letters, digits, '.', '-', '_'", s.amqp.queue_prefix),
+        );
+    }
+    if s.amqp.prefetch == 0 {
+        p.push("amqp.prefetch", "must be at least 1");
+    }
+    if s.amqp.delivery_limit == 0 {
+        p.push("amqp.delivery_limit", "must be at least 1");
+    }
+
+    // gateway
+    p.bind("gateway.bind", &s.gateway.bind);
+    p.url("gateway.public_url", &s.gateway.public_url, HTTP);
+    p.origin("gateway.popup_origin", &s.gateway.popup_origin);
+    if s.gateway.oauth_state_ttl_secs == 0 {
+        p.push("gateway.oauth_state_ttl_secs", "must be at least 1");
+    }
+    if s.gateway.max_upload_bytes == 0 {
+        p.push("gateway.max_upload_bytes", "must be at least 1");
+    }
+
+    // google
+    let g = &s.google;
+    p.url("google.auth_url", &g.auth_url, HTTP);
+    p.url("google.token_url", &g.token_url, HTTP);
+    p.url("google.revoke_url", &g.revoke_url, HTTP);
+    p.url("google.userinfo_url", &g.userinfo_url, HTTP);
+    p.url("google.drive_root_url", &g.drive_root_url, HTTP);
+    if !g.drive_root_url.ends_with('/') {
+        p.push("google.drive_root_url", format!("{:?} must end with '/'", g.drive_root_url));
+    }
+    p.url("google.redirect_uri", &g.redirect_uri, HTTP);
+    if g.client_id.trim().is_empty() {
+        p.push("google.client_id", "must not be empty");
+    }
+    if g.client_secret.expose().trim().is_empty() {
+        p.push("google.client_secret", "must not be empty");
+    }
+    if g.scopes.is_empty() {
+        p.push("google.scopes", "must list at least one scope");
+    }
+
+    // storage
+    if s.storage.root.trim().is_empty() {
+        p.push("storage.root", "must not be empty");
+    }
+
+    // crypto
+    let c = &s.crypto;
+    if let Err(problem) = check_key_id(&c.token_key_id) {
+        p.push("crypto.token_key_id", problem);
+    }
+    if let Err(problem) = check_key(&c.token_key) {
+        p.push("crypto.token_key", problem);
+    }
+    match parse_previous_keys(c.previous_token_keys.expose()) {
+        Ok(keys) => {
+            if keys.iter().any(|(id, _)| *id == c.token_key_id) {
+                p.push("crypto.previous_token_keys", "must not repeat crypto.token_key_id");
+            }
+        }
+        Err(problem) => p.push("crypto.previous_token_keys", problem),
+    }
+    if s.environment == "production" && c.uses_dev_only_key() {
+        p.push(
+            "crypto.token_key",
+            "is the public DEV-ONLY key; set FERRY__CRYPTO__TOKEN_KEY to your own base64 32-byte key",
+        );
+    }
+
+    // workers
+    p.bind("importer.ops_bind", &s.importer.ops_bind);
+    if s.importer.concurrency == 0 {
+        p.push("importer.concurrency", "must be at least 1");
+    }
+    p.bind("exporter.ops_bind", &s.exporter.ops_bind);
+    if s.exporter.concurrency == 0 {
+        p.push("exporter.concurrency", "must be at least 1");
+    }
+    let chunk = s.exporter.chunk_size_bytes;
+    if chunk == 0 || !chunk.is_multiple_of(DRIVE_CHUNK_GRANULARITY) {
+        p.push(
+            "exporter.chunk_size_bytes",
+            format!("{chunk} must be a positive multiple of 262144 (256 KiB), as Drive resumable uploads require"),
+        );
+    }
+
+    // telemetry
+    if s.telemetry.log_filter.trim().is_empty() {
+        p.push("telemetry.log_filter", "must not be empty (e.g. \"info\")");
+    }
+
+    p.0
+}
+
+const HTTP: &[&str] = &["http", "https"];
+
+#[derive(Default)]
+struct Problems(Vec<String>);
+
+impl Problems {
+    fn push(&mut self, key: &str, problem: impl AsRef<str>) {
+        self.0.push(format!("{key}: {}", problem.as_ref()));
+    }
+
+    fn url(&mut self, key: &str, value: &str, schemes: &[&str]) {
+        match url::Url::parse(value) {
+            Ok(parsed) if schemes.contains(&parsed.scheme()) => {}
+            Ok(parsed) => self.push(key, format!("scheme {:?} is not one of {}", parsed.scheme(), schemes.join(", "))),
+            // The value may carry credentials, so it is not echoed.
+            Err(e) => self.push(key, format!("is not a valid URL ({e})")),
+        }
+    }
+
+    fn origin(&mut self, key: &str, value: &str) {
+        match url::Url::parse(value) {
+            Ok(parsed)
+                if HTTP.contains(&parsed.scheme())
+                    && parsed.path() == "/"
+                    && parsed.query().is_none()
+                    && !value.ends_with('/') => {}
+            _ => self.push(
+                key,
+                format!("{value:?} must be an origin like \"https://app.example.com\" (scheme, host, optional port; no path)"),
+            ),
+        }
+    }
+
+    fn bind(&mut self, key: &str, value: &str) {
+        if value.parse::<SocketAddr>().is_ok() {
+            return;
+        }
+        let ok = value.rsplit_once(':').is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
+        if !ok {
+            self.push(key, format!("{value:?} must be host:port, e.g. \"0.0.0.0:8080\""));
+        }
+    }
+}
+
+fn check_key_id(id: &str) -> Result<(), String> {
+    if id.is_empty() || !id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_')) {
+        return Err(format!(
+            "{id:?} must be non-empty and use only letters, digits, '-', '_' (it is embedded in sealed tokens)"
+        ));
+    }
+    Ok(())
+}
+
+fn check_key(key: &Secret<String>) -> Result<(), String> {
+    match decode_key(key.expose()) {
+        Some(bytes) if bytes.len() == 32 => Ok(()),
+        Some(bytes) => Err(format!(
+            "must be base64 of exactly 32 bytes, got {} bytes (generate one with `openssl rand -base64 32`)",
+            bytes.len()
+        )),
+        None => Err("is not valid base64 (generate one with `openssl rand -base64 32`)".to_owned()),
+    }
+}
+
+fn decode_key(raw: &str) -> Option<Vec<u8>> {
+    let config = GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent);
+    let standard = GeneralPurpose::new(&base64::alphabet::STANDARD, config);
+    let url_safe = GeneralPurpose::new(&base64::alphabet::URL_SAFE, config);
+    let raw = raw.trim();
+    standard.decode(raw).or_else(|_| url_safe.decode(raw)).ok()
+}
+
+/// Parses `id:base64,id:base64` (empty means none).
+pub(crate) fn parse_previous_keys(raw: &str) -> Result<Vec<(String, Secret<String>)>, String> {
+    let mut keys = Vec::new();
+    for (index, entry) in raw.split(',').map(str::trim).filter(|e| !e.is_empty()).enumerate() {
+        let Some((id, key)) = entry.split_once(':') else {
+            return Err(format!("entry {} must look like key_id:base64_key", index + 1));
+        };
+        check_key_id(id).map_err(|e| format!("entry {}: key id {e}", index + 1))?;
+        let key = Secret::from(key.trim());
+        check_key(&key).map_err(|e| format!("entry {} (key id {id:?}): key {e}", index + 1))?;
+        keys.push((id.to_owned(), key));
+    }
+    Ok(keys)
+}

@@ -1,0 +1,224 @@
+use std::path::PathBuf;
+
+use ferry_config::{ConfigError, LogFormat, Secret, Settings, StorageBackend};
+
+fn repo_config_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../config")
+}
+
+fn problems(err: ConfigError) -> Vec<String> {
+    match err {
+        ConfigError::Invalid { problems } => problems,
+        other => panic!("expected validation problems, got {other}"),
+    }
+}
+
+#[test]
+fn defaults_load_and_validate() {
+    let s = Settings::from_sources(&[]).expect("defaults load");
+    s.validate().expect("defaults are valid");
+    assert_eq!(s, Settings::default());
+    assert_eq!(s.environment, "development");
+    assert_eq!(s.database.url, "postgres://postgres@127.0.0.1:5432/ferry");
+    assert_eq!(s.database.max_connections, 16);
+    assert_eq!(s.amqp.url, "amqp://guest:guest@127.0.0.1:5672/%2f");
+    assert_eq!(s.amqp.queue_prefix, "ferry");
+    assert_eq!(s.amqp.prefetch, 8);
+    assert_eq!(s.amqp.delivery_limit, 5);
+    assert_eq!(s.gateway.bind, "127.0.0.1:8080");
+    assert_eq!(s.gateway.popup_origin, "http://127.0.0.1:8080");
+    assert_eq!(s.gateway.max_upload_bytes, 1024 * 1024 * 1024);
+    assert_eq!(s.google.drive_root_url, "http://127.0.0.1:8088/");
+    assert_eq!(s.google.client_secret.expose(), "ferry-dev-secret");
+    assert_eq!(s.google.scopes.len(), 4);
+    assert_eq!(s.storage.backend, StorageBackend::Local);
+    assert_eq!(s.storage.root, "./data/blobs");
+    assert_eq!(s.crypto.token_key_id, "dev-1");
+    assert!(s.crypto.uses_dev_only_key());
+    assert_eq!(s.importer.ops_bind, "127.0.0.1:9101");
+    assert_eq!(s.exporter.ops_bind, "127.0.0.1:9102");
+    assert_eq!(s.exporter.chunk_size_bytes, 8 * 1024 * 1024);
+    assert_eq!(s.telemetry.log_format, LogFormat::Json);
+    assert_eq!(s.telemetry.log_filter, "info");
+}
+
+#[test]
+fn repository_default_toml_matches_built_in_defaults() {
+    let from_file = Settings::loader().config_dir(repo_config_dir()).load().expect("config/default.toml loads");
+    assert_eq!(from_file, Settings::default());
+}
+
+#[test]
+fn overrides_win_and_are_typed() {
+    let s = Settings::from_sources(&[
+        ("database.url", "postgres://u@db:5432/other"),
+        ("database.max_connections", "3"),
+        ("google.scopes", "openid, email"),
+        ("telemetry.log_format", "pretty"),
+    ])
+    .expect("overrides load");
+    assert_eq!(s.database.url, "postgres://u@db:5432/other");
+    assert_eq!(s.database.max_connections, 3);
+    assert_eq!(s.google.scopes, vec!["openid", "email"]);
+    assert_eq!(s.telemetry.log_format, LogFormat::Pretty);
+    // untouched keys keep their defaults
+    assert_eq!(s.amqp.prefetch, 8);
+}
+
+#[test]
+fn environment_variables_use_double_underscore_paths() {
+    let s = Settings::loader()
+        .env_vars([
+            ("FERRY__DATABASE__URL", "postgres://postgres@10.0.0.5:5432/ferry"),
+            ("FERRY__AMQP__DELIVERY_LIMIT", "9"),
+            ("FERRY__EXPORTER__CHUNK_SIZE_BYTES", "524288"),
+            ("FERRY__GOOGLE__SCOPES", "openid email"),
+            ("FERRY__GOOGLE__CLIENT_SECRET", "s3cret"),
+            ("FERRY_TEST_DATABASE_URL", "ignored: single underscore"),
+            ("OTHER__DATABASE__URL", "ignored: other prefix"),
+        ])
+        .load()
+        .expect("env loads");
+    s.validate().expect("valid");
+    assert_eq!(s.database.url, "postgres://postgres@10.0.0.5:5432/ferry");
+    assert_eq!(s.amqp.delivery_limit, 9);
+    assert_eq!(s.exporter.chunk_size_bytes, 512 * 1024);
+    assert_eq!(s.google.scopes, vec!["openid", "email"]);
+    assert_eq!(s.google.client_secret.expose(), "s3cret");
+}
+
+#[test]
+fn layers_apply_in_order() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("default.toml"),
+        "[database]\nmax_connections = 4\nurl = \"postgres://postgres@file-default/ferry\"\n[amqp]\nprefetch = 2\n",
+    )
+    .expect("write default.toml");
+    std::fs::write(dir.path().join("staging.toml"), "[database]\nmax_connections = 5\n").expect("write staging.toml");
+
+    let s = Settings::loader()
+        .config_dir(dir.path())
+        .environment("staging")
+        .env_vars([("FERRY__AMQP__PREFETCH", "3")])
+        .overrides(&[("gateway.bind", "0.0.0.0:9999")])
+        .load()
+        .expect("layers load");
+    assert_eq!(s.environment, "staging");
+    assert_eq!(s.database.url, "postgres://postgres@file-default/ferry"); // default.toml
+    assert_eq!(s.database.max_connections, 5); // staging.toml beats default.toml
+    assert_eq!(s.amqp.prefetch, 3); // env beats files
+    assert_eq!(s.gateway.bind, "0.0.0.0:9999"); // override beats everything
+}
+
+#[test]
+fn missing_config_files_are_fine() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = Settings::loader()
+        .config_dir(dir.path().join("does-not-exist"))
+        .environment("nowhere")
+        .load()
+        .expect("optional files");
+    assert_eq!(s.database, Settings::default().database);
+}
+
+#[test]
+fn type_errors_name_the_key() {
+    let err = Settings::from_sources(&[("database.max_connections", "many")]).expect_err("not a number");
+    let msg = err.to_string();
+    assert!(msg.contains("database.max_connections"), "{msg}");
+}
+
+#[test]
+fn unknown_keys_are_rejected() {
+    let err = Settings::loader()
+        .env_vars([("FERRY__DATABASE__ULR", "postgres://typo")])
+        .load()
+        .expect_err("typo is an error");
+    let msg = err.to_string();
+    assert!(msg.contains("ulr"), "{msg}");
+}
+
+#[test]
+fn unknown_enum_values_are_rejected() {
+    let err = Settings::from_sources(&[("storage.backend", "floppy")]).expect_err("unknown");
+    assert!(err.to_string().contains("floppy"), "{err}");
+}
+
+#[test]
+fn validation_lists_every_problem_clearly() {
+    let s = Settings::from_sources(&[
+        ("database.url", "mysql://nope"),
+        ("exporter.chunk_size_bytes", "1000000"),
+        ("crypto.token_key", "c2hvcnQ="),
+        ("google.drive_root_url", "http://127.0.0.1:8088"),
+        ("gateway.popup_origin", "http://127.0.0.1:8080/popup"),
+        ("importer.ops_bind", "nowhere"),
+        ("amqp.prefetch", "0"),
+    ])
+    .expect("loads");
+    let problems = problems(s.validate().expect_err("invalid"));
+    let all = problems.join("\n");
+    for key in [
+        "database.url",
+        "exporter.chunk_size_bytes",
+        "crypto.token_key",
+        "google.drive_root_url",
+        "gateway.popup_origin",
+        "importer.ops_bind",
+        "amqp.prefetch",
+    ] {
+        assert!(problems.iter().any(|p| p.starts_with(key)), "no problem for {key} in:\n{all}");
+    }
+    assert!(all.contains("262144 (256 KiB)"), "{all}");
+    assert!(all.contains("exactly 32 bytes, got 5 bytes"), "{all}");
+    let display = ConfigError::Invalid { problems }.to_string();
+    assert!(display.starts_with("invalid configuration:\n  - "), "{display}");
+}
+
+#[test]
+fn production_rejects_the_dev_key() {
+    let s = Settings::loader().environment("production").load().expect("loads");
+    let problems = problems(s.validate().expect_err("dev key in production"));
+    assert!(problems.iter().any(|p| p.contains("DEV-ONLY")), "{problems:?}");
+
+    let own_key = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+    let s =
+        Settings::loader().environment("production").overrides(&[("crypto.token_key", own_key)]).load().expect("loads");
+    s.validate().expect("own key is fine");
+}
+
+#[test]
+fn previous_keys_parse_and_validate() {
+    let k = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+    let s = Settings::from_sources(&[("crypto.previous_token_keys", &format!("old-1:{k}, old-2:{k}"))]).expect("loads");
+    s.validate().expect("valid");
+    let keys = s.crypto.previous_keys().expect("parse");
+    assert_eq!(keys.len(), 2);
+    assert_eq!(keys[0].0, "old-1");
+    assert_eq!(keys[1].1.expose(), k);
+
+    let s = Settings::from_sources(&[("crypto.previous_token_keys", "old.1:abc")]).expect("loads");
+    let problems = problems(s.validate().expect_err("bad id"));
+    assert!(problems[0].starts_with("crypto.previous_token_keys"), "{problems:?}");
+}
+
+#[test]
+fn secrets_never_print() {
+    let s = Settings::from_sources(&[
+        ("google.client_secret", "top-secret-value"),
+        ("database.url", "postgres://user:hunter2@db:5432/ferry"),
+        ("amqp.url", "amqp://guest:rabbitpass@mq:5672/%2f"),
+    ])
+    .expect("loads");
+    let debug = format!("{s:?}");
+    assert!(!debug.contains("top-secret-value"), "{debug}");
+    assert!(!debug.contains("hunter2"), "{debug}");
+    assert!(!debug.contains("rabbitpass"), "{debug}");
+    assert!(!debug.contains(ferry_config::DEV_ONLY_TOKEN_KEY), "{debug}");
+    assert!(debug.contains("[redacted]"));
+    let secret = Secret::from("x");
+    assert_eq!(format!("{secret}"), "[redacted]");
+    assert_eq!(format!("{secret:?}"), "[redacted]");
+    assert_eq!(secret.expose(), "x");
+}

@@ -1,0 +1,118 @@
+//! The AMQP connection shared by everything in one process.
+
+use std::{fmt, sync::Arc, time::Duration};
+
+use lapin::{Channel, Connection, ConnectionProperties, options::QueueDeclareOptions, types::FieldTable};
+
+use crate::QueueError;
+
+/// One AMQP connection (cheap to clone: clones share it). Channels are opened from it per
+/// publisher, per consumer and per short topology operation.
+#[derive(Clone)]
+pub struct Broker {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    connection: Connection,
+    name: String,
+}
+
+impl Broker {
+    /// Connects with lapin's automatic recovery enabled: after a network failure lapin
+    /// reconnects and replays channels, qos, confirm mode and consumers by itself.
+    ///
+    /// The same backoff bounds the first connection attempt and each recovery: about
+    /// 0.5 s, 1 s, 2 s, 4 s and then every 5 s, 10 attempts (≈ 40 s) in all. When they run
+    /// out, the connection stays broken ([`Broker::is_connected`] turns false for good) and
+    /// the caller must build a new `Broker`.
+    ///
+    /// `url` is an `amqp://` or `amqps://` URI; it is never logged or put in errors because
+    /// it carries the password.
+    pub async fn connect(url: &str, connection_name: &str) -> Result<Broker, QueueError> {
+        let properties = ConnectionProperties::default()
+            .with_connection_name(connection_name.into())
+            .configure_backoff(|backoff| {
+                backoff
+                    .with_min_delay(Duration::from_millis(500))
+                    .with_max_delay(Duration::from_secs(5))
+                    .with_max_times(10)
+                    .with_jitter()
+            })
+            .enable_auto_recover();
+        let connection = Connection::connect(url, properties).await.map_err(|source| QueueError::Connect {
+            connection_name: connection_name.to_owned(),
+            source: Box::new(source),
+        })?;
+        tracing::info!(connection_name, "connected to RabbitMQ");
+        Ok(Broker { inner: Arc::new(Inner { connection, name: connection_name.to_owned() }) })
+    }
+
+    /// True while the connection is open (false while lapin is recovering it, and after
+    /// it failed or was closed). Meant for readiness probes.
+    pub fn is_connected(&self) -> bool {
+        self.inner.connection.status().connected()
+    }
+
+    /// Closes the connection politely (reply code 200). Errors are only logged: closing is
+    /// best effort and usually happens at shutdown.
+    pub async fn close(&self) {
+        if self.inner.connection.status().closed() {
+            return;
+        }
+        if let Err(error) = self.inner.connection.close(200, "OK".into()).await {
+            tracing::debug!(connection_name = %self.inner.name, %error, "closing the RabbitMQ connection");
+        }
+    }
+
+    /// The connection name given at [`Broker::connect`] (shown by `rabbitmqctl list_connections`).
+    pub fn connection_name(&self) -> &str {
+        &self.inner.name
+    }
+
+    pub(crate) async fn channel(&self, what: &'static str) -> Result<Channel, QueueError> {
+        self.inner
+            .connection
+            .create_channel()
+            .await
+            .map_err(|source| QueueError::Channel { what, source: Box::new(source) })
+    }
+}
+
+impl fmt::Debug for Broker {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Broker")
+            .field("connection_name", &self.inner.name)
+            .field("connected", &self.is_connected())
+            .finish()
+    }
+}
+
+/// Number of ready messages in `queue` (not counting unacknowledged ones), from a passive
+/// declare. A missing queue is an error. For tests, metrics and autoscaling hints.
+pub async fn queue_depth(broker: &Broker, queue: &str) -> Result<u32, QueueError> {
+    // A failed passive declare closes its channel, so it gets a channel of its own.
+    let channel = broker.channel("inspecting a queue").await?;
+    let result = channel
+        .queue_declare(
+            queue.into(),
+            QueueDeclareOptions { passive: true, ..QueueDeclareOptions::default() },
+            FieldTable::default(),
+        )
+        .await;
+    close_channel(&channel).await;
+    result.map(|declared| declared.message_count()).map_err(|source| QueueError::Topology {
+        operation: "inspecting queue",
+        name: queue.to_owned(),
+        source: Box::new(source),
+    })
+}
+
+/// Closes a channel we are done with; a channel the broker already closed is fine.
+pub(crate) async fn close_channel(channel: &Channel) {
+    if channel.status().connected()
+        && let Err(error) = channel.close(200, "OK".into()).await
+    {
+        tracing::debug!(%error, "closing a channel");
+    }
+}

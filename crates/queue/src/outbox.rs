@@ -1,0 +1,123 @@
+//! The transactional outbox relay: rows written with the business data are published to
+//! RabbitMQ and marked published only once the broker confirmed them.
+
+use std::{sync::Arc, time::Duration};
+
+use futures::{FutureExt, future::BoxFuture};
+use tokio_util::sync::CancellationToken;
+
+use crate::{CommandKind, Publisher, QueueError};
+
+/// Boxed error of an [`OutboxStore`], so this crate does not know the database's error types.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// What [`OutboxStore::relay_batch`] calls with the claimed rows: publishes them all and
+/// resolves to `Ok` only once every one is confirmed by the broker.
+pub type PublishFn<'f> =
+    dyn for<'a> Fn(&'a [OutboxMessage]) -> BoxFuture<'a, Result<(), QueueError>> + Send + Sync + 'f;
+
+/// One unpublished outbox row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxMessage {
+    /// The row id; published as the AMQP `message_id` (in decimal) so consumers can dedupe.
+    pub id: i64,
+    pub command: CommandKind,
+    pub payload: Vec<u8>,
+}
+
+/// Storage side of the relay, implemented by the database crate.
+///
+/// `relay_batch` hands the claimed rows to a callback instead of returning them so the rows
+/// stay locked, in one transaction, until the broker has confirmed them.
+#[async_trait::async_trait]
+pub trait OutboxStore: Send + Sync + 'static {
+    /// In one transaction: claim up to `limit` unpublished rows, oldest first
+    /// (`SELECT ... FOR UPDATE SKIP LOCKED`, so several relays can run), call `publish` with
+    /// them, and only if it returned `Ok` mark them published and commit. If `publish`
+    /// fails, roll back and return its error (boxed), so the rows are published again later.
+    /// With no rows, return `Ok(0)` without calling `publish`.
+    ///
+    /// Returns how many rows were published.
+    async fn relay_batch(&self, limit: usize, publish: &PublishFn<'_>) -> Result<usize, BoxError>;
+
+    /// Resolves when new rows may exist (Postgres `LISTEN`/`NOTIFY`), or after `timeout` at
+    /// the latest. A notification that arrives while the relay is busy in `relay_batch` must
+    /// not be lost: keep it until the next call (e.g. a `tokio::sync::Notify` permit).
+    /// Spurious wake-ups are fine.
+    async fn wait_for_rows(&self, timeout: Duration);
+}
+
+/// First pause after a failed batch; it doubles up to `fallback_poll`.
+const RETRY_MIN: Duration = Duration::from_millis(200);
+
+/// Publishes outbox rows until `shutdown` is cancelled.
+///
+/// Relays batches of up to `batch_size` rows back to back while full batches come out, then
+/// sleeps in [`OutboxStore::wait_for_rows`] for at most `fallback_poll` (a missed
+/// notification therefore delays a row by at most that). After a failure it backs off from
+/// 200 ms up to `fallback_poll`. A batch in progress is finished before shutdown, so a
+/// transaction is never abandoned halfway.
+pub async fn run_outbox_relay(
+    store: Arc<dyn OutboxStore>,
+    publisher: Publisher,
+    batch_size: usize,
+    fallback_poll: Duration,
+    shutdown: CancellationToken,
+) {
+    let batch_size = batch_size.max(1);
+    let publish = publish_fn(move |messages| {
+        let publisher = publisher.clone();
+        async move {
+            let ids: Vec<String> = messages.iter().map(|message| message.id.to_string()).collect();
+            let batch: Vec<(CommandKind, &str, &[u8])> = messages
+                .iter()
+                .zip(&ids)
+                .map(|(message, id)| (message.command, id.as_str(), message.payload.as_slice()))
+                .collect();
+            publisher.publish_all(batch).await
+        }
+        .boxed()
+    });
+    let max_backoff = fallback_poll.max(RETRY_MIN);
+    let mut backoff = RETRY_MIN;
+    tracing::info!(batch_size, ?fallback_poll, "outbox relay started");
+    while !shutdown.is_cancelled() {
+        match store.relay_batch(batch_size, &publish).await {
+            Ok(published) => {
+                backoff = RETRY_MIN;
+                metrics::counter!("ferry_outbox_relayed_total").increment(published as u64);
+                if published > 0 {
+                    tracing::debug!(published, "relayed outbox rows");
+                }
+                if published >= batch_size {
+                    // Probably more waiting: no need to sleep.
+                    continue;
+                }
+                tokio::select! {
+                    biased;
+                    () = shutdown.cancelled() => break,
+                    () = store.wait_for_rows(fallback_poll) => {}
+                }
+            }
+            Err(error) => {
+                metrics::counter!("ferry_outbox_relay_failures_total").increment(1);
+                tracing::warn!(error = %crate::error_chain(error.as_ref()), retry_in = ?backoff, "outbox relay batch failed");
+                tokio::select! {
+                    biased;
+                    () = shutdown.cancelled() => break,
+                    () = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(max_backoff);
+            }
+        }
+    }
+    tracing::info!("outbox relay stopped");
+}
+
+/// Pins the closure's signature to the higher-ranked one [`PublishFn`] needs.
+fn publish_fn<F>(f: F) -> F
+where
+    F: for<'a> Fn(&'a [OutboxMessage]) -> BoxFuture<'a, Result<(), QueueError>> + Send + Sync,
+{
+    f
+}

@@ -1,0 +1,178 @@
+//! Publishing commands with publisher confirms.
+
+use std::{
+    fmt,
+    sync::Arc,
+    time::{SystemTime, UNIX_EPOCH},
+};
+
+use futures::future::join_all;
+use lapin::{
+    BasicProperties, Channel, Confirmation,
+    options::{BasicPublishOptions, ConfirmSelectOptions},
+};
+use tokio::sync::Mutex;
+
+use crate::{Broker, CommandKind, QueueError, Topology};
+
+/// Content type of every command: the payload is a protobuf message from `ferry-messages`.
+pub const CONTENT_TYPE: &str = "application/x-protobuf";
+
+/// Publishes commands to the commands exchange on a confirm-mode channel. Cheap to clone;
+/// clones share the channel (AMQP channels take concurrent publishes).
+#[derive(Clone)]
+pub struct Publisher {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    broker: Broker,
+    exchange: String,
+    // Replaced when the broker closed it (lapin recovers channels after connection
+    // failures, but not after a channel-level error).
+    channel: Mutex<Channel>,
+}
+
+impl Publisher {
+    /// Opens a confirm-mode channel. Does not declare anything: call [`Topology::declare`] first.
+    pub async fn new(broker: &Broker, topology: &Topology) -> Result<Publisher, QueueError> {
+        let channel = confirm_channel(broker).await?;
+        Ok(Publisher {
+            inner: Arc::new(Inner {
+                broker: broker.clone(),
+                exchange: topology.exchange(),
+                channel: Mutex::new(channel),
+            }),
+        })
+    }
+
+    /// Publishes one persistent, mandatory message and waits for the broker's confirm.
+    ///
+    /// Properties: `message_id`, `content_type` [`CONTENT_TYPE`], `delivery_mode` 2, `type`
+    /// = the routing key, `timestamp` = now. `Ok` means a queue has the message; a nack
+    /// ([`QueueError::Nacked`]) or a return because no queue is bound for the routing key
+    /// ([`QueueError::Unroutable`]) is an error.
+    pub async fn publish(&self, command: CommandKind, message_id: &str, payload: &[u8]) -> Result<(), QueueError> {
+        self.publish_all(vec![(command, message_id, payload)]).await
+    }
+
+    /// Publishes every message, then waits for all the confirms. `Ok` only if every message
+    /// was confirmed and routed; otherwise the first failure. Some messages may have been
+    /// delivered even when this fails, so callers retry the whole batch (at-least-once).
+    pub async fn publish_batch(&self, messages: &[(CommandKind, String, Vec<u8>)]) -> Result<(), QueueError> {
+        let messages: Vec<(CommandKind, &str, &[u8])> =
+            messages.iter().map(|(command, id, payload)| (*command, id.as_str(), payload.as_slice())).collect();
+        self.publish_all(messages).await
+    }
+
+    /// Publishes borrowed messages and awaits all confirms (the shared implementation).
+    ///
+    /// Takes a `Vec` rather than an iterator: a lazy iterator held across an await makes
+    /// callers' futures fail the compiler's higher-ranked `Send` check.
+    pub(crate) async fn publish_all(&self, messages: Vec<(CommandKind, &str, &[u8])>) -> Result<(), QueueError> {
+        let channel = self.channel().await?;
+        let timestamp =
+            SystemTime::now().duration_since(UNIX_EPOCH).map(|elapsed| elapsed.as_secs()).unwrap_or_default();
+        // Send everything first so the confirms of a batch overlap instead of costing one
+        // round trip each.
+        let mut pending = Vec::new();
+        for (command, message_id, payload) in messages {
+            let properties = BasicProperties::default()
+                .with_message_id(message_id.into())
+                .with_content_type(CONTENT_TYPE.into())
+                .with_delivery_mode(2)
+                .with_type(command.routing_key().into())
+                .with_timestamp(timestamp);
+            let sent = channel
+                .basic_publish(
+                    self.inner.exchange.as_str().into(),
+                    command.routing_key().into(),
+                    BasicPublishOptions { mandatory: true, ..BasicPublishOptions::default() },
+                    payload,
+                    properties,
+                )
+                .await;
+            pending.push(async move {
+                let confirmation = match sent {
+                    Ok(confirm) => confirm.await,
+                    Err(error) => Err(error),
+                };
+                let result = check_confirmation(command, message_id, confirmation);
+                record(command, &result);
+                result
+            });
+        }
+        join_all(pending).await.into_iter().collect()
+    }
+
+    async fn channel(&self) -> Result<Channel, QueueError> {
+        let mut channel = self.inner.channel.lock().await;
+        let status = channel.status();
+        // Connected, or being recovered by lapin: keep it. Closed or failed: replace it.
+        if !(status.connected() || status.reconnecting() || status.initializing()) {
+            tracing::warn!("publisher channel was closed; opening a new one");
+            *channel = confirm_channel(&self.inner.broker).await?;
+        }
+        Ok(channel.clone())
+    }
+}
+
+impl fmt::Debug for Publisher {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Publisher").field("broker", &self.inner.broker).field("exchange", &self.inner.exchange).finish()
+    }
+}
+
+async fn confirm_channel(broker: &Broker) -> Result<Channel, QueueError> {
+    let channel = broker.channel("opening the publisher channel").await?;
+    channel
+        .confirm_select(ConfirmSelectOptions::default())
+        .await
+        .map_err(|source| QueueError::Channel { what: "enabling publisher confirms", source: Box::new(source) })?;
+    Ok(channel)
+}
+
+fn check_confirmation(
+    command: CommandKind,
+    message_id: &str,
+    confirmation: lapin::Result<Confirmation>,
+) -> Result<(), QueueError> {
+    match confirmation {
+        Ok(Confirmation::Ack(None)) => Ok(()),
+        // A mandatory message no queue took comes back as basic.return, then basic.ack.
+        Ok(Confirmation::Ack(Some(returned)) | Confirmation::Nack(Some(returned))) => Err(QueueError::Unroutable {
+            command,
+            message_id: message_id.to_owned(),
+            reply_code: returned.reply_code,
+            reply_text: returned.reply_text.to_string(),
+        }),
+        Ok(Confirmation::Nack(None)) => Err(QueueError::Nacked { command, message_id: message_id.to_owned() }),
+        // Only happens if confirm mode is off, which `confirm_channel` rules out.
+        Ok(Confirmation::NotRequested) => Err(QueueError::Nacked { command, message_id: message_id.to_owned() }),
+        Err(source) => {
+            Err(QueueError::Publish { command, message_id: message_id.to_owned(), source: Box::new(source) })
+        }
+    }
+}
+
+fn record(command: CommandKind, result: &Result<(), QueueError>) {
+    match result {
+        Ok(()) => {
+            metrics::counter!("ferry_queue_published_total", "command" => command.routing_key()).increment(1);
+        }
+        Err(error) => {
+            let reason = match error {
+                QueueError::Nacked { .. } => "nacked",
+                QueueError::Unroutable { .. } => "unroutable",
+                _ => "error",
+            };
+            metrics::counter!(
+                "ferry_queue_publish_failures_total",
+                "command" => command.routing_key(),
+                "reason" => reason
+            )
+            .increment(1);
+            tracing::warn!(%command, error = %crate::error_chain(error), "publish failed");
+        }
+    }
+}

@@ -1,0 +1,219 @@
+//! Export: upload one stored file to Drive with the resumable protocol, spoken directly so that an
+//! interrupted upload resumes from the bytes Drive already holds (the session URI is persisted, sealed).
+
+use bytes::{Bytes, BytesMut};
+use ferry_core::{ConnectionId, FileStatus, ItemId, JobId};
+use ferry_db::jobs::ClaimedItem;
+use ferry_drive::{DriveError, DriveFile, NewDriveFile, UploadProgress};
+use futures::StreamExt;
+
+use crate::import::with_token_retry;
+use crate::outcome::ItemFailure;
+use crate::worker::TransferContext;
+
+fn session_associated_data(item_id: ItemId) -> Vec<u8> {
+    format!("item:{item_id}:upload_session").into_bytes()
+}
+
+pub(crate) async fn export_item(ctx: &TransferContext, claimed: &ClaimedItem) -> Result<(), ItemFailure> {
+    let (job, item, file) = (&claimed.job, &claimed.item, &claimed.file);
+    let connection_id = ConnectionId(job.connection_id);
+    if file.status().map_err(ItemFailure::from)? != FileStatus::Ready {
+        return Err(ItemFailure::permanent("file_not_ready", format!("file `{}` has no content yet", file.name)));
+    }
+    let blob_key = file
+        .blob_key
+        .clone()
+        .ok_or_else(|| ItemFailure::permanent("file_not_ready", format!("file `{}` has no content", file.name)))?;
+    let total = u64::try_from(file.size_bytes.unwrap_or(0)).unwrap_or(0);
+
+    // `folder_name` creates one folder per job (inside `folder_id` when both are given).
+    let parents = match (&job.target_folder_name, &job.target_folder_id) {
+        (Some(name), parent) => vec![
+            ensure_job_folder(
+                ctx,
+                connection_id,
+                JobId(job.id),
+                job.created_folder_id.clone(),
+                name,
+                parent.as_deref(),
+            )
+            .await?,
+        ],
+        (None, Some(folder_id)) => vec![folder_id.clone()],
+        (None, None) => Vec::new(),
+    };
+
+    // The Drive id is chosen once and stored before anything is created, so every retry targets the same file
+    // and Drive answers 409 rather than creating a duplicate.
+    let drive_file_id = match &item.drive_file_id {
+        Some(id) => id.clone(),
+        None => {
+            let (_, ids) =
+                with_token_retry(ctx, connection_id, |token| async move { ctx.drive.generate_ids(&token, 1).await })
+                    .await?;
+            let candidate =
+                ids.into_iter().next().ok_or_else(|| ItemFailure::transient("drive_error", "Drive returned no ids"))?;
+            ctx.db.set_item_drive_file_id(item.item_id(), &candidate).await?
+        }
+    };
+
+    let cipher = ctx.credentials.cipher();
+    let aad = session_associated_data(item.item_id());
+    let mut resumed = None;
+    if let Some(sealed) = &item.upload_session_sealed {
+        match cipher.open(sealed, &aad) {
+            Ok(session) => match ctx.drive.upload_status(&session, total).await {
+                Ok(UploadProgress::Complete(created)) => {
+                    return finish(ctx, item.item_id(), file.md5.as_deref(), created).await;
+                }
+                Ok(UploadProgress::Incomplete { committed }) => {
+                    tracing::info!(item_id = %item.item_id(), committed, "resuming an interrupted upload");
+                    resumed = Some((session, committed));
+                }
+                Err(DriveError::NotFound(_) | DriveError::SessionExpired) => {
+                    tracing::info!(item_id = %item.item_id(), "upload session expired; starting a new one");
+                }
+                Err(err) => return Err(err.into()),
+            },
+            Err(err) => {
+                tracing::warn!(item_id = %item.item_id(), error = %err, "stored upload session cannot be opened; starting over")
+            }
+        }
+    }
+
+    let (session, mut offset) = match resumed {
+        Some(resumed) => resumed,
+        None => {
+            let metadata = &NewDriveFile {
+                id: Some(drive_file_id.clone()),
+                name: item.name.clone(),
+                mime_type: file.mime_type.clone().unwrap_or_else(|| "application/octet-stream".to_owned()),
+                parents,
+            };
+            let (_, started) = with_token_retry(ctx, connection_id, |token| async move {
+                match ctx.drive.start_resumable_upload(&token, metadata, total).await {
+                    Ok(session) => Ok(Some(session)),
+                    Err(DriveError::AlreadyExists) => Ok(None),
+                    Err(err) => Err(err),
+                }
+            })
+            .await?;
+            match started {
+                Some(session) => {
+                    let sealed = cipher
+                        .seal(&session, &aad)
+                        .map_err(|err| ItemFailure::permanent("credentials_invalid", err.to_string()))?;
+                    ctx.db.set_item_upload_session(item.item_id(), Some(&sealed)).await?;
+                    (session, 0)
+                }
+                None => {
+                    // An earlier attempt finished the upload but died before recording it.
+                    let drive_file_id = drive_file_id.as_str();
+                    let (_, existing) = with_token_retry(ctx, connection_id, |token| async move {
+                        ctx.drive.get_file(&token, drive_file_id).await
+                    })
+                    .await?;
+                    return finish(ctx, item.item_id(), file.md5.as_deref(), existing).await;
+                }
+            }
+        }
+    };
+
+    loop {
+        let read = ctx.storage.get_stream(&blob_key, (total > 0).then_some(offset..total)).await?;
+        let mut stream = read.stream;
+        let mut buffer = BytesMut::new();
+        let mut restart_from = None;
+        loop {
+            let next = stream.next().await.transpose()?;
+            if let Some(bytes) = &next {
+                buffer.extend_from_slice(bytes);
+            }
+            let at_end = next.is_none();
+            while buffer.len() >= ctx.upload_chunk_size || (at_end && (!buffer.is_empty() || total == 0)) {
+                let take = buffer.len().min(ctx.upload_chunk_size);
+                let chunk: Bytes = buffer.split_to(take).freeze();
+                let sent_end = offset + chunk.len() as u64;
+                match ctx.drive.upload_chunk(&session, offset, chunk, total).await? {
+                    UploadProgress::Complete(created) => {
+                        metrics::counter!("ferry_export_bytes_total").increment(total);
+                        return finish(ctx, item.item_id(), file.md5.as_deref(), created).await;
+                    }
+                    UploadProgress::Incomplete { committed } if committed == sent_end => offset = committed,
+                    UploadProgress::Incomplete { committed } => {
+                        // Drive kept less than was sent: continue from what it holds.
+                        restart_from = Some(committed);
+                        break;
+                    }
+                }
+                if total == 0 {
+                    break;
+                }
+            }
+            if restart_from.is_some() || at_end {
+                break;
+            }
+        }
+        match restart_from {
+            Some(committed) => offset = committed,
+            None => {
+                return Err(ItemFailure::transient(
+                    "upload_incomplete",
+                    format!("Drive holds {offset} of {total} bytes after the last chunk"),
+                ));
+            }
+        }
+    }
+}
+
+/// The Drive folder created for this job (`folder_name`): its id is chosen once per job, and creating it again
+/// with that id answers 409, so concurrent workers end up with exactly one folder.
+async fn ensure_job_folder(
+    ctx: &TransferContext,
+    connection_id: ConnectionId,
+    job_id: JobId,
+    known: Option<String>,
+    name: &str,
+    parent: Option<&str>,
+) -> Result<String, ItemFailure> {
+    let folder_id = match known {
+        Some(id) => id,
+        None => {
+            let (_, ids) =
+                with_token_retry(ctx, connection_id, |token| async move { ctx.drive.generate_ids(&token, 1).await })
+                    .await?;
+            let candidate =
+                ids.into_iter().next().ok_or_else(|| ItemFailure::transient("drive_error", "Drive returned no ids"))?;
+            ctx.db.claim_job_folder(job_id, &candidate).await?
+        }
+    };
+    let folder_id = folder_id.as_str();
+    let created = with_token_retry(ctx, connection_id, |token| async move {
+        match ctx.drive.create_folder(&token, Some(folder_id), name, parent).await {
+            Ok(_) | Err(DriveError::AlreadyExists) => Ok(()),
+            Err(err) => Err(err),
+        }
+    })
+    .await;
+    created.map(|_| folder_id.to_owned())
+}
+
+async fn finish(
+    ctx: &TransferContext,
+    item_id: ItemId,
+    expected_md5: Option<&str>,
+    created: DriveFile,
+) -> Result<(), ItemFailure> {
+    if let (Some(expected), Some(actual)) = (expected_md5, created.md5_checksum.as_deref())
+        && !expected.eq_ignore_ascii_case(actual)
+    {
+        return Err(ItemFailure::permanent(
+            "checksum_mismatch",
+            format!("Drive file {} does not match the stored file's MD5", created.id),
+        ));
+    }
+    let finish = ctx.db.complete_export_item(item_id, &created.id).await?;
+    tracing::info!(%item_id, drive_file_id = %created.id, job_status = ?finish.job_status, "exported");
+    Ok(())
+}

@@ -1,0 +1,247 @@
+//! The consumer loop shared by the importer and the exporter: decode, claim, transfer, record, settle.
+
+use std::time::Duration;
+
+use tracing::Instrument;
+
+use ferry_core::{ConnectionId, ItemId};
+use ferry_credentials::Credentials;
+use ferry_db::Db;
+use ferry_db::jobs::{ClaimOutcome, ClaimedItem};
+use ferry_drive::DriveClient;
+use ferry_queue::{Broker, CancellationToken, CommandKind, ConsumerConfig, Delivery, Outcome, Topology};
+use ferry_storage::BlobStore;
+
+use crate::outcome::ItemFailure;
+
+/// Which queue a worker consumes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WorkerKind {
+    Importer,
+    Exporter,
+}
+
+impl WorkerKind {
+    pub fn command(self) -> CommandKind {
+        match self {
+            WorkerKind::Importer => CommandKind::ImportItem,
+            WorkerKind::Exporter => CommandKind::ExportItem,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            WorkerKind::Importer => "importer",
+            WorkerKind::Exporter => "exporter",
+        }
+    }
+}
+
+/// Everything an item attempt needs. Cheap to clone.
+#[derive(Clone)]
+pub struct TransferContext {
+    pub db: Db,
+    pub storage: BlobStore,
+    pub drive: DriveClient,
+    pub credentials: Credentials,
+    /// Unique per process, recorded on the items it holds.
+    pub worker_id: String,
+    /// How long a claim lasts without a heartbeat; heartbeats renew it every third of this.
+    pub lease: Duration,
+    /// Resumable upload chunk size (a multiple of 256 KiB).
+    pub upload_chunk_size: usize,
+    /// The queue's delivery limit: the attempt that reaches it fails the item instead of retrying.
+    pub max_attempts: u32,
+}
+
+/// Handles one delivery end to end and says how to settle it.
+pub async fn handle_delivery(ctx: &TransferContext, kind: WorkerKind, delivery: Delivery) -> Outcome {
+    let decoded = match kind {
+        WorkerKind::Importer => ferry_messages::decode_import(&delivery.payload).map(|m| (m.item_id, m.job_id)),
+        WorkerKind::Exporter => ferry_messages::decode_export(&delivery.payload).map(|m| (m.item_id, m.job_id)),
+    };
+    let (item_id, job_id) = match decoded {
+        Ok(ids) => ids,
+        Err(err) => {
+            tracing::error!(error = %err, message_id = ?delivery.message_id, "dead-lettering an undecodable message");
+            return Outcome::Reject;
+        }
+    };
+    let Ok(item_id) = ItemId::parse(&item_id) else {
+        tracing::error!(%item_id, "dead-lettering a message with an invalid item id");
+        return Outcome::Reject;
+    };
+    let span =
+        tracing::info_span!("item", worker = kind.name(), %item_id, %job_id, attempt = delivery.delivery_count + 1);
+    process(ctx, kind, item_id, delivery.delivery_count + 1).instrument(span).await
+}
+
+async fn process(ctx: &TransferContext, kind: WorkerKind, item_id: ItemId, attempt: u32) -> Outcome {
+    let claimed = match ctx.db.claim_item(item_id, &ctx.worker_id, ctx.lease).await {
+        Ok(ClaimOutcome::Claimed(claimed)) => claimed,
+        Ok(ClaimOutcome::AlreadyFinished) => {
+            tracing::info!("duplicate delivery of a finished item; acknowledging");
+            return Outcome::Ack;
+        }
+        Ok(ClaimOutcome::LeasedElsewhere) => {
+            // Another worker holds a live lease and will finish it; if it dies, the lease expires and the
+            // reaper hands the item out again.
+            tracing::info!("item is leased by another worker; acknowledging");
+            return Outcome::Ack;
+        }
+        Ok(ClaimOutcome::NotFound) => {
+            tracing::error!("dead-lettering a message for an unknown item");
+            return Outcome::Reject;
+        }
+        Err(err) => {
+            tracing::warn!(error = %err, "cannot claim the item; requeueing");
+            return Outcome::Requeue;
+        }
+    };
+
+    let heartbeat = spawn_heartbeat(ctx.clone(), item_id);
+    let result = match kind {
+        WorkerKind::Importer => crate::import::import_item(ctx, &claimed).await,
+        WorkerKind::Exporter => crate::export::export_item(ctx, &claimed).await,
+    };
+    heartbeat.cancel();
+    let outcome = settle(ctx, &claimed, result, attempt).await;
+    metrics::counter!("ferry_items_total", "worker" => kind.name(), "outcome" => outcome_name(outcome)).increment(1);
+    outcome
+}
+
+fn outcome_name(outcome: Outcome) -> &'static str {
+    match outcome {
+        Outcome::Ack => "ack",
+        Outcome::Requeue => "requeue",
+        Outcome::Reject => "reject",
+    }
+}
+
+/// Records the attempt's result in Postgres, then tells the consumer how to settle the message. The
+/// message is acknowledged only after the database says the item is finished.
+async fn settle(
+    ctx: &TransferContext,
+    claimed: &ClaimedItem,
+    result: Result<(), ItemFailure>,
+    attempt: u32,
+) -> Outcome {
+    let item_id = claimed.item.item_id();
+    let recorded = match result {
+        Ok(()) => return Outcome::Ack,
+        Err(ItemFailure::Transient { code, message }) if attempt < ctx.max_attempts => {
+            tracing::warn!(%item_id, code, %message, attempt, "transient failure; the item will be retried");
+            match ctx.db.release_item(item_id, code, &message).await {
+                Ok(()) => return Outcome::Requeue,
+                Err(err) => Err(err),
+            }
+        }
+        Err(ItemFailure::Transient { code, message }) => {
+            tracing::error!(%item_id, code, %message, attempt, "giving up after the last attempt");
+            ctx.db.fail_item(item_id, code, &format!("gave up after {attempt} attempts: {message}")).await.map(|_| ())
+        }
+        Err(ItemFailure::Permanent { code, message }) => {
+            tracing::warn!(%item_id, code, %message, "item failed");
+            ctx.db.fail_item(item_id, code, &message).await.map(|_| ())
+        }
+        Err(ItemFailure::NeedsReauthorization) => {
+            let connection_id = ConnectionId(claimed.job.connection_id);
+            tracing::warn!(%item_id, %connection_id, "connection needs re-authorisation; failing its open items");
+            ctx.db
+                .fail_open_items_of_connection(
+                    connection_id,
+                    "connection_needs_reauthorization",
+                    "the cloud account revoked access; connect it again and retry",
+                )
+                .await
+                .map(|_| ())
+        }
+    };
+    match recorded {
+        Ok(()) => Outcome::Ack,
+        Err(err) => {
+            // The item keeps its lease; when it expires the item is handed out again.
+            tracing::error!(%item_id, error = %err, "cannot record the item's outcome; requeueing");
+            Outcome::Requeue
+        }
+    }
+}
+
+/// Keeps the item's lease alive while a long transfer runs.
+fn spawn_heartbeat(ctx: TransferContext, item_id: ItemId) -> CancellationToken {
+    let stop = CancellationToken::new();
+    let token = stop.clone();
+    tokio::spawn(async move {
+        let period = ctx.lease / 3;
+        loop {
+            tokio::select! {
+                _ = token.cancelled() => return,
+                _ = tokio::time::sleep(period) => {}
+            }
+            match ctx.db.extend_lease(item_id, &ctx.worker_id, ctx.lease).await {
+                Ok(true) => {}
+                Ok(false) => return,
+                Err(err) => tracing::warn!(%item_id, error = %err, "cannot extend the lease"),
+            }
+        }
+    });
+    stop
+}
+
+/// Consumes the worker's queue until `shutdown`, reconnecting to RabbitMQ whenever the connection is lost
+/// for good. `on_broker` is told about each new connection (for readiness).
+pub async fn run_worker(
+    ctx: TransferContext,
+    kind: WorkerKind,
+    amqp_url: String,
+    topology: Topology,
+    concurrency: u16,
+    shutdown: CancellationToken,
+    on_broker: impl Fn(Option<Broker>) + Send + Sync + 'static,
+) {
+    let mut backoff = Duration::from_millis(500);
+    while !shutdown.is_cancelled() {
+        let broker = match Broker::connect(&amqp_url, &format!("{}-{}", kind.name(), ctx.worker_id)).await {
+            Ok(broker) => broker,
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot connect to RabbitMQ; retrying");
+                on_broker(None);
+                wait_or_shutdown(&shutdown, backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(10));
+                continue;
+            }
+        };
+        if let Err(err) = topology.declare(&broker).await {
+            tracing::warn!(error = %err, "cannot declare the topology; retrying");
+            broker.close().await;
+            wait_or_shutdown(&shutdown, backoff).await;
+            continue;
+        }
+        backoff = Duration::from_millis(500);
+        on_broker(Some(broker.clone()));
+        let config = ConsumerConfig {
+            queue: topology.queue(kind.command()),
+            consumer_tag: format!("{}-{}", kind.name(), ctx.worker_id),
+            prefetch: concurrency.max(1),
+        };
+        let handler_ctx = ctx.clone();
+        let result = ferry_queue::run_consumer(&broker, config, shutdown.clone(), move |delivery| {
+            let ctx = handler_ctx.clone();
+            async move { handle_delivery(&ctx, kind, delivery).await }
+        })
+        .await;
+        on_broker(None);
+        broker.close().await;
+        if let Err(err) = result {
+            tracing::warn!(error = %err, "consumer stopped; reconnecting");
+            wait_or_shutdown(&shutdown, backoff).await;
+        }
+    }
+}
+
+async fn wait_or_shutdown(shutdown: &CancellationToken, delay: Duration) {
+    tokio::select! {
+        _ = shutdown.cancelled() => {}
+        _ = tokio::time::sleep(delay) => {}
+    }
+}

@@ -1,0 +1,161 @@
+#!/usr/bin/env bash
+# Runs the whole Ferry stack locally: migrates the database, creates a demo API key, starts the
+# drive emulator, gateway, importer and exporter in the background (logs in ./data/logs), waits
+# until each is ready, prints how to use it, and stops everything on Ctrl-C.
+#
+# Expects `scripts/bootstrap.sh` to have run and the binaries to be built (`make run` does both).
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+TARGET_DIR="${CARGO_TARGET_DIR:-target}"
+BIN_DIR="$TARGET_DIR/${FERRY_PROFILE:-debug}"
+LOG_DIR="data/logs"
+READY_TIMEOUT="${FERRY_READY_TIMEOUT:-60}"
+TENANT="${FERRY_DEMO_TENANT:-demo}"
+
+# Human-readable logs unless the caller chose otherwise.
+export FERRY__TELEMETRY__LOG_FORMAT="${FERRY__TELEMETRY__LOG_FORMAT:-pretty}"
+
+say() { printf 'run-stack: %s\n' "$*"; }
+die() { printf 'run-stack: %s\n' "$*" >&2; exit 1; }
+
+# First existing binary among the candidates (package name first).
+find_bin() {
+    local candidate
+    for candidate in "$@"; do
+        if [ -x "$BIN_DIR/$candidate" ]; then
+            printf '%s\n' "$BIN_DIR/$candidate"
+            return 0
+        fi
+    done
+    die "binary not found (tried: $*) in $BIN_DIR; run: cargo build --workspace --bins"
+}
+
+FERRYCTL=$(find_bin ferryctl)
+EMULATOR=$(find_bin drive-emulator)
+GATEWAY=$(find_bin ferry-gateway gateway)
+IMPORTER=$(find_bin ferry-importer importer)
+EXPORTER=$(find_bin ferry-exporter exporter)
+
+http_ok() { # url
+    curl -fsS -o /dev/null --max-time 2 "$1" 2>/dev/null
+}
+
+port_busy() { # port
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+for port in 8088 8080 9101 9102; do
+    if port_busy "$port"; then
+        die "port $port is already in use (another Ferry still running?). Stop it first: ss -ltnp 'sport = :$port'"
+    fi
+done
+
+mkdir -p "$LOG_DIR" data/blobs
+
+say "migrating the database (creating it if missing)"
+"$FERRYCTL" migrate
+
+say "creating an API key for tenant \"$TENANT\""
+key_output=$("$FERRYCTL" api-key create --tenant "$TENANT")
+API_KEY=$(grep -oE 'fry_[A-Za-z0-9_-]{20,}' <<<"$key_output" | head -1 || true)
+if [ -z "$API_KEY" ]; then
+    printf '%s\n' "$key_output"
+    die "could not find the new API key in the output of 'ferryctl api-key create'"
+fi
+
+PIDS=()
+NAMES=()
+
+any_alive() {
+    local pid
+    for pid in "${PIDS[@]}"; do
+        kill -0 "$pid" 2>/dev/null && return 0
+    done
+    return 1
+}
+
+stop_all() {
+    trap - INT TERM EXIT
+    if [ "${#PIDS[@]}" -gt 0 ]; then
+        say "stopping ${NAMES[*]}"
+        kill -TERM "${PIDS[@]}" 2>/dev/null || true
+        # Give them up to 10 s to finish in-flight work, then force.
+        local waited=0
+        while [ "$waited" -lt 10 ] && any_alive; do
+            sleep 1
+            waited=$((waited + 1))
+        done
+        kill -KILL "${PIDS[@]}" 2>/dev/null || true
+        wait 2>/dev/null || true
+    fi
+}
+trap 'stop_all; exit 130' INT
+trap 'stop_all; exit 143' TERM
+trap 'stop_all' EXIT
+
+start() { # name binary [args...]
+    local name=$1
+    shift
+    "$@" >>"$LOG_DIR/$name.log" 2>&1 &
+    PIDS+=("$!")
+    NAMES+=("$name")
+    say "started $name (pid $!, log $LOG_DIR/$name.log)"
+}
+
+wait_ready() { # name url
+    local name=$1 url=$2 waited=0
+    until http_ok "$url"; do
+        local i
+        for i in "${!NAMES[@]}"; do
+            if [ "${NAMES[$i]}" = "$name" ] && ! kill -0 "${PIDS[$i]}" 2>/dev/null; then
+                tail -n 20 "$LOG_DIR/$name.log" >&2 || true
+                die "$name exited during start-up (log: $LOG_DIR/$name.log)"
+            fi
+        done
+        if [ "$waited" -ge "$READY_TIMEOUT" ]; then
+            tail -n 20 "$LOG_DIR/$name.log" >&2 || true
+            die "$name not ready after ${READY_TIMEOUT}s ($url; log: $LOG_DIR/$name.log)"
+        fi
+        sleep 1
+        waited=$((waited + 1))
+    done
+    say "$name ready"
+}
+
+start drive-emulator "$EMULATOR"
+wait_ready drive-emulator http://127.0.0.1:8088/.well-known/openid-configuration
+start gateway "$GATEWAY"
+start importer "$IMPORTER"
+start exporter "$EXPORTER"
+wait_ready gateway http://127.0.0.1:8080/readyz
+wait_ready importer http://127.0.0.1:9101/readyz
+wait_ready exporter http://127.0.0.1:9102/readyz
+
+cat <<EOF
+
+Ferry is running.
+  API          http://127.0.0.1:8080        (OpenAPI docs: http://127.0.0.1:8080/docs)
+  Drive emu    http://127.0.0.1:8088        (stands in for Google OAuth + Drive)
+  Ops          gateway http://127.0.0.1:8080/metrics, importer http://127.0.0.1:9101/metrics, exporter http://127.0.0.1:9102/metrics
+  Logs         $LOG_DIR/{drive-emulator,gateway,importer,exporter}.log
+  API key      $API_KEY   (tenant "$TENANT"; shown once, stored hashed)
+
+Try:
+  curl -s -H "Authorization: Bearer $API_KEY" http://127.0.0.1:8080/api/v2/cloud-storage/connections
+
+Press Ctrl-C to stop everything.
+EOF
+
+# Stay up until Ctrl-C, or until one service dies (then stop the others).
+while true; do
+    for i in "${!PIDS[@]}"; do
+        if ! kill -0 "${PIDS[$i]}" 2>/dev/null; then
+            printf 'run-stack: %s exited unexpectedly; last log lines:\n' "${NAMES[$i]}" >&2
+            tail -n 20 "$LOG_DIR/${NAMES[$i]}.log" >&2 || true
+            exit 1
+        fi
+    done
+    sleep 2
+done

@@ -1,0 +1,241 @@
+//! An in-memory Google Drive v3 + Google OAuth 2.0 server for development, tests and benchmarks.
+//!
+//! One origin serves Google's paths: the OAuth web-server flow (`/o/oauth2/v2/auth`, `/token`,
+//! `/revoke`, userinfo, discovery) and the Drive v3 endpoints Ferry uses (files, media and
+//! resumable uploads, downloads with Range, about, changes). Replies follow
+//! `drive-api-facts.md`: int64 values as strings, Google-shaped JSON errors. Test helpers on
+//! [`EmulatorState`] seed users and files and inspect what clients did.
+
+mod error;
+mod fields;
+mod files;
+mod oauth;
+mod query;
+mod state;
+mod upload;
+mod util;
+
+use std::net::{SocketAddr, TcpListener};
+use std::time::{Duration, Instant};
+
+use actix_web::dev::{ServerHandle, Service};
+use actix_web::http::StatusCode;
+use actix_web::{App, HttpRequest, HttpResponse, HttpServer, ResponseError, web};
+use serde_json::json;
+
+pub use error::{DriveError, DriveErrorDetail, OAuthError};
+pub use state::{DEFAULT_USER_EMAIL, DEFAULT_USER_NAME, EmulatedFileInfo, EmulatorState};
+
+/// How the emulator behaves as an OAuth provider.
+#[derive(Debug, Clone)]
+pub struct EmulatorConfig {
+    /// The only OAuth client the emulator knows.
+    pub client_id: String,
+    pub client_secret: String,
+    /// Lifetime of issued access tokens (`expires_in`).
+    pub access_token_ttl: Duration,
+    /// Approve every authorization request at once; when false, the user "denies" (access_denied).
+    pub auto_approve: bool,
+}
+
+impl Default for EmulatorConfig {
+    fn default() -> Self {
+        Self {
+            client_id: "ferry-dev-client".to_owned(),
+            client_secret: "ferry-dev-secret".to_owned(),
+            access_token_ttl: Duration::from_secs(3599),
+            auto_approve: true,
+        }
+    }
+}
+
+/// An emulator serving in the background; stop it with [`RunningEmulator::stop`].
+pub struct RunningEmulator {
+    base_url: String,
+    addr: SocketAddr,
+    state: EmulatorState,
+    handle: ServerHandle,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl RunningEmulator {
+    /// `http://127.0.0.1:PORT`, without a trailing slash.
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Direct access to the emulated world, for seeding and inspection.
+    pub fn state(&self) -> &EmulatorState {
+        &self.state
+    }
+
+    /// Stops accepting connections, lets in-flight requests finish, and waits for the server.
+    pub async fn stop(self) {
+        self.handle.stop(true).await;
+        match self.task.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "emulator server ended with an error"),
+            Err(e) => tracing::warn!(error = %e, "emulator server task failed"),
+        }
+    }
+}
+
+/// Starts the emulator on `listener` (tests bind `127.0.0.1:0`) in the background.
+///
+/// Must be called inside a tokio runtime. Signals are not handled here; binaries do that.
+pub async fn spawn(config: EmulatorConfig, listener: TcpListener) -> std::io::Result<RunningEmulator> {
+    listener.set_nonblocking(true)?;
+    let addr = listener.local_addr()?;
+    let base_url = format!("http://{addr}");
+    let state = EmulatorState::new(config);
+    let data = web::Data::new(state.clone());
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get().clamp(1, 4));
+    let server = HttpServer::new(move || {
+        let counter = data.clone();
+        App::new()
+            .app_data(data.clone())
+            .wrap_fn(move |req, srv| {
+                let path = req.path().to_owned();
+                if !path.starts_with("/__emulator/") {
+                    counter.count_request(&path);
+                }
+                let method = req.method().clone();
+                let started = Instant::now();
+                let fut = srv.call(req);
+                async move {
+                    let res = fut.await?;
+                    tracing::info!(
+                        %method,
+                        %path,
+                        status = res.status().as_u16(),
+                        elapsed_ms = started.elapsed().as_millis() as u64,
+                        "request"
+                    );
+                    Ok(res)
+                }
+            })
+            .configure(routes)
+    })
+    .workers(workers)
+    .disable_signals()
+    .listen(listener)?
+    .run();
+    let handle = server.handle();
+    let task = tokio::spawn(server);
+    tracing::info!(%base_url, "drive emulator listening");
+    Ok(RunningEmulator { base_url, addr, state, handle, task })
+}
+
+fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource(["/o/oauth2/v2/auth", "/o/oauth2/auth"])
+            .route(web::get().to(oauth::authorize))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(web::resource("/token").route(web::post().to(oauth::token)).default_service(web::to(method_not_allowed)))
+    .service(
+        web::resource(["/revoke", "/o/oauth2/revoke"])
+            .route(web::post().to(oauth::revoke))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource(["/oauth2/v3/userinfo", "/v1/userinfo", "/oauth2/v2/userinfo"])
+            .route(web::get().to(oauth::userinfo))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(web::resource("/.well-known/openid-configuration").route(web::get().to(oauth::discovery)))
+    // Before `/files/{id}`, which would otherwise take it.
+    .service(
+        web::resource("/drive/v3/files/generateIds")
+            .route(web::get().to(files::generate_ids))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/drive/v3/files")
+            .route(web::get().to(files::list))
+            .route(web::post().to(files::create))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/drive/v3/files/{id}")
+            .route(web::get().to(files::get))
+            .route(web::patch().to(files::update))
+            .route(web::delete().to(files::delete))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/drive/v3/files/{id}/export")
+            .route(web::get().to(files::export))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/drive/v3/about")
+            .route(web::get().to(files::about))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/drive/v3/changes/startPageToken")
+            .route(web::get().to(files::start_page_token))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/drive/v3/changes")
+            .route(web::get().to(files::changes))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/drive/v3/drives")
+            .route(web::get().to(files::drives))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource(["/upload/drive/v3/files", "/resumable/upload/drive/v3/files"])
+            .route(web::post().to(upload::post))
+            .route(web::put().to(upload::put))
+            .route(web::delete().to(upload::cancel))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/__emulator/tokens/expire")
+            .route(web::post().to(admin_expire_tokens))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(web::resource("/__emulator/requests").route(web::get().to(admin_requests)))
+    .service(web::resource(["/livez", "/readyz"]).route(web::get().to(live)))
+    .default_service(web::to(not_found));
+}
+
+async fn not_found(req: HttpRequest) -> HttpResponse {
+    DriveError::new(
+        StatusCode::NOT_FOUND,
+        "notFound",
+        format!("The requested URL {} was not found on this server.", req.path()),
+    )
+    .error_response()
+}
+
+async fn method_not_allowed(req: HttpRequest) -> HttpResponse {
+    DriveError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "httpMethodNotAllowed",
+        format!("Method {} is not allowed for {}.", req.method(), req.path()),
+    )
+    .error_response()
+}
+
+async fn admin_expire_tokens(state: web::Data<EmulatorState>) -> HttpResponse {
+    let expired = state.expire_all_access_tokens();
+    HttpResponse::Ok().json(json!({ "expired": expired }))
+}
+
+async fn admin_requests(state: web::Data<EmulatorState>) -> HttpResponse {
+    HttpResponse::Ok().json(state.request_counts())
+}
+
+async fn live() -> HttpResponse {
+    HttpResponse::Ok().json(json!({ "status": "ok" }))
+}

@@ -1,0 +1,84 @@
+//! `drive-emulator`: runs the in-memory Google Drive v3 + OAuth server until SIGINT/SIGTERM.
+
+use std::net::TcpListener;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Parser;
+use drive_emulator::EmulatorConfig;
+
+#[derive(Debug, Parser)]
+#[command(name = "drive-emulator", version, about = "In-memory Google Drive v3 + Google OAuth server")]
+struct Args {
+    /// Address to listen on.
+    #[arg(long, env = "EMULATOR_BIND", default_value = "127.0.0.1:8088")]
+    bind: String,
+    /// The OAuth client id the emulator accepts.
+    #[arg(long, env = "EMULATOR_CLIENT_ID", default_value = "ferry-dev-client")]
+    client_id: String,
+    /// The OAuth client secret the emulator accepts.
+    #[arg(long, env = "EMULATOR_CLIENT_SECRET", default_value = "ferry-dev-secret", hide_env_values = true)]
+    client_secret: String,
+    /// Lifetime of issued access tokens, in seconds.
+    #[arg(long, env = "EMULATOR_TOKEN_TTL_SECS", default_value_t = 3599)]
+    token_ttl_secs: u64,
+    /// Log as JSON lines instead of human-readable text.
+    #[arg(long, env = "EMULATOR_LOG_JSON", default_value_t = false)]
+    log_json: bool,
+}
+
+fn init_logs(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM");
+                let _ = tokio::signal::ctrl_c().await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    init_logs(args.log_json);
+    let config = EmulatorConfig {
+        client_id: args.client_id,
+        client_secret: args.client_secret,
+        access_token_ttl: Duration::from_secs(args.token_ttl_secs),
+        auto_approve: true,
+    };
+    let listener = TcpListener::bind(&args.bind).with_context(|| format!("binding {}", args.bind))?;
+    let emulator = drive_emulator::spawn(config, listener).await.context("starting the emulator")?;
+    tracing::info!(
+        base_url = emulator.base_url(),
+        default_user = drive_emulator::DEFAULT_USER_EMAIL,
+        "drive emulator ready"
+    );
+    shutdown_signal().await;
+    tracing::info!("shutting down");
+    emulator.stop().await;
+    Ok(())
+}

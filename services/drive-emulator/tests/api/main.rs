@@ -1,0 +1,6 @@
+//! HTTP tests of the emulator: a real server on 127.0.0.1:0 per test, driven with reqwest.
+
+mod files;
+mod helpers;
+mod oauth;
+mod uploads;

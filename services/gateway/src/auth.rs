@@ -1,0 +1,47 @@
+//! API key authentication: `Authorization: Bearer fry_...` resolves to the tenant every query is scoped to.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
+use ferry_core::TenantId;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// The authenticated caller.
+#[derive(Debug, Clone, Copy)]
+pub struct Tenant(pub TenantId);
+
+impl FromRequest for Tenant {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
+
+    fn from_request(req: &HttpRequest, _payload: &mut Payload) -> Self::Future {
+        let state = req.app_data::<web::Data<AppState>>().cloned();
+        let header = req.headers().get(actix_web::http::header::AUTHORIZATION).map(|v| v.to_str().map(str::to_owned));
+        Box::pin(async move {
+            let state = state.ok_or_else(|| ApiError::internal("auth", &"application state missing"))?;
+            let key = match header {
+                None => {
+                    return Err(ApiError::unauthorized(
+                        "Missing Authorization header; send `Authorization: Bearer <api key>`",
+                    ));
+                }
+                Some(Err(_)) => return Err(ApiError::unauthorized("Authorization header is not valid text")),
+                Some(Ok(value)) => match value.split_once(' ') {
+                    Some((scheme, key)) if scheme.eq_ignore_ascii_case("bearer") && !key.trim().is_empty() => {
+                        key.trim().to_owned()
+                    }
+                    _ => return Err(ApiError::unauthorized("Authorization header must be `Bearer <api key>`")),
+                },
+            };
+            let hash = ferry_crypto::hash_api_key(&key);
+            let owner = state.db.find_api_key(&hash).await?;
+            match owner {
+                Some(owner) if ferry_crypto::verify_api_key(&key, &owner.key_hash) => Ok(Tenant(owner.tenant_id)),
+                _ => Err(ApiError::unauthorized("Invalid or revoked API key")),
+            }
+        })
+    }
+}

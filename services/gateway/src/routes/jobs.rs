@@ -1,0 +1,292 @@
+//! Import and export jobs: validated, written with their items and outbox commands in one transaction,
+//! then polled here while workers move the files.
+
+use std::collections::HashSet;
+
+use actix_web::{HttpResponse, web};
+use ferry_core::{FileId, FileStatus, ItemId, JobId, JobStatus};
+use ferry_db::jobs::{Job, NewExportItem, NewExportJob, NewImportItem, NewImportJob};
+use ferry_messages::Message;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::auth::Tenant;
+use crate::error::{ApiError, ApiResult, ErrorCode};
+use crate::routes::connections::{active_connection, parse_connection_id, with_drive_token};
+use crate::routes::timestamp;
+use crate::state::AppState;
+
+/// Most files one job may carry.
+pub const MAX_FILES_PER_JOB: usize = 1000;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/cloud-storage/import", web::post().to(import))
+        .route("/cloud-storage/export", web::post().to(export))
+        .route("/cloud-storage/jobs/{job_id}", web::get().to(get_job));
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ImportFile {
+    pub id: Option<String>,
+    pub name: Option<String>,
+    pub mime_type: Option<String>,
+    #[allow(dead_code)]
+    pub size_bytes: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ImportRequest {
+    pub connection_id: Option<String>,
+    pub files: Option<Vec<ImportFile>>,
+    /// Deprecated; accepted and ignored.
+    #[allow(dead_code)]
+    pub auto_describe: Option<bool>,
+    pub tags: Option<Vec<String>>,
+    pub folder_id: Option<String>,
+    /// Older clients' name for `folder_id`.
+    pub collection_id: Option<String>,
+    pub provider_metadata: Option<Value>,
+}
+
+fn required_connection(raw: Option<&str>) -> ApiResult<ferry_core::ConnectionId> {
+    let raw =
+        raw.filter(|v| !v.is_empty()).ok_or_else(|| ApiError::field("connection_id", "connection_id is required"))?;
+    parse_connection_id(raw)
+}
+
+async fn import(state: web::Data<AppState>, tenant: Tenant, body: web::Json<ImportRequest>) -> ApiResult<HttpResponse> {
+    let body = body.into_inner();
+    let connection_id = required_connection(body.connection_id.as_deref())?;
+    let files = body.files.unwrap_or_default();
+    if files.is_empty() || files.len() > MAX_FILES_PER_JOB {
+        return Err(ApiError::field("files", format!("files must hold between 1 and {MAX_FILES_PER_JOB} entries")));
+    }
+    let mut seen = HashSet::new();
+    let mut duplicates = Vec::new();
+    let mut items = Vec::with_capacity(files.len());
+    for (index, file) in files.into_iter().enumerate() {
+        let id = file
+            .id
+            .filter(|v| !v.trim().is_empty())
+            .ok_or_else(|| ApiError::field(&format!("files[{index}].id"), format!("files[{index}].id is required")))?;
+        let name = file.name.filter(|v| !v.trim().is_empty()).ok_or_else(|| {
+            ApiError::field(&format!("files[{index}].name"), format!("files[{index}].name is required"))
+        })?;
+        if !seen.insert(id.clone()) {
+            duplicates.push(id.clone());
+        }
+        items.push((id, name, file.mime_type));
+    }
+    if !duplicates.is_empty() {
+        return Err(ApiError::validation("Each Drive file may appear only once per import")
+            .with_details(json!({ "field": "files", "duplicate_ids": duplicates })));
+    }
+    let folder_id = match (body.folder_id.as_deref(), body.collection_id.as_deref()) {
+        (Some(a), Some(b)) if a != b => {
+            return Err(ApiError::field("folder_id", "folder_id and collection_id disagree; send only folder_id"));
+        }
+        (Some(raw), _) | (None, Some(raw)) => Some(
+            uuid::Uuid::parse_str(raw)
+                .map_err(|_| ApiError::field("folder_id", "folder_id must be a folder's UUID"))?,
+        ),
+        (None, None) => None,
+    };
+    let tags = normalise_tags(body.tags.unwrap_or_default())?;
+    if let Some(metadata) = &body.provider_metadata
+        && !metadata.is_object()
+    {
+        return Err(ApiError::field("provider_metadata", "provider_metadata must be a JSON object"));
+    }
+    active_connection(&state, &tenant, connection_id).await?;
+
+    let job_id = JobId::new();
+    let new_items: Vec<NewImportItem> = items
+        .into_iter()
+        .map(|(drive_file_id, name, mime_type)| {
+            let item_id = ItemId::new();
+            let command = ferry_messages::ImportItem {
+                job_id: job_id.0.to_string(),
+                item_id: item_id.0.to_string(),
+                tenant_id: tenant.0.0.to_string(),
+                traceparent: String::new(),
+            }
+            .encode_to_vec();
+            NewImportItem { item_id, file_id: FileId::new(), drive_file_id, name, mime_type, command }
+        })
+        .collect();
+    let image_ids: Vec<String> = new_items.iter().map(|item| item.file_id.to_string()).collect();
+    let total = new_items.len();
+    state
+        .db
+        .create_import_job(NewImportJob {
+            job_id,
+            tenant_id: tenant.0,
+            connection_id,
+            tags,
+            folder_id,
+            provider_metadata: body.provider_metadata,
+            items: new_items,
+            command_name: state.import_command.to_owned(),
+        })
+        .await?;
+    tracing::info!(%job_id, files = total, "import job created");
+    Ok(HttpResponse::Accepted().json(json!({
+        "image_ids": image_ids,
+        "job_id": job_id.to_string(),
+        "status": "pending",
+        "total_files": total,
+        "is_async": true,
+        "message": format!("Importing {total} file{}", if total == 1 { "" } else { "s" }),
+    })))
+}
+
+fn normalise_tags(tags: Vec<String>) -> ApiResult<Vec<String>> {
+    let mut out: Vec<String> = Vec::with_capacity(tags.len());
+    for tag in tags {
+        let tag = tag.trim().to_owned();
+        if tag.is_empty() || tag.len() > 100 {
+            return Err(ApiError::field("tags", "each tag must be 1 to 100 characters"));
+        }
+        if !out.contains(&tag) {
+            out.push(tag);
+        }
+    }
+    if out.len() > 50 {
+        return Err(ApiError::field("tags", "at most 50 tags"));
+    }
+    Ok(out)
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ExportRequest {
+    pub connection_id: Option<String>,
+    pub image_ids: Option<Vec<String>>,
+    pub folder_id: Option<String>,
+    pub folder_name: Option<String>,
+}
+
+async fn export(state: web::Data<AppState>, tenant: Tenant, body: web::Json<ExportRequest>) -> ApiResult<HttpResponse> {
+    let body = body.into_inner();
+    let connection_id = required_connection(body.connection_id.as_deref())?;
+    let raw_ids = body.image_ids.unwrap_or_default();
+    if raw_ids.is_empty() || raw_ids.len() > MAX_FILES_PER_JOB {
+        return Err(ApiError::field("image_ids", format!("image_ids must hold between 1 and {MAX_FILES_PER_JOB} ids")));
+    }
+    let mut ids = Vec::with_capacity(raw_ids.len());
+    for raw in &raw_ids {
+        let id =
+            FileId::parse(raw).map_err(|_| ApiError::field("image_ids", format!("`{raw}` is not a valid image id")))?;
+        if ids.contains(&id) {
+            return Err(ApiError::field("image_ids", format!("`{raw}` appears more than once")));
+        }
+        ids.push(id);
+    }
+    let folder_id = body.folder_id.filter(|v| !v.trim().is_empty());
+    let folder_name = body.folder_name.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+    if folder_name.as_ref().is_some_and(|n| n.len() > 255) {
+        return Err(ApiError::field("folder_name", "folder_name must be at most 255 characters"));
+    }
+    active_connection(&state, &tenant, connection_id).await?;
+
+    let stored = state.db.get_files(tenant.0, &ids).await?;
+    let missing: Vec<String> =
+        ids.iter().filter(|id| !stored.iter().any(|f| f.id == id.0)).map(ToString::to_string).collect();
+    if !missing.is_empty() {
+        return Err(ApiError::new(ErrorCode::NotFound, "Some images do not exist")
+            .with_details(json!({ "field": "image_ids", "missing_ids": missing })));
+    }
+    let not_ready: Vec<String> =
+        stored.iter().filter(|f| f.status().ok() != Some(FileStatus::Ready)).map(|f| f.file_id().to_string()).collect();
+    if !not_ready.is_empty() {
+        return Err(ApiError::new(ErrorCode::Conflict, "Some images have no content yet (still importing or failed)")
+            .with_details(json!({ "field": "image_ids", "not_ready_ids": not_ready })));
+    }
+
+    if let Some(folder) = folder_id.as_deref() {
+        let drive = &state.drive;
+        let found =
+            with_drive_token(&state, connection_id, |token| async move { drive.get_file(&token, folder).await }).await;
+        match found {
+            Ok(file) if file.is_folder() && !file.trashed => {}
+            Ok(_) => return Err(ApiError::field("folder_id", "folder_id names a Drive item that is not a folder")),
+            Err(err) if err.code == ErrorCode::NotFound => {
+                return Err(ApiError::field("folder_id", "folder_id does not exist in the connected drive"));
+            }
+            Err(err) => return Err(err),
+        }
+    }
+
+    let job_id = JobId::new();
+    let by_id: std::collections::HashMap<uuid::Uuid, &ferry_db::files::StoredFile> =
+        stored.iter().map(|f| (f.id, f)).collect();
+    let mut items = Vec::with_capacity(ids.len());
+    for id in &ids {
+        let file = by_id.get(&id.0).ok_or_else(|| ApiError::internal("export", &"validated file vanished"))?;
+        let item_id = ItemId::new();
+        let command = ferry_messages::ExportItem {
+            job_id: job_id.0.to_string(),
+            item_id: item_id.0.to_string(),
+            tenant_id: tenant.0.0.to_string(),
+            traceparent: String::new(),
+        }
+        .encode_to_vec();
+        items.push(NewExportItem {
+            item_id,
+            file_id: *id,
+            name: file.name.clone(),
+            mime_type: file.mime_type.clone(),
+            command,
+        });
+    }
+    state
+        .db
+        .create_export_job(NewExportJob {
+            job_id,
+            tenant_id: tenant.0,
+            connection_id,
+            target_folder_id: folder_id,
+            target_folder_name: folder_name,
+            items,
+            command_name: state.export_command.to_owned(),
+        })
+        .await?;
+    tracing::info!(%job_id, files = ids.len(), "export job created");
+    Ok(HttpResponse::Accepted().json(json!({
+        "cloud_file_ids": null,
+        "job_id": job_id.to_string(),
+        "job_status": "pending",
+        "is_async": true,
+        "message": "Export job created",
+    })))
+}
+
+pub fn job_view(job: &Job, provider: &str) -> ApiResult<Value> {
+    let status: JobStatus = job.status().map_err(|err| ApiError::internal("job status", &err))?;
+    Ok(json!({
+        "job_id": JobId(job.id).to_string(),
+        "type": job.kind,
+        "status": status.api_name(),
+        "connection_id": job.connection_id.to_string(),
+        "provider": provider,
+        "total_files": job.total_files,
+        "completed_files": job.completed_files,
+        "failed_files": job.failed_files,
+        "error": job.error,
+        "created_at": timestamp(job.created_at),
+        "updated_at": timestamp(job.updated_at),
+        "completed_at": job.completed_at.map(timestamp),
+    }))
+}
+
+async fn get_job(state: web::Data<AppState>, tenant: Tenant, path: web::Path<String>) -> ApiResult<HttpResponse> {
+    let job_id =
+        JobId::parse(&path).map_err(|_| ApiError::field("job_id", format!("`{path}` is not a valid job id")))?;
+    let job = state.db.get_job(tenant.0, job_id).await?.ok_or_else(|| ApiError::not_found("Job"))?;
+    let provider = state
+        .db
+        .get_connection(tenant.0, ferry_core::ConnectionId(job.connection_id))
+        .await?
+        .map(|c| c.provider)
+        .unwrap_or_else(|| "google_drive".to_owned());
+    Ok(HttpResponse::Ok().json(json!({ "job": job_view(&job, &provider)? })))
+}

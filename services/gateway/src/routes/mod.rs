@@ -1,0 +1,54 @@
+//! The `/api/v2` routes.
+
+pub mod connections;
+pub mod files;
+pub mod jobs;
+pub mod oauth;
+
+use actix_web::web;
+use serde::Serialize;
+
+/// Timestamps as the API documents them: RFC 3339, UTC, second precision, `Z`.
+pub fn timestamp(at: chrono::DateTime<chrono::Utc>) -> String {
+    at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::scope("/api/v2")
+            .configure(oauth::configure)
+            .configure(connections::configure)
+            .configure(jobs::configure)
+            .configure(files::configure),
+    );
+}
+
+/// The standard page envelope of list endpoints.
+#[derive(Debug, Serialize)]
+pub struct Page<T: Serialize> {
+    pub items: Vec<T>,
+    pub total_count: i64,
+    pub limit: i64,
+    pub offset: i64,
+    pub has_more: bool,
+}
+
+impl<T: Serialize> Page<T> {
+    pub fn new(items: Vec<T>, total_count: i64, limit: i64, offset: i64) -> Self {
+        let has_more = offset + (items.len() as i64) < total_count;
+        Page { items, total_count, limit, offset, has_more }
+    }
+}
+
+/// Checks a `limit`/`offset` pair against the endpoint's bounds.
+pub fn paging(limit: Option<i64>, offset: Option<i64>, default: i64, max: i64) -> crate::error::ApiResult<(i64, i64)> {
+    let limit = limit.unwrap_or(default);
+    if !(1..=max).contains(&limit) {
+        return Err(crate::error::ApiError::field("limit", format!("limit must be between 1 and {max}")));
+    }
+    let offset = offset.unwrap_or(0);
+    if offset < 0 {
+        return Err(crate::error::ApiError::field("offset", "offset must be 0 or more"));
+    }
+    Ok((limit, offset))
+}

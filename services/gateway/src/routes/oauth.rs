@@ -1,0 +1,328 @@
+//! The OAuth web-server flow: start (authorization URL + single-use state with PKCE), and the two ways to
+//! finish it (the API call with `{code, state}`, and the browser redirect that reports to its opener window).
+
+use actix_web::{HttpResponse, web};
+use chrono::Utc;
+use ferry_core::{ConnectionId, Provider, TenantId};
+use ferry_db::connections::{Connection, ConnectionUpsert};
+use ferry_db::oauth_states::NewOAuthState;
+use ferry_drive::OAuthError;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::auth::Tenant;
+use crate::error::{ApiError, ApiResult, ErrorCode};
+use crate::routes::timestamp;
+use crate::state::AppState;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/cloud-storage/auth/{provider}", web::post().to(start))
+        .route("/cloud-storage/auth/{provider}/callback", web::post().to(complete))
+        .route("/cloud-storage/auth/{provider}/callback", web::get().to(browser_callback));
+}
+
+pub fn parse_provider(raw: &str) -> ApiResult<Provider> {
+    raw.parse::<Provider>()
+        .map_err(|_| ApiError::field("provider", format!("Unsupported provider `{raw}`; supported: google_drive")))
+}
+
+fn verifier_associated_data(state: &str) -> Vec<u8> {
+    format!("oauth_state:{state}").into_bytes()
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct StartRequest {
+    /// Echo of the path parameter (older clients send it); must agree when present.
+    pub provider: Option<String>,
+    pub redirect_uri: Option<String>,
+    /// Pre-selects the account on the consent screen.
+    pub login_hint: Option<String>,
+}
+
+async fn start(
+    state: web::Data<AppState>,
+    tenant: Tenant,
+    provider: web::Path<String>,
+    body: Option<web::Json<StartRequest>>,
+) -> ApiResult<HttpResponse> {
+    let provider = parse_provider(&provider)?;
+    let body = body.map(web::Json::into_inner).unwrap_or_default();
+    if let Some(named) = body.provider.as_deref()
+        && named != provider.as_str()
+    {
+        return Err(ApiError::field("provider", "provider in the body does not match the path"));
+    }
+    if let Some(uri) = body.redirect_uri.as_deref() {
+        let parsed = url::Url::parse(uri)
+            .map_err(|_| ApiError::field("redirect_uri", "redirect_uri must be an absolute URL"))?;
+        if !matches!(parsed.scheme(), "http" | "https") {
+            return Err(ApiError::field("redirect_uri", "redirect_uri must be an http(s) URL"));
+        }
+    }
+    let oauth_state = ferry_crypto::random_token(32);
+    let request =
+        state.oauth.authorization_request(&oauth_state, body.login_hint.as_deref(), body.redirect_uri.as_deref());
+    let sealed_verifier = state
+        .credentials
+        .cipher()
+        .seal(&request.pkce_verifier, &verifier_associated_data(&oauth_state))
+        .map_err(|err| ApiError::internal("sealing the PKCE verifier", &err))?;
+    state
+        .db
+        .insert_oauth_state(NewOAuthState {
+            state: &oauth_state,
+            tenant_id: tenant.0,
+            provider: provider.as_str(),
+            pkce_verifier_sealed: &sealed_verifier,
+            redirect_uri: body.redirect_uri.as_deref(),
+            expires_at: Utc::now() + state.settings.gateway.oauth_state_ttl(),
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(json!({
+        "authorization_url": request.url,
+        "state": oauth_state,
+        "provider": provider.as_str(),
+    })))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct CompleteRequest {
+    pub code: Option<String>,
+    pub state: Option<String>,
+    /// Accepted from older clients; the redirect URI stored with the state is what the exchange uses.
+    #[allow(dead_code)]
+    pub redirect_uri: Option<String>,
+}
+
+/// A connection as the API shows it.
+#[derive(Debug, Serialize)]
+pub struct ConnectionView {
+    pub id: String,
+    pub provider: String,
+    pub provider_email: Option<String>,
+    pub provider_display_name: Option<String>,
+    pub is_active: bool,
+    pub connected_at: String,
+    /// Older clients read `created_at`.
+    pub created_at: String,
+    pub last_used_at: Option<String>,
+}
+
+impl From<&Connection> for ConnectionView {
+    fn from(c: &Connection) -> Self {
+        ConnectionView {
+            id: c.id.to_string(),
+            provider: c.provider.clone(),
+            provider_email: c.provider_email.clone(),
+            provider_display_name: c.provider_display_name.clone(),
+            is_active: c.is_active,
+            connected_at: timestamp(c.connected_at),
+            created_at: timestamp(c.created_at),
+            last_used_at: c.last_used_at.map(timestamp),
+        }
+    }
+}
+
+async fn complete(
+    state: web::Data<AppState>,
+    tenant: Tenant,
+    provider: web::Path<String>,
+    body: web::Json<CompleteRequest>,
+) -> ApiResult<HttpResponse> {
+    let provider = parse_provider(&provider)?;
+    let code =
+        body.code.as_deref().filter(|c| !c.is_empty()).ok_or_else(|| ApiError::field("code", "code is required"))?;
+    let oauth_state =
+        body.state.as_deref().filter(|s| !s.is_empty()).ok_or_else(|| ApiError::field("state", "state is required"))?;
+    let (connection, is_new) = finish_flow(&state, Some(tenant.0), provider, code, oauth_state).await?;
+    Ok(HttpResponse::Ok().json(json!({ "connection": ConnectionView::from(&connection), "is_new": is_new })))
+}
+
+/// Consumes the state, exchanges the code, identifies the account and stores the connection.
+async fn finish_flow(
+    state: &AppState,
+    tenant: Option<TenantId>,
+    provider: Provider,
+    code: &str,
+    oauth_state: &str,
+) -> ApiResult<(Connection, bool)> {
+    let consumed = state.db.consume_oauth_state(oauth_state, provider.as_str(), tenant).await?.ok_or_else(|| {
+        ApiError::field("state", "OAuth state is unknown, expired or already used; start the flow again")
+    })?;
+    let tenant_id = TenantId(consumed.tenant_id);
+    let verifier = state
+        .credentials
+        .cipher()
+        .open(&consumed.pkce_verifier_sealed, &verifier_associated_data(oauth_state))
+        .map_err(|err| ApiError::internal("opening the PKCE verifier", &err))?;
+    let tokens =
+        state.oauth.exchange_code(code, &verifier, consumed.redirect_uri.as_deref()).await.map_err(
+            |err| match err {
+                OAuthError::InvalidGrant(_) => ApiError::field(
+                    "code",
+                    "The authorization code is invalid, expired or already used; start the flow again",
+                ),
+                other => {
+                    tracing::warn!(error = %other, "code exchange failed");
+                    ApiError::new(ErrorCode::ProviderError, "The cloud provider refused the code exchange")
+                }
+            },
+        )?;
+    let user = state.oauth.userinfo(&tokens.access_token).await.map_err(|err| {
+        tracing::warn!(error = %err, "userinfo failed");
+        ApiError::new(ErrorCode::ProviderError, "The cloud provider did not identify the account")
+    })?;
+
+    let candidate =
+        state.db.find_connection_id(tenant_id, provider.as_str(), &user.sub).await?.unwrap_or_else(ConnectionId::new);
+    let sealed = state.credentials.seal(candidate, &tokens)?;
+    let (connection, is_new) = state
+        .db
+        .upsert_connection(ConnectionUpsert {
+            id: candidate,
+            tenant_id,
+            provider: provider.as_str(),
+            provider_user_id: &user.sub,
+            provider_email: user.email.as_deref(),
+            provider_display_name: user.name.as_deref(),
+            access_token_sealed: &sealed.access_token,
+            refresh_token_sealed: sealed.refresh_token.as_deref(),
+            token_expires_at: sealed.expires_at,
+            scopes: tokens.scope.as_deref(),
+        })
+        .await?;
+    if connection.id != candidate.0 {
+        // A concurrent callback created the row first: seal again for the id that won.
+        let winner = ConnectionId(connection.id);
+        let resealed = state.credentials.seal(winner, &tokens)?;
+        state
+            .db
+            .update_connection_tokens(
+                winner,
+                &resealed.access_token,
+                resealed.refresh_token.as_deref(),
+                resealed.expires_at,
+            )
+            .await?;
+    }
+    tracing::info!(connection_id = %connection.id, is_new, "cloud account connected");
+    let is_new = is_new && connection.id == candidate.0;
+    Ok((connection, is_new))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct BrowserCallbackQuery {
+    pub code: Option<String>,
+    pub state: Option<String>,
+    pub error: Option<String>,
+    pub error_description: Option<String>,
+}
+
+/// The page the provider redirects the popup to. It finishes the flow and posts the seed's `oauth-complete`
+/// message to its opener, only to the configured origin. Nothing from the query is echoed as markup.
+async fn browser_callback(
+    state: web::Data<AppState>,
+    provider: web::Path<String>,
+    query: web::Query<BrowserCallbackQuery>,
+) -> HttpResponse {
+    let payload = match browser_outcome(&state, &provider, &query).await {
+        Ok((connection, _)) => json!({
+            "type": "oauth-complete",
+            "success": true,
+            "connection": {
+                "id": connection.id.to_string(),
+                "provider": connection.provider,
+                "provider_email": connection.provider_email,
+                "provider_user_id": connection.provider_user_id,
+                "display_name": connection.provider_display_name,
+                "is_token_expired": connection.token_expires_at.is_none_or(|at| at <= Utc::now()),
+            }
+        }),
+        Err(message) => json!({ "type": "oauth-complete", "success": false, "error": message }),
+    };
+    let success = payload["success"].as_bool().unwrap_or(false);
+    popup_page(&payload, &state.settings.gateway.popup_origin, success)
+}
+
+async fn browser_outcome(
+    state: &AppState,
+    provider: &str,
+    query: &BrowserCallbackQuery,
+) -> Result<(Connection, bool), String> {
+    let provider = parse_provider(provider).map_err(|err| err.message)?;
+    if let Some(error) = query.error.as_deref() {
+        // Burn the state so the same redirect cannot be replayed.
+        if let Some(oauth_state) = query.state.as_deref() {
+            let _ = state.db.consume_oauth_state(oauth_state, provider.as_str(), None).await;
+        }
+        return Err(match error {
+            "access_denied" => "User denied access".to_owned(),
+            _ => format!("Authorization failed ({})", sanitize_code(error)),
+        });
+    }
+    let (Some(code), Some(oauth_state)) = (query.code.as_deref(), query.state.as_deref()) else {
+        return Err("The authorization response is missing code or state".to_owned());
+    };
+    finish_flow(state, None, provider, code, oauth_state).await.map_err(|err| err.message)
+}
+
+/// Keeps an OAuth error code to its documented alphabet, so nothing else can ride along.
+fn sanitize_code(raw: &str) -> String {
+    raw.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '_').take(64).collect()
+}
+
+/// JSON made safe to sit inside a `<script>` element.
+fn script_json(value: &serde_json::Value) -> String {
+    value
+        .to_string()
+        .replace('<', "\\u003c")
+        .replace('>', "\\u003e")
+        .replace('&', "\\u0026")
+        .replace('\u{2028}', "\\u2028")
+        .replace('\u{2029}', "\\u2029")
+}
+
+fn popup_page(payload: &serde_json::Value, origin: &str, success: bool) -> HttpResponse {
+    let nonce = ferry_crypto::random_token(16);
+    let heading = if success { "Account connected" } else { "Connection failed" };
+    let body = format!(
+        r#"<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{heading}</title></head>
+<body><p>{heading}. You can close this window.</p>
+<script nonce="{nonce}">
+(function () {{
+  var payload = {payload};
+  var origin = {origin};
+  if (window.opener) {{ window.opener.postMessage(payload, origin); window.close(); }}
+}})();
+</script></body></html>"#,
+        payload = script_json(payload),
+        origin = script_json(&serde_json::Value::String(origin.to_owned())),
+    );
+    HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .insert_header(("Content-Security-Policy", format!("default-src 'none'; script-src 'nonce-{nonce}'")))
+        .insert_header(("Cache-Control", "no-store"))
+        .insert_header(("Referrer-Policy", "no-referrer"))
+        .body(body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn script_json_cannot_close_the_script_element() {
+        let value = json!({ "error": "</script><script>alert(1)</script>" });
+        let safe = script_json(&value);
+        assert!(!safe.contains("</script>"));
+        assert!(!safe.contains('<'));
+        let back: serde_json::Value = serde_json::from_str(&safe).expect("still JSON");
+        assert_eq!(back, value);
+    }
+
+    #[test]
+    fn oauth_error_codes_are_reduced_to_their_alphabet() {
+        assert_eq!(sanitize_code("server_error\"><img src=x>"), "server_errorimgsrcx");
+    }
+}

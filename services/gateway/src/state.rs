@@ -1,0 +1,19 @@
+//! What every handler shares.
+
+use ferry_config::Settings;
+use ferry_credentials::Credentials;
+use ferry_db::Db;
+use ferry_drive::{DriveClient, GoogleOAuth};
+use ferry_storage::BlobStore;
+
+pub struct AppState {
+    pub settings: Settings,
+    pub db: Db,
+    pub storage: BlobStore,
+    pub oauth: GoogleOAuth,
+    pub drive: DriveClient,
+    pub credentials: Credentials,
+    /// Command names written to the outbox (the queue's routing keys).
+    pub import_command: &'static str,
+    pub export_command: &'static str,
+}
