@@ -68,6 +68,7 @@ impl Db {
         let mut conn = self.conn().await?;
         let now = Utc::now();
         let fresh_id = new.id.0;
+        let mut is_new = false;
         let id: Uuid = diesel::insert_into(connections::table)
             .values((
                 connections::id.eq(fresh_id),
@@ -100,11 +101,16 @@ impl Db {
                 connections::connected_at.eq(now),
                 connections::updated_at.eq(now),
             ))
-            .returning(connections::id)
-            .get_result(&mut conn)
-            .await?;
+            // xmax is 0 only for a freshly inserted row version, so it tells an insert from an update.
+            .returning((connections::id, diesel::dsl::sql::<diesel::sql_types::Bool>("xmax = 0")))
+            .get_result::<(Uuid, bool)>(&mut conn)
+            .await
+            .map(|(id, inserted)| {
+                is_new = inserted;
+                id
+            })?;
         let row = connections::table.find(id).select(Connection::as_select()).first(&mut conn).await?;
-        Ok((row, id == fresh_id))
+        Ok((row, is_new))
     }
 
     /// The id of the tenant's connection to this provider account, if it was ever connected.

@@ -22,20 +22,12 @@ struct Args {
     /// Lifetime of issued access tokens, in seconds.
     #[arg(long, env = "EMULATOR_TOKEN_TTL_SECS", default_value_t = 3599)]
     token_ttl_secs: u64,
-    /// Log as JSON lines instead of human-readable text.
-    #[arg(long, env = "EMULATOR_LOG_JSON", default_value_t = false)]
-    log_json: bool,
-}
-
-fn init_logs(json: bool) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
-    if json {
-        builder.json().init();
-    } else {
-        builder.init();
-    }
+    /// Log format: `json` or `pretty`.
+    #[arg(long, env = "EMULATOR_LOG_FORMAT", default_value = "json")]
+    log_format: String,
+    /// Log filter directives (`RUST_LOG` wins when set).
+    #[arg(long, env = "EMULATOR_LOG_FILTER", default_value = "info")]
+    log_filter: String,
 }
 
 async fn shutdown_signal() {
@@ -63,7 +55,7 @@ async fn shutdown_signal() {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    init_logs(args.log_json);
+    let _telemetry = ferry_telemetry::init("drive-emulator", &args.log_format, &args.log_filter);
     let config = EmulatorConfig {
         client_id: args.client_id,
         client_secret: args.client_secret,

@@ -23,7 +23,8 @@ use crate::state::AppState;
 
 /// A started gateway: the HTTP server plus its background relay.
 pub struct RunningGateway {
-    pub server: actix_web::dev::Server,
+    /// Resolves when the server stopped (after a signal or [`RunningGateway::stop`]).
+    pub server: tokio::task::JoinHandle<std::io::Result<()>>,
     pub handle: actix_web::dev::ServerHandle,
     pub local_addr: std::net::SocketAddr,
     pub shutdown: CancellationToken,
@@ -102,6 +103,7 @@ pub fn start(settings: Settings, listener: TcpListener) -> anyhow::Result<Runnin
     .shutdown_timeout(30)
     .run();
     let handle = server.handle();
+    let server = tokio::spawn(server);
     Ok(RunningGateway { server, handle, local_addr, shutdown })
 }
 

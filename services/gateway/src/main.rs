@@ -16,5 +16,5 @@ async fn main() -> anyhow::Result<()> {
     // actix handles SIGINT/SIGTERM itself: it stops accepting, drains requests, then `server` resolves.
     let result = gateway.server.await;
     shutdown.cancel();
-    result.context("serving")
+    result.context("server task")?.context("serving")
 }

@@ -1,0 +1,243 @@
+//! Test harness: the whole system in one process on real infrastructure. Each [`TestEnv`] gets its own
+//! Postgres database, its own RabbitMQ queue prefix, its own blob directory and its own Drive emulator, so
+//! tests run in parallel without seeing each other.
+
+use std::time::Duration;
+
+use anyhow::{Context, anyhow, bail};
+use ferry_config::Settings;
+use ferry_core::TenantId;
+use ferry_db::testing::TestDatabase;
+use ferry_queue::{Broker, Topology};
+use ferry_transfer::{WorkerKind, WorkerService};
+use serde_json::Value;
+
+pub use drive_emulator;
+
+/// RabbitMQ URL for tests; `FERRY_TEST_AMQP_URL` overrides it.
+pub fn test_amqp_url() -> String {
+    std::env::var("FERRY_TEST_AMQP_URL").unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned())
+}
+
+/// Which workers a [`TestEnv`] runs.
+#[derive(Debug, Clone, Copy)]
+pub struct Workers {
+    pub importer: bool,
+    pub exporter: bool,
+}
+
+impl Workers {
+    pub const ALL: Workers = Workers { importer: true, exporter: true };
+    pub const NONE: Workers = Workers { importer: false, exporter: false };
+}
+
+pub struct TestEnv {
+    pub settings: Settings,
+    pub database: TestDatabase,
+    pub emulator: drive_emulator::RunningEmulator,
+    pub gateway_url: String,
+    pub api_key: String,
+    pub tenant_id: TenantId,
+    pub http: reqwest::Client,
+    gateway: Option<ferry_gateway::RunningGateway>,
+    workers: Vec<WorkerService>,
+    queue_prefix: String,
+    _blobs: tempfile::TempDir,
+}
+
+impl TestEnv {
+    pub async fn start() -> anyhow::Result<Self> {
+        Self::start_with(Workers::ALL, &[]).await
+    }
+
+    /// Starts everything; `overrides` are extra settings (`("exporter.chunk_size_bytes", "262144")`).
+    pub async fn start_with(workers: Workers, overrides: &[(&str, &str)]) -> anyhow::Result<Self> {
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+        // Logs go to the test's captured output; RUST_LOG widens them.
+        let _ = ferry_telemetry::init("test", "pretty", "warn");
+        let database = TestDatabase::create().await.context("creating the test database")?;
+        let emulator = drive_emulator::spawn(
+            drive_emulator::EmulatorConfig::default(),
+            std::net::TcpListener::bind("127.0.0.1:0").context("binding the emulator")?,
+        )
+        .await
+        .context("starting the emulator")?;
+        let blobs = tempfile::tempdir().context("creating the blob directory")?;
+        let gateway_listener = std::net::TcpListener::bind("127.0.0.1:0").context("binding the gateway")?;
+        let gateway_url = format!("http://{}", gateway_listener.local_addr()?);
+        let queue_prefix = format!("test-{}", uuid::Uuid::new_v4().simple());
+        let emulator_url = emulator.base_url().to_owned();
+
+        let mut pairs: Vec<(String, String)> = vec![
+            ("database.url".into(), database.url.clone()),
+            ("database.max_connections".into(), "8".into()),
+            ("amqp.url".into(), test_amqp_url()),
+            ("amqp.queue_prefix".into(), queue_prefix.clone()),
+            ("storage.root".into(), blobs.path().display().to_string()),
+            ("gateway.public_url".into(), gateway_url.clone()),
+            ("gateway.popup_origin".into(), "http://app.example.test".into()),
+            ("google.auth_url".into(), format!("{emulator_url}/o/oauth2/v2/auth")),
+            ("google.token_url".into(), format!("{emulator_url}/token")),
+            ("google.revoke_url".into(), format!("{emulator_url}/revoke")),
+            ("google.userinfo_url".into(), format!("{emulator_url}/oauth2/v3/userinfo")),
+            ("google.drive_root_url".into(), format!("{emulator_url}/")),
+            ("google.redirect_uri".into(), format!("{gateway_url}/api/v2/cloud-storage/auth/google_drive/callback")),
+            ("telemetry.log_format".into(), "pretty".into()),
+        ];
+        for (key, value) in overrides {
+            pairs.retain(|(k, _)| k != key);
+            pairs.push(((*key).to_owned(), (*value).to_owned()));
+        }
+        let borrowed: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let settings = Settings::from_sources(&borrowed).context("building test settings")?;
+
+        let gateway = ferry_gateway::start(settings.clone(), gateway_listener).context("starting the gateway")?;
+        let mut running = Vec::new();
+        if workers.importer {
+            running.push(WorkerService::start(&settings, WorkerKind::Importer)?);
+        }
+        if workers.exporter {
+            running.push(WorkerService::start(&settings, WorkerKind::Exporter)?);
+        }
+
+        let tenant = database.db.ensure_tenant("tenant-a").await?;
+        let api_key = create_api_key(&database.db, "tenant-a").await?;
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(Duration::from_secs(60))
+            .build()?;
+        let env = TestEnv {
+            settings,
+            database,
+            emulator,
+            gateway_url,
+            api_key,
+            tenant_id: TenantId(tenant.id),
+            http,
+            gateway: Some(gateway),
+            workers: running,
+            queue_prefix,
+            _blobs: blobs,
+        };
+        env.wait_until_ready().await?;
+        Ok(env)
+    }
+
+    /// Waits until the gateway reports ready (database reachable, relay connected to RabbitMQ).
+    pub async fn wait_until_ready(&self) -> anyhow::Result<()> {
+        for _ in 0..200 {
+            if let Ok(response) = self.http.get(format!("{}/readyz", self.gateway_url)).send().await
+                && response.status().is_success()
+            {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        bail!("gateway did not become ready within 10 s")
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.gateway_url, path)
+    }
+
+    /// A request to the API with this environment's key.
+    pub fn api(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.api_as(&self.api_key, method, path)
+    }
+
+    pub fn api_as(&self, key: &str, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.http.request(method, self.url(&format!("/api/v2{path}"))).bearer_auth(key)
+    }
+
+    /// Creates another tenant and returns its key.
+    pub async fn second_tenant_key(&self, name: &str) -> anyhow::Result<String> {
+        create_api_key(&self.database.db, name).await
+    }
+
+    /// Runs the OAuth flow against the emulator as `email` and returns the callback's JSON body.
+    pub async fn connect_drive(&self, email: &str) -> anyhow::Result<Value> {
+        let started: Value = self
+            .api(reqwest::Method::POST, "/cloud-storage/auth/google_drive")
+            .json(&serde_json::json!({ "provider": "google_drive", "login_hint": email }))
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        let authorization_url =
+            started["authorization_url"].as_str().ok_or_else(|| anyhow!("no authorization_url in {started}"))?;
+        let (code, state) = self.authorize(authorization_url).await?;
+        let response = self
+            .api(reqwest::Method::POST, "/cloud-storage/auth/google_drive/callback")
+            .json(&serde_json::json!({ "code": code, "state": state }))
+            .send()
+            .await?;
+        let status = response.status();
+        let body: Value = response.json().await?;
+        if !status.is_success() {
+            bail!("callback failed with {status}: {body}");
+        }
+        Ok(body)
+    }
+
+    /// Follows the authorization URL like a browser would and returns the `code` and `state` it redirects with.
+    pub async fn authorize(&self, authorization_url: &str) -> anyhow::Result<(String, String)> {
+        let response = self.http.get(authorization_url).send().await?;
+        let location = response
+            .headers()
+            .get(reqwest::header::LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .ok_or_else(|| anyhow!("authorize answered {} without a redirect", response.status()))?;
+        let redirect = url::Url::parse(location)?;
+        let param = |name: &str| redirect.query_pairs().find(|(k, _)| k == name).map(|(_, v)| v.into_owned());
+        Ok((param("code").ok_or_else(|| anyhow!("no code in {location}"))?, param("state").unwrap_or_default()))
+    }
+
+    /// Polls a job until it reaches a terminal status, returning the last `job` object.
+    pub async fn wait_for_job(&self, job_id: &str, timeout: Duration) -> anyhow::Result<Value> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let body: Value = self
+                .api(reqwest::Method::GET, &format!("/cloud-storage/jobs/{job_id}"))
+                .send()
+                .await?
+                .error_for_status()?
+                .json()
+                .await?;
+            let status = body["job"]["status"].as_str().unwrap_or_default().to_owned();
+            if matches!(status.as_str(), "completed" | "partial" | "failed" | "cancelled") {
+                return Ok(body["job"].clone());
+            }
+            if tokio::time::Instant::now() > deadline {
+                bail!("job {job_id} still {status} after {timeout:?}: {body}");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Stops the services and removes this environment's queues.
+    pub async fn shutdown(mut self) {
+        for worker in self.workers.drain(..) {
+            worker.stop(Duration::from_secs(10)).await;
+        }
+        if let Some(gateway) = self.gateway.take() {
+            gateway.stop().await;
+        }
+        if let Ok(broker) = Broker::connect(&test_amqp_url(), "testkit-cleanup").await {
+            let _ = Topology::new(self.queue_prefix.clone(), self.settings.amqp.delivery_limit).delete(&broker).await;
+            broker.close().await;
+        }
+    }
+}
+
+async fn create_api_key(db: &ferry_db::Db, tenant: &str) -> anyhow::Result<String> {
+    let tenant = db.ensure_tenant(tenant).await?;
+    let key = ferry_crypto::generate_api_key();
+    db.insert_api_key(
+        TenantId(tenant.id),
+        &ferry_crypto::hash_api_key(&key),
+        &ferry_crypto::api_key_display_prefix(&key),
+    )
+    .await?;
+    Ok(key)
+}
