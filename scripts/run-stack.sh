@@ -65,6 +65,11 @@ if [ -z "$API_KEY" ]; then
     die "could not find the new API key in the output of 'ferryctl api-key create'"
 fi
 
+# make demo reads the key from here (data/ is never committed).
+umask 077
+printf '%s\n' "$API_KEY" > data/demo-api-key
+umask 022
+
 PIDS=()
 NAMES=()
 
@@ -124,7 +129,7 @@ wait_ready() { # name url
     say "$name ready"
 }
 
-start drive-emulator "$EMULATOR"
+start drive-emulator "$EMULATOR" --seed demo
 wait_ready drive-emulator http://127.0.0.1:8088/.well-known/openid-configuration
 start gateway "$GATEWAY"
 start importer "$IMPORTER"
@@ -136,14 +141,15 @@ wait_ready exporter http://127.0.0.1:9102/readyz
 cat <<EOF
 
 Ferry is running.
-  API          http://127.0.0.1:8080        (OpenAPI docs: http://127.0.0.1:8080/docs)
-  Drive emu    http://127.0.0.1:8088        (stands in for Google OAuth + Drive)
+  API          http://127.0.0.1:8080/api/v2
+  Drive emu    http://127.0.0.1:8088        (stands in for Google OAuth + Drive; demo@ferry.test has sample files)
   Ops          gateway http://127.0.0.1:8080/metrics, importer http://127.0.0.1:9101/metrics, exporter http://127.0.0.1:9102/metrics
   Logs         $LOG_DIR/{drive-emulator,gateway,importer,exporter}.log
   API key      $API_KEY   (tenant "$TENANT"; shown once, stored hashed)
 
 Try:
   curl -s -H "Authorization: Bearer $API_KEY" http://127.0.0.1:8080/api/v2/cloud-storage/connections
+  make demo     # in another terminal: connect, browse, import, download, export, step by step
 
 Press Ctrl-C to stop everything.
 EOF

@@ -11,6 +11,7 @@ mod fields;
 mod files;
 mod oauth;
 mod query;
+pub mod seed;
 mod state;
 mod upload;
 mod util;

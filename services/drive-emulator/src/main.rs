@@ -22,6 +22,9 @@ struct Args {
     /// Lifetime of issued access tokens, in seconds.
     #[arg(long, env = "EMULATOR_TOKEN_TTL_SECS", default_value_t = 3599)]
     token_ttl_secs: u64,
+    /// Load a built-in data set at start: `demo` (folders and files for demo@ferry.test).
+    #[arg(long, env = "EMULATOR_SEED", value_parser = ["demo"])]
+    seed: Option<String>,
     /// Log format: `json` or `pretty`.
     #[arg(long, env = "EMULATOR_LOG_FORMAT", default_value = "json")]
     log_format: String,
@@ -64,6 +67,10 @@ async fn main() -> anyhow::Result<()> {
     };
     let listener = TcpListener::bind(&args.bind).with_context(|| format!("binding {}", args.bind))?;
     let emulator = drive_emulator::spawn(config, listener).await.context("starting the emulator")?;
+    if args.seed.as_deref() == Some("demo") {
+        drive_emulator::seed::seed_demo(emulator.state());
+        tracing::info!("loaded the demo data set");
+    }
     tracing::info!(
         base_url = emulator.base_url(),
         default_user = drive_emulator::DEFAULT_USER_EMAIL,
