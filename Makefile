@@ -1,7 +1,7 @@
 # Ferry developer entry points.
 #   make run    start the whole stack locally (Postgres + RabbitMQ via scripts/bootstrap.sh, emulator included)
 #   make test   install/start what tests need, then run every test
-#   make lint   rustfmt check + clippy with warnings as errors
+#   make lint   rustfmt check, clippy with warnings as errors, crate dependency boundaries
 #   make demo   walk through the API against a running stack (scripts/demo.sh)
 
 SHELL := /bin/bash
@@ -34,6 +34,7 @@ test: bootstrap
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	@scripts/check-boundaries.sh
 
 demo:
 	@scripts/demo.sh

@@ -44,8 +44,9 @@ auth_url=$(jq -r .authorization_url <<<"$started")
 step "2. The user approves (the emulator auto-approves) and is redirected back with a code"
 redirect=$(curl -sS -o /dev/null -w '%{redirect_url}' "$auth_url")
 echo "$redirect"
-code=$(sed -E 's/.*[?&]code=([^&]*).*/\1/' <<<"$redirect")
-state=$(sed -E 's/.*[?&]state=([^&]*).*/\1/' <<<"$redirect")
+urldecode() { local v=${1//+/ }; printf '%b' "${v//%/\\x}"; }
+code=$(urldecode "$(sed -E 's/.*[?&]code=([^&]*).*/\1/' <<<"$redirect")")
+state=$(urldecode "$(sed -E 's/.*[?&]state=([^&]*).*/\1/' <<<"$redirect")")
 
 step "3. Complete the flow with the code and state"
 connected=$(call POST /cloud-storage/auth/google_drive/callback "$(jq -n --arg c "$code" --arg s "$state" '{code:$c,state:$s}')")
