@@ -175,6 +175,8 @@ pub struct GatewaySettings {
     pub popup_origin: String,
     pub oauth_state_ttl_secs: u64,
     pub max_upload_bytes: u64,
+    /// The outbox relay is woken by LISTEN/NOTIFY; this poll only catches notifications lost while reconnecting.
+    pub outbox_poll_interval_secs: u64,
 }
 
 impl Default for GatewaySettings {
@@ -185,6 +187,7 @@ impl Default for GatewaySettings {
             popup_origin: "http://127.0.0.1:8080".into(),
             oauth_state_ttl_secs: 600,
             max_upload_bytes: GIB,
+            outbox_poll_interval_secs: 5,
         }
     }
 }
@@ -192,6 +195,10 @@ impl Default for GatewaySettings {
 impl GatewaySettings {
     pub fn oauth_state_ttl(&self) -> Duration {
         Duration::from_secs(self.oauth_state_ttl_secs)
+    }
+
+    pub fn outbox_poll_interval(&self) -> Duration {
+        Duration::from_secs(self.outbox_poll_interval_secs)
     }
 }
 

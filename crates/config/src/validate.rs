@@ -37,6 +37,9 @@ pub(crate) fn problems(s: &Settings) -> Vec<String> {
     p.bind("gateway.bind", &s.gateway.bind);
     p.url("gateway.public_url", &s.gateway.public_url, HTTP);
     p.origin("gateway.popup_origin", &s.gateway.popup_origin);
+    if s.gateway.outbox_poll_interval_secs == 0 {
+        p.push("gateway.outbox_poll_interval_secs", "must be at least 1");
+    }
     if s.gateway.oauth_state_ttl_secs == 0 {
         p.push("gateway.oauth_state_ttl_secs", "must be at least 1");
     }

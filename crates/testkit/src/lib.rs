@@ -83,6 +83,8 @@ impl TestEnv {
             ("google.drive_root_url".into(), format!("{emulator_url}/")),
             ("google.redirect_uri".into(), format!("{gateway_url}/api/v2/cloud-storage/auth/google_drive/callback")),
             ("telemetry.log_format".into(), "pretty".into()),
+            // The relay must be woken by LISTEN/NOTIFY: a job that waited for this poll would time out.
+            ("gateway.outbox_poll_interval_secs".into(), "3600".into()),
         ];
         for (key, value) in overrides {
             pairs.retain(|(k, _)| k != key);

@@ -66,6 +66,7 @@ pub fn build_state(settings: Settings) -> anyhow::Result<AppState> {
 /// Starts the API on `listener` and the outbox relay in the background.
 pub fn start(settings: Settings, listener: TcpListener) -> anyhow::Result<RunningGateway> {
     let amqp_url = settings.amqp.url.clone();
+    let outbox_poll = settings.gateway.outbox_poll_interval();
     let topology = Topology::new(settings.amqp.queue_prefix.clone(), settings.amqp.delivery_limit);
     let max_json = 2 * 1024 * 1024;
     let state = web::Data::new(build_state(settings)?);
@@ -73,7 +74,7 @@ pub fn start(settings: Settings, listener: TcpListener) -> anyhow::Result<Runnin
 
     let broker_slot: relay::SharedBroker = Arc::new(Mutex::new(None));
     let store = relay::PgOutbox::start(state.db.clone(), shutdown.clone());
-    tokio::spawn(relay::run(store, amqp_url, topology, broker_slot.clone(), shutdown.clone()));
+    tokio::spawn(relay::run(store, amqp_url, topology, outbox_poll, broker_slot.clone(), shutdown.clone()));
 
     let db = state.db.clone();
     let readiness = Readiness::new()

@@ -94,6 +94,7 @@ pub async fn run(
     store: Arc<PgOutbox>,
     amqp_url: String,
     topology: Topology,
+    fallback_poll: Duration,
     broker_slot: SharedBroker,
     shutdown: CancellationToken,
 ) {
@@ -135,14 +136,7 @@ pub async fn run(
                 }
             })
         };
-        ferry_queue::run_outbox_relay(
-            store.clone(),
-            publisher,
-            200,
-            Duration::from_secs(5),
-            stop_this_connection.clone(),
-        )
-        .await;
+        ferry_queue::run_outbox_relay(store.clone(), publisher, 200, fallback_poll, stop_this_connection.clone()).await;
         stop_this_connection.cancel();
         let _ = watchdog.await;
         set_broker(&broker_slot, None);
