@@ -297,6 +297,15 @@ async fn the_importer_refreshes_an_expired_token_and_disconnect_revokes_it() {
     )
     .await;
     assert_eq!(disconnected, json!({ "success": true, "message": "Connection disconnected successfully" }));
+    assert_eq!(drive.request_count("/revoke"), 1, "the grant is revoked at the provider");
+    let tokens = env
+        .database
+        .db
+        .connection_tokens(ferry_core::ConnectionId::parse(&connection_id).expect("uuid"))
+        .await
+        .expect("tokens")
+        .expect("row kept for its jobs");
+    assert!(tokens.access_token_sealed.is_none() && tokens.refresh_token_sealed.is_none(), "tokens forgotten");
     let listed =
         json_of(env.api(Method::GET, "/cloud-storage/connections").send().await.expect("list"), StatusCode::OK).await;
     assert_eq!(listed["total_count"], 0);
