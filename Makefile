@@ -3,6 +3,7 @@
 #   make test   install/start what tests need, then run every test
 #   make lint   rustfmt check, clippy with warnings as errors, crate dependency boundaries
 #   make demo   walk through the API against a running stack (scripts/demo.sh)
+#   make chaos  kill, restart and starve real service processes; fail on any lost or duplicated file
 
 SHELL := /bin/bash
 CARGO ?= cargo
@@ -11,7 +12,7 @@ CARGO ?= cargo
 export FERRY_TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432
 export FERRY_TEST_AMQP_URL ?= amqp://guest:guest@127.0.0.1:5672/%2f
 
-.PHONY: run test lint demo bootstrap build
+.PHONY: run test lint demo bootstrap build chaos
 
 bootstrap:
 	@scripts/bootstrap.sh
@@ -38,3 +39,8 @@ lint:
 
 demo:
 	@scripts/demo.sh
+
+# Runs against a private Postgres and RabbitMQ node it starts itself, so it never restarts the shared servers
+# other tests use. Sequential; about 5 minutes.
+chaos: bootstrap
+	@scripts/chaos/run.sh

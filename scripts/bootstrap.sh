@@ -181,9 +181,39 @@ check_nextest() {
     fi
 }
 
+# --- Python client for the Drive emulator's fidelity test (services/drive-emulator/tests/python_client.rs) ---
+# google-api-python-client + google-auth in a venv under the cargo target dir, where the test looks first.
+EMULATOR_PY_PACKAGES=("google-api-python-client>=2.100,<3" "google-auth>=2.20,<3")
+ensure_emulator_python() {
+    local root venv probe
+    root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+    venv="${CARGO_TARGET_DIR:-$root/target}/emulator-python"
+    probe='import googleapiclient.discovery, googleapiclient.http, google.oauth2.credentials'
+    if [ -x "$venv/bin/python" ] && "$venv/bin/python" -c "$probe" >/dev/null 2>&1; then
+        say "emulator fidelity test: python client ready ($venv)"
+        return 0
+    fi
+    if ! command -v python3 >/dev/null 2>&1 || ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
+        if can_install; then
+            apt_install python3 python3-venv
+        else
+            warn "python3 with venv is missing: the emulator fidelity test will fail (apt-get install python3 python3-venv)"
+            return 0
+        fi
+    fi
+    say "installing google-api-python-client and google-auth into $venv"
+    if python3 -m venv "$venv" &&
+        "$venv/bin/python" -m pip install -q --disable-pip-version-check "${EMULATOR_PY_PACKAGES[@]}"; then
+        say "emulator fidelity test: python client ready ($venv)"
+    else
+        warn "could not install the python client into $venv: the emulator fidelity test will fail"
+    fi
+}
+
 ensure_postgres
 ensure_rabbitmq
 if command -v cargo >/dev/null 2>&1; then
     check_nextest
 fi
+ensure_emulator_python
 say "ready"

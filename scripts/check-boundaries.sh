@@ -26,5 +26,5 @@ status=0
 check diesel ferry-db diesel-async diesel_migrations diesel_derives || status=1
 check diesel-async ferry-db || status=1
 check lapin ferry-queue || status=1
-check actix-web ferry-gateway drive-emulator ferry-ops-http actix-multipart || status=1
+check actix-web ferry-gateway drive-emulator ferry-ops-http actix-multipart utoipa-swagger-ui || status=1
 exit $status

@@ -74,6 +74,7 @@ pub struct Settings {
     pub importer: ImporterSettings,
     pub exporter: ExporterSettings,
     pub telemetry: TelemetrySettings,
+    pub reliability: ReliabilitySettings,
 }
 
 impl Default for Settings {
@@ -89,6 +90,7 @@ impl Default for Settings {
             importer: ImporterSettings::default(),
             exporter: ExporterSettings::default(),
             telemetry: TelemetrySettings::default(),
+            reliability: ReliabilitySettings::default(),
         }
     }
 }
@@ -339,6 +341,38 @@ pub struct ExporterSettings {
 impl Default for ExporterSettings {
     fn default() -> Self {
         Self { ops_bind: "127.0.0.1:9102".into(), concurrency: 4, chunk_size_bytes: 8 * MIB }
+    }
+}
+
+/// Leases, the reaper, retries and shutdown of the workers (see ARCHITECTURE.md, failure model).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ReliabilitySettings {
+    /// How long a worker's claim on an item lasts without a heartbeat (heartbeats renew it every third).
+    pub lease_secs: u64,
+    /// How often each worker's reaper looks for items whose lease expired or whose message was lost.
+    pub reaper_interval_secs: u64,
+    /// A `pending` item untouched for this long has lost its message (dead-lettered, purged): re-enqueue it.
+    /// Must exceed the longest retry delay plus the time a message can wait in a busy queue.
+    pub stale_pending_secs: u64,
+    /// Claims of one item (across messages, retries and reaps) before a transient failure fails it for good.
+    pub max_item_attempts: u32,
+    /// Drive requests per second per connection, per worker process (token bucket).
+    pub drive_requests_per_sec: u32,
+    /// Time in-flight items get after SIGTERM before the worker gives them back and exits.
+    pub shutdown_deadline_secs: u64,
+}
+
+impl Default for ReliabilitySettings {
+    fn default() -> Self {
+        Self {
+            lease_secs: 120,
+            reaper_interval_secs: 15,
+            stale_pending_secs: 900,
+            max_item_attempts: 12,
+            drive_requests_per_sec: 20,
+            shutdown_deadline_secs: 25,
+        }
     }
 }
 

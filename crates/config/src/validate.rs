@@ -113,6 +113,24 @@ pub(crate) fn problems(s: &Settings) -> Vec<String> {
         );
     }
 
+    // reliability
+    let r = &s.reliability;
+    if r.lease_secs < 3 {
+        p.push("reliability.lease_secs", "must be at least 3 (heartbeats renew it every third)");
+    }
+    if r.reaper_interval_secs == 0 {
+        p.push("reliability.reaper_interval_secs", "must be at least 1");
+    }
+    if r.stale_pending_secs < 40 {
+        p.push("reliability.stale_pending_secs", "must be at least 40 (longer than the longest retry delay, 32 s)");
+    }
+    if r.max_item_attempts == 0 {
+        p.push("reliability.max_item_attempts", "must be at least 1");
+    }
+    if r.drive_requests_per_sec == 0 {
+        p.push("reliability.drive_requests_per_sec", "must be at least 1");
+    }
+
     // telemetry
     if s.telemetry.log_filter.trim().is_empty() {
         p.push("telemetry.log_filter", "must not be empty (e.g. \"info\")");

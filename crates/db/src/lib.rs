@@ -3,9 +3,13 @@
 
 pub mod connections;
 pub mod files;
+pub mod job_control;
 pub mod jobs;
+pub mod leases;
+pub mod library;
 pub mod oauth_states;
 pub mod outbox;
+pub mod picker;
 mod schema;
 pub mod tenants;
 #[cfg(feature = "test-support")]

@@ -132,6 +132,35 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    folders (id) {
+        id -> Uuid,
+        tenant_id -> Uuid,
+        name -> Text,
+        parent_id -> Nullable<Uuid>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    picker_sessions (session_hash) {
+        session_hash -> Text,
+        tenant_id -> Uuid,
+        connection_id -> Uuid,
+        created_at -> Timestamptz,
+        expires_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    import_export_formats (file_id) {
+        file_id -> Uuid,
+        formats -> Jsonb,
+        created_at -> Timestamptz,
+    }
+}
+
 diesel::joinable!(api_keys -> tenants (tenant_id));
 diesel::joinable!(connections -> tenants (tenant_id));
 diesel::joinable!(jobs -> connections (connection_id));
@@ -146,5 +175,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     files,
     jobs,
     job_items,
-    outbox
+    outbox,
+    folders,
+    picker_sessions,
+    import_export_formats
 );

@@ -1,14 +1,15 @@
 //! Consuming a queue with bounded concurrency and explicit outcomes.
 
-use std::{future::Future, panic::AssertUnwindSafe, sync::Arc};
+use std::{future::Future, panic::AssertUnwindSafe, sync::Arc, time::Duration};
 
 use futures::{FutureExt, StreamExt};
 use lapin::{
-    Channel,
+    BasicProperties, Channel, Confirmation,
     options::{
-        BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions, BasicRejectOptions,
+        BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicPublishOptions,
+        BasicQosOptions, BasicRejectOptions, ConfirmSelectOptions,
     },
-    types::{AMQPValue, FieldTable},
+    types::{AMQPValue, FieldTable, ShortString},
 };
 use tokio::{
     sync::{OwnedSemaphorePermit, Semaphore},
@@ -29,6 +30,10 @@ pub struct Delivery {
     /// The quorum queue's `x-delivery-count` header: how many times the message was returned
     /// to the queue before this delivery. 0 on the first delivery (the header is absent).
     pub delivery_count: u32,
+    /// How many times this message went through a delayed-retry tier ([`Outcome::Retry`]) before.
+    pub retries: u32,
+    /// The W3C `traceparent` header set by the publisher (kept across redeliveries and retry tiers).
+    pub traceparent: Option<String>,
 }
 
 /// What to do with a delivery once its handler is done.
@@ -41,6 +46,12 @@ pub enum Outcome {
     Requeue,
     /// Permanent failure: `basic.reject(requeue=false)`, the message goes to the dead-letter queue.
     Reject,
+    /// Transient failure that should come back after about this long: a copy goes to the retry queue of the
+    /// smallest tier that is at least this long (expiring after exactly this long, so callers add jitter), then
+    /// the original is acknowledged. Without retry queues, or if that publish fails, it is a [`Outcome::Requeue`].
+    /// Retries through tiers do not count toward the delivery limit (the copy is a new message), so the
+    /// handler must bound attempts itself.
+    Retry(Duration),
 }
 
 impl Outcome {
@@ -49,6 +60,7 @@ impl Outcome {
             Outcome::Ack => "ack",
             Outcome::Requeue => "requeue",
             Outcome::Reject => "reject",
+            Outcome::Retry(_) => "retry",
         }
     }
 }
@@ -61,6 +73,9 @@ pub struct ConsumerConfig {
     pub consumer_tag: String,
     /// `basic.qos` prefetch count, and the number of handlers running at once. At least 1.
     pub prefetch: u16,
+    /// Delayed-retry queues with their delays, shortest first ([`crate::Topology::retry_queues`]); empty turns
+    /// [`Outcome::Retry`] into [`Outcome::Requeue`].
+    pub retry_queues: Vec<(Duration, String)>,
 }
 
 /// Consumes `config.queue` until `shutdown` is cancelled.
@@ -93,7 +108,20 @@ where
         return Err(QueueError::InvalidConfig(format!("prefetch for queue {:?} must be at least 1", config.queue)));
     }
     let channel = broker.channel("opening a consumer channel").await?;
-    let result = consume(&channel, &config, &shutdown, Arc::new(handler)).await;
+    let retry = if config.retry_queues.is_empty() {
+        None
+    } else {
+        let retry_channel = broker.channel("opening the retry channel").await?;
+        retry_channel.confirm_select(ConfirmSelectOptions::default()).await.map_err(|source| QueueError::Channel {
+            what: "enabling confirms for retries",
+            source: Box::new(source),
+        })?;
+        Some(Arc::new(RetrySink { channel: retry_channel, queues: config.retry_queues.clone() }))
+    };
+    let result = consume(&channel, &config, &shutdown, Arc::new(handler), retry.clone()).await;
+    if let Some(retry) = &retry {
+        close_channel(&retry.channel).await;
+    }
     close_channel(&channel).await;
     match &result {
         Ok(()) => tracing::info!(queue = %config.queue, "consumer stopped"),
@@ -109,6 +137,7 @@ async fn consume<H, Fut>(
     config: &ConsumerConfig,
     shutdown: &CancellationToken,
     handler: Arc<H>,
+    retry: Option<Arc<RetrySink>>,
 ) -> Result<(), QueueError>
 where
     H: Fn(Delivery) -> Fut + Send + Sync + 'static,
@@ -155,7 +184,7 @@ where
         };
         match next {
             Some(Ok(delivery)) => {
-                in_flight.spawn(settle(delivery, handler.clone(), queue.clone(), permit));
+                in_flight.spawn(settle(delivery, handler.clone(), queue.clone(), retry.clone(), permit));
             }
             Some(Err(error)) => {
                 tracing::warn!(queue = %config.queue, %error, "consumer channel failed; waiting for recovery");
@@ -194,17 +223,24 @@ async fn settle<H, Fut>(
     delivery: lapin::message::Delivery,
     handler: Arc<H>,
     queue: Arc<str>,
+    retry: Option<Arc<RetrySink>>,
     _permit: OwnedSemaphorePermit,
 ) where
     H: Fn(Delivery) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Outcome> + Send + 'static,
 {
-    let lapin::message::Delivery { data, properties, redelivered, acker, .. } = delivery;
+    let lapin::message::Delivery { data, properties, redelivered, acker, routing_key, .. } = delivery;
     let ours = Delivery {
-        payload: data,
+        payload: data.clone(),
         message_id: properties.message_id().as_ref().map(ToString::to_string),
         redelivered,
         delivery_count: delivery_count(properties.headers().as_ref()),
+        retries: retry_count(properties.headers().as_ref()),
+        traceparent: properties.headers().as_ref().and_then(|headers| match headers.inner().get("traceparent") {
+            Some(AMQPValue::LongString(value)) => Some(value.to_string()),
+            Some(AMQPValue::ShortString(value)) => Some(value.to_string()),
+            _ => None,
+        }),
     };
     let message_id = ours.message_id.clone();
     // The call is inside the async block so that a panic while building the future is caught too.
@@ -215,8 +251,22 @@ async fn settle<H, Fut>(
             Outcome::Requeue
         }
     };
+    let outcome = match (outcome, &retry) {
+        (Outcome::Retry(delay), Some(sink)) => match sink.send(delay, &data, &properties, &routing_key).await {
+            Ok(queue) => {
+                tracing::debug!(%queue, ?message_id, ?delay, "message sent to a retry tier");
+                outcome
+            }
+            Err(error) => {
+                tracing::warn!(%queue, ?message_id, error = %crate::error_chain(&error), "retry publish failed; requeueing");
+                Outcome::Requeue
+            }
+        },
+        (Outcome::Retry(_), None) => Outcome::Requeue,
+        (other, _) => other,
+    };
     let settled = match outcome {
-        Outcome::Ack => acker.ack(BasicAckOptions::default()).await,
+        Outcome::Ack | Outcome::Retry(_) => acker.ack(BasicAckOptions::default()).await,
         Outcome::Requeue => acker.nack(BasicNackOptions { requeue: true, ..BasicNackOptions::default() }).await,
         Outcome::Reject => acker.reject(BasicRejectOptions { requeue: false }).await,
     };
@@ -239,6 +289,96 @@ async fn settle<H, Fut>(
     }
 }
 
+/// Where [`Outcome::Retry`] copies go: a confirm-mode channel of the consumer's connection and the tiers.
+struct RetrySink {
+    channel: Channel,
+    queues: Vec<(Duration, String)>,
+}
+
+impl RetrySink {
+    /// Publishes a copy of the delivery to the tier for `delay` (via the default exchange, mandatory, persistent)
+    /// and waits for the broker's confirm. Returns the queue used.
+    async fn send(
+        &self,
+        delay: Duration,
+        payload: &[u8],
+        properties: &BasicProperties,
+        routing_key: &ShortString,
+    ) -> Result<String, QueueError> {
+        let queue = pick_tier(&self.queues, delay);
+        let tier_delay = self.queues.iter().find(|(_, name)| *name == queue).map(|(tier, _)| *tier).unwrap_or(delay);
+        let expiration = delay.min(tier_delay).as_millis().max(1).to_string();
+        let previous = properties.headers().clone().unwrap_or_default();
+        let retries = retry_count(Some(&previous)) + 1;
+        // The copy is a new message: the old delivery count must not follow it back into the work queue (the
+        // quorum queue only sets the header on redeliveries), or its first delivery would look like its last.
+        let mut headers: FieldTable = previous
+            .inner()
+            .iter()
+            .filter(|(name, _)| {
+                !matches!(
+                    name.as_str(),
+                    "x-delivery-count"
+                        | "x-death"
+                        | "x-first-death-exchange"
+                        | "x-first-death-queue"
+                        | "x-first-death-reason"
+                )
+            })
+            .map(|(name, value)| (name.clone(), value.clone()))
+            .collect::<std::collections::BTreeMap<_, _>>()
+            .into();
+        headers.insert("x-ferry-retries".into(), AMQPValue::LongLongInt(i64::from(retries)));
+        let copy = properties.clone().with_headers(headers).with_expiration(expiration.into()).with_delivery_mode(2);
+        let command =
+            crate::CommandKind::from_routing_key(routing_key.as_str()).unwrap_or(crate::CommandKind::ImportItem);
+        let message_id = properties.message_id().as_ref().map(ToString::to_string).unwrap_or_default();
+        let publish_error = |source: lapin::Error| QueueError::Publish {
+            command,
+            message_id: message_id.clone(),
+            source: Box::new(source),
+        };
+        let confirm = self
+            .channel
+            .basic_publish(
+                "".into(),
+                queue.as_str().into(),
+                BasicPublishOptions { mandatory: true, ..BasicPublishOptions::default() },
+                payload,
+                copy,
+            )
+            .await
+            .map_err(publish_error)?
+            .await
+            .map_err(publish_error)?;
+        match confirm {
+            Confirmation::Ack(None) => Ok(queue),
+            Confirmation::Ack(Some(returned)) | Confirmation::Nack(Some(returned)) => Err(QueueError::Unroutable {
+                command,
+                message_id,
+                reply_code: returned.reply_code,
+                reply_text: returned.reply_text.to_string(),
+            }),
+            Confirmation::Nack(None) | Confirmation::NotRequested => Err(QueueError::Nacked { command, message_id }),
+        }
+    }
+}
+
+/// The smallest tier at least `delay` long, or the longest tier (backoff is truncated there).
+fn pick_tier(queues: &[(Duration, String)], delay: Duration) -> String {
+    queues
+        .iter()
+        .find(|(tier, _)| *tier >= delay)
+        .or_else(|| queues.last())
+        .map(|(_, queue)| queue.clone())
+        .unwrap_or_default()
+}
+
+/// How many times this message already went through a retry tier (`x-ferry-retries`, set by [`RetrySink`]).
+fn retry_count(headers: Option<&FieldTable>) -> u32 {
+    header_u32(headers, "x-ferry-retries")
+}
+
 fn log_join_error(joined: Result<(), tokio::task::JoinError>) {
     if let Err(error) = joined {
         // Handler panics are caught in `settle`; this is a panic in settling itself.
@@ -247,7 +387,11 @@ fn log_join_error(joined: Result<(), tokio::task::JoinError>) {
 }
 
 fn delivery_count(headers: Option<&FieldTable>) -> u32 {
-    let Some(value) = headers.and_then(|headers| headers.inner().get("x-delivery-count")) else {
+    header_u32(headers, "x-delivery-count")
+}
+
+fn header_u32(headers: Option<&FieldTable>, name: &str) -> u32 {
+    let Some(value) = headers.and_then(|headers| headers.inner().get(name)) else {
         return 0;
     };
     let count = match value {

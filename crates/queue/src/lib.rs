@@ -7,10 +7,12 @@
 //! - `ferry_queue_published_total{command}`: messages confirmed by the broker,
 //! - `ferry_queue_publish_failures_total{command, reason="nacked"|"unroutable"|"error"}`,
 //! - `ferry_queue_consumer_outcomes_total{queue, outcome="ack"|"requeue"|"reject"}`,
-//! - `ferry_outbox_relayed_total`, `ferry_outbox_relay_failures_total`.
+//! - `ferry_outbox_relayed_total`, `ferry_outbox_relay_failures_total`, `ferry_outbox_backlog`,
+//!   `ferry_outbox_oldest_age_seconds` (gauges, refreshed every 5 s by the relay).
 
 mod broker;
 mod consumer;
+mod dead_letters;
 mod error;
 mod outbox;
 mod publisher;
@@ -18,6 +20,7 @@ mod topology;
 
 pub use broker::{Broker, queue_depth};
 pub use consumer::{ConsumerConfig, Delivery, Outcome, run_consumer};
+pub use dead_letters::{DeadLetter, list_dead_letters, purge_queue, requeue_dead_letters};
 pub use error::QueueError;
 pub use outbox::{BoxError, OutboxMessage, OutboxStore, PublishFn, run_outbox_relay};
 pub use publisher::{CONTENT_TYPE, Publisher};

@@ -45,7 +45,15 @@ pub trait OutboxStore: Send + Sync + 'static {
     /// not be lost: keep it until the next call (e.g. a `tokio::sync::Notify` permit).
     /// Spurious wake-ups are fine.
     async fn wait_for_rows(&self, timeout: Duration);
+
+    /// Unpublished rows and the age of the oldest in seconds, for the backlog gauges; `None` when unknown.
+    async fn backlog(&self) -> Option<(i64, f64)> {
+        None
+    }
 }
+
+/// How often the relay refreshes `ferry_outbox_backlog` and `ferry_outbox_oldest_age_seconds`.
+const BACKLOG_REPORT_EVERY: Duration = Duration::from_secs(5);
 
 /// First pause after a failed batch; it doubles up to `fallback_poll`.
 const RETRY_MIN: Duration = Duration::from_millis(200);
@@ -80,8 +88,16 @@ pub async fn run_outbox_relay(
     });
     let max_backoff = fallback_poll.max(RETRY_MIN);
     let mut backoff = RETRY_MIN;
+    let mut reported: Option<tokio::time::Instant> = None;
     tracing::info!(batch_size, ?fallback_poll, "outbox relay started");
     while !shutdown.is_cancelled() {
+        if reported.is_none_or(|at| at.elapsed() >= BACKLOG_REPORT_EVERY) {
+            reported = Some(tokio::time::Instant::now());
+            if let Some((rows, oldest)) = store.backlog().await {
+                metrics::gauge!("ferry_outbox_backlog").set(rows as f64);
+                metrics::gauge!("ferry_outbox_oldest_age_seconds").set(oldest);
+            }
+        }
         match store.relay_batch(batch_size, &publish).await {
             Ok(published) => {
                 backoff = RETRY_MIN;

@@ -10,6 +10,7 @@ use futures::future::join_all;
 use lapin::{
     BasicProperties, Channel, Confirmation,
     options::{BasicPublishOptions, ConfirmSelectOptions},
+    types::{AMQPValue, FieldTable},
 };
 use tokio::sync::Mutex;
 
@@ -77,7 +78,12 @@ impl Publisher {
         // round trip each.
         let mut pending = Vec::new();
         for (command, message_id, payload) in messages {
+            // W3C trace context: a fresh trace per command (the outbox carries no request context yet), kept
+            // across redeliveries and retry tiers so every log line about one command shares its trace id.
+            let mut headers = FieldTable::default();
+            headers.insert("traceparent".into(), AMQPValue::LongString(new_traceparent().into()));
             let properties = BasicProperties::default()
+                .with_headers(headers)
                 .with_message_id(message_id.into())
                 .with_content_type(CONTENT_TYPE.into())
                 .with_delivery_mode(2)
@@ -130,6 +136,13 @@ async fn confirm_channel(broker: &Broker) -> Result<Channel, QueueError> {
         .await
         .map_err(|source| QueueError::Channel { what: "enabling publisher confirms", source: Box::new(source) })?;
     Ok(channel)
+}
+
+/// `00-{trace id}-{span id}-01` with random ids (W3C Trace Context, sampled).
+pub(crate) fn new_traceparent() -> String {
+    let trace = uuid::Uuid::new_v4().simple().to_string();
+    let span = uuid::Uuid::new_v4().simple().to_string();
+    format!("00-{trace}-{}-01", &span[..16])
 }
 
 fn check_confirmation(

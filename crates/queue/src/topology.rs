@@ -1,6 +1,6 @@
 //! Exchange and queue names, and declaring them.
 
-use std::fmt;
+use std::{fmt, time::Duration};
 
 use lapin::{
     Channel, ExchangeKind,
@@ -61,7 +61,15 @@ impl fmt::Display for CommandKind {
 ///                                 --export.item--> {prefix}.export  (quorum)
 /// {prefix}.dead-letter  (direct) --import.item--> {prefix}.import.dead (quorum)
 ///                                 --export.item--> {prefix}.export.dead (quorum)
+/// (default exchange) --> {prefix}.import.retry.{1,2,4,8,16,32}s (classic, TTL) --expired--> {prefix}.commands
 /// ```
+///
+/// Delayed retries: a consumer that wants a message back later publishes a copy to the retry queue of the
+/// right tier (its queue-level `x-message-ttl` plus a per-message `expiration` for jitter) and acknowledges the
+/// original. When the copy expires the queue dead-letters it to the commands exchange with the command's
+/// routing key, so it lands back in the work queue. The tiers are classic queues because quorum queues only
+/// learned message TTL in RabbitMQ 3.10 (the oldest version these machines run) and dead-letter with at-most-once
+/// semantics there; losing a retry copy is covered by the item reaper (a pending item nobody touches).
 ///
 /// A work queue dead-letters a message when a consumer rejects it without requeue, or when
 /// it has been returned to the queue more than `delivery_limit` times (RabbitMQ's
@@ -123,11 +131,31 @@ impl Topology {
         format!("{}.{}.dead", self.prefix, command.queue_segment())
     }
 
-    /// Every queue of this topology (work queues and dead-letter queues).
+    /// The delayed-retry tiers, shortest first: truncated exponential backoff, 1 s doubling up to 32 s (Google's
+    /// guidance for Drive rate limits and 5xx).
+    pub fn retry_tiers(&self) -> Vec<Duration> {
+        RETRY_TIER_SECS.iter().map(|secs| Duration::from_secs(*secs)).collect()
+    }
+
+    /// `{prefix}.import.retry.4s`: the retry queue of `command` for the tier `tier` (one of [`Self::retry_tiers`]).
+    pub fn retry_queue(&self, command: CommandKind, tier: Duration) -> String {
+        format!("{}.{}.retry.{}s", self.prefix, command.queue_segment(), tier.as_secs())
+    }
+
+    /// The retry queues of `command`, with their delays, shortest first (what a consumer needs).
+    pub fn retry_queues(&self, command: CommandKind) -> Vec<(Duration, String)> {
+        self.retry_tiers().into_iter().map(|tier| (tier, self.retry_queue(command, tier))).collect()
+    }
+
+    /// Every queue of this topology (work queues, dead-letter queues and retry tiers).
     pub fn queues(&self) -> Vec<String> {
         CommandKind::ALL
             .into_iter()
-            .flat_map(|command| [self.queue(command), self.dead_letter_queue(command)])
+            .flat_map(|command| {
+                let mut queues = vec![self.queue(command), self.dead_letter_queue(command)];
+                queues.extend(self.retry_queues(command).into_iter().map(|(_, queue)| queue));
+                queues
+            })
             .collect()
     }
 
@@ -192,6 +220,15 @@ impl Topology {
             dead_arguments.insert("x-queue-type".into(), long_string("quorum"));
             self.declare_queue(channel, &self.dead_letter_queue(command), dead_arguments).await?;
             self.bind(channel, &self.dead_letter_queue(command), &self.dead_letter_exchange(), routing_key).await?;
+            for (tier, queue) in self.retry_queues(command) {
+                let mut arguments = FieldTable::default();
+                arguments.insert("x-queue-type".into(), long_string("classic"));
+                let ttl = i64::try_from(tier.as_millis()).unwrap_or(i64::MAX);
+                arguments.insert("x-message-ttl".into(), AMQPValue::LongLongInt(ttl));
+                arguments.insert("x-dead-letter-exchange".into(), long_string(&self.exchange()));
+                arguments.insert("x-dead-letter-routing-key".into(), long_string(routing_key));
+                self.declare_queue(channel, &queue, arguments).await?;
+            }
         }
         Ok(())
     }
@@ -243,6 +280,9 @@ impl Topology {
     }
 }
 
+/// Retry tier delays in seconds.
+const RETRY_TIER_SECS: [u64; 6] = [1, 2, 4, 8, 16, 32];
+
 fn long_string(value: &str) -> AMQPValue {
     AMQPValue::LongString(value.into())
 }
@@ -260,7 +300,9 @@ mod tests {
         assert_eq!(topology.queue(CommandKind::ExportItem), "ferry.export");
         assert_eq!(topology.dead_letter_queue(CommandKind::ImportItem), "ferry.import.dead");
         assert_eq!(topology.dead_letter_queue(CommandKind::ExportItem), "ferry.export.dead");
-        assert_eq!(topology.queues().len(), 4);
+        assert_eq!(topology.retry_queue(CommandKind::ImportItem, Duration::from_secs(4)), "ferry.import.retry.4s");
+        assert_eq!(topology.retry_queues(CommandKind::ExportItem).len(), 6);
+        assert_eq!(topology.queues().len(), 16);
     }
 
     #[test]

@@ -92,8 +92,17 @@ impl Fixture {
         Fut: Future<Output = Outcome> + Send + 'static,
     {
         let shutdown = CancellationToken::new();
-        let config =
-            ConsumerConfig { consumer_tag: format!("{queue}-consumer-{}", uuid::Uuid::new_v4()), queue, prefetch };
+        let retry_queues = CommandKind::ALL
+            .into_iter()
+            .find(|command| self.queue(*command) == queue)
+            .map(|command| self.topology.retry_queues(command))
+            .unwrap_or_default();
+        let config = ConsumerConfig {
+            consumer_tag: format!("{queue}-consumer-{}", uuid::Uuid::new_v4()),
+            queue,
+            prefetch,
+            retry_queues,
+        };
         let broker = self.broker.clone();
         let token = shutdown.clone();
         let task = tokio::spawn(async move { run_consumer(&broker, config, token, handler).await });
@@ -264,6 +273,9 @@ async fn publish_consume_ack() {
     });
     let delivery =
         tokio::time::timeout(PATIENCE, receiver.recv()).await.expect("delivered in time").expect("consumer alive");
+    let traceparent = delivery.traceparent.clone().expect("traceparent header");
+    let parts: Vec<&str> = traceparent.split('-').collect();
+    assert_eq!(parts.iter().map(|p| p.len()).collect::<Vec<_>>(), [2, 32, 16, 2], "{traceparent}");
     assert_eq!(
         delivery,
         Delivery {
@@ -271,6 +283,8 @@ async fn publish_consume_ack() {
             message_id: Some("import-1".to_owned()),
             redelivered: false,
             delivery_count: 0,
+            retries: 0,
+            traceparent: Some(traceparent.clone()),
         }
     );
     shutdown.cancel();
@@ -306,6 +320,46 @@ async fn publish_batch_confirms_all() {
         .collect();
     let expected: BTreeSet<String> = (0..20).step_by(2).map(|n| format!("batch-{n}")).collect();
     assert_eq!(ids, expected);
+    fixture.cleanup().await;
+}
+
+/// Operators can look at dead letters without removing them, then put them back on the work queue.
+#[tokio::test(flavor = "multi_thread")]
+async fn dead_letters_can_be_listed_and_requeued() {
+    let fixture = Fixture::new(5).await;
+    let publisher = fixture.publisher().await;
+    for n in 0..3 {
+        publisher.publish(CommandKind::ImportItem, &format!("dead-{n}"), b"poison").await.expect("publish");
+    }
+    let (shutdown, task) =
+        fixture.consume(fixture.queue(CommandKind::ImportItem), 3, move |_| async { Outcome::Reject });
+    fixture.wait_for_depth(&fixture.dead(CommandKind::ImportItem), 3).await;
+    shutdown.cancel();
+    task.await.expect("join").expect("consumer stops cleanly");
+
+    let listed = ferry_queue::list_dead_letters(&fixture.broker, &fixture.topology, CommandKind::ImportItem, 10)
+        .await
+        .expect("list");
+    let mut ids: Vec<String> = listed.iter().filter_map(|dead| dead.message_id.clone()).collect();
+    ids.sort();
+    assert_eq!(ids, ["dead-0", "dead-1", "dead-2"]);
+    assert!(listed.iter().all(|dead| dead.reason.as_deref() == Some("rejected") && dead.payload == b"poison"));
+    assert_eq!(listed[0].queue.as_deref(), Some(fixture.queue(CommandKind::ImportItem).as_str()));
+    // Listing does not remove anything.
+    fixture.wait_for_depth(&fixture.dead(CommandKind::ImportItem), 3).await;
+
+    let moved = ferry_queue::requeue_dead_letters(&fixture.broker, &fixture.topology, CommandKind::ImportItem, 2)
+        .await
+        .expect("requeue");
+    assert_eq!(moved, 2);
+    fixture.wait_for_depth(&fixture.queue(CommandKind::ImportItem), 2).await;
+    fixture.wait_for_depth(&fixture.dead(CommandKind::ImportItem), 1).await;
+    let back = fixture.drain(&fixture.queue(CommandKind::ImportItem)).await;
+    assert!(back.iter().all(|delivery| delivery.delivery_count == 0 && delivery.payload == b"poison"));
+    assert_eq!(
+        ferry_queue::purge_queue(&fixture.broker, &fixture.dead(CommandKind::ImportItem)).await.expect("purge"),
+        1
+    );
     fixture.cleanup().await;
 }
 
@@ -369,6 +423,53 @@ async fn requeue_dead_letters_after_the_delivery_limit() {
     assert_eq!(dead.len(), 1);
     assert_eq!(dead[0].message_id.as_deref(), Some("flaky-1"));
     assert_eq!(dead[0].payload, b"retry me");
+    fixture.cleanup().await;
+}
+
+/// A retry goes through a delay tier and comes back as a fresh message: the delivery count starts again (the
+/// delivery limit is not consumed), the retry count grows, and nothing is dead-lettered.
+#[tokio::test(flavor = "multi_thread")]
+async fn retry_goes_through_a_delay_tier_and_comes_back() {
+    const LIMIT: u32 = 1;
+    let fixture = Fixture::new(LIMIT).await;
+    let publisher = fixture.publisher().await;
+    publisher.publish(CommandKind::ImportItem, "later-1", b"try again").await.expect("publish");
+
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = seen.clone();
+    let trace_ids = Arc::new(Mutex::new(BTreeSet::new()));
+    let traces = trace_ids.clone();
+    let started = std::time::Instant::now();
+    let (sender, mut receiver) = mpsc::unbounded_channel();
+    let (shutdown, task) = fixture.consume(fixture.queue(CommandKind::ImportItem), 1, move |delivery| {
+        let mut log = log.lock().expect("lock");
+        log.push((delivery.delivery_count, delivery.retries, started.elapsed()));
+        traces.lock().expect("lock").insert(delivery.traceparent.clone());
+        let outcome = if log.len() < 4 { Outcome::Retry(Duration::from_millis(300)) } else { Outcome::Ack };
+        if log.len() == 4 {
+            let _ = sender.send(());
+        }
+        async move { outcome }
+    });
+    tokio::time::timeout(PATIENCE, receiver.recv()).await.expect("fourth delivery in time").expect("consumer alive");
+    shutdown.cancel();
+    task.await.expect("join").expect("consumer stops cleanly");
+
+    let seen = seen.lock().expect("lock").clone();
+    println!("deliveries (x-delivery-count, retries, elapsed): {seen:?}");
+    // More attempts than the delivery limit allows, yet never dead-lettered: tier retries are new messages.
+    assert_eq!(
+        seen.iter().map(|(count, retries, _)| (*count, *retries)).collect::<Vec<_>>(),
+        [(0, 0), (0, 1), (0, 2), (0, 3)]
+    );
+    assert!(seen[3].2 >= Duration::from_millis(900), "three delays of 300 ms each");
+    let trace_ids = trace_ids.lock().expect("lock").clone();
+    assert_eq!(trace_ids.len(), 1, "one trace across the retries: {trace_ids:?}");
+    assert!(trace_ids.iter().all(Option::is_some));
+    assert_eq!(fixture.depth(&fixture.dead(CommandKind::ImportItem)).await, 0);
+    for (_, queue) in fixture.topology.retry_queues(CommandKind::ImportItem) {
+        assert_eq!(fixture.depth(&queue).await, 0, "{queue} is empty");
+    }
     fixture.cleanup().await;
 }
 
@@ -796,6 +897,7 @@ async fn consumer_and_publisher_survive_a_dropped_connection() {
         queue: fixture.queue(CommandKind::ImportItem),
         consumer_tag: "flaky-consumer".to_owned(),
         prefetch: 2,
+        retry_queues: Vec::new(),
     };
     let consumer = {
         let (broker, shutdown) = (flaky.clone(), shutdown.clone());

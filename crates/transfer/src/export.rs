@@ -63,19 +63,21 @@ pub(crate) async fn export_item(ctx: &TransferContext, claimed: &ClaimedItem) ->
     let mut resumed = None;
     if let Some(sealed) = &item.upload_session_sealed {
         match cipher.open(sealed, &aad) {
-            Ok(session) => match ctx.drive.upload_status(&session, total).await {
-                Ok(UploadProgress::Complete(created)) => {
-                    return finish(ctx, item.item_id(), file.md5.as_deref(), created).await;
+            Ok(session) => {
+                match crate::resume::paced(ctx, connection_id, || ctx.drive.upload_status(&session, total)).await {
+                    Ok(UploadProgress::Complete(created)) => {
+                        return finish(ctx, item.item_id(), file.md5.as_deref(), created).await;
+                    }
+                    Ok(UploadProgress::Incomplete { committed }) => {
+                        tracing::info!(item_id = %item.item_id(), committed, "resuming an interrupted upload");
+                        resumed = Some((session, committed));
+                    }
+                    Err(DriveError::NotFound(_) | DriveError::SessionExpired) => {
+                        tracing::info!(item_id = %item.item_id(), "upload session expired; starting a new one");
+                    }
+                    Err(err) => return Err(err.into()),
                 }
-                Ok(UploadProgress::Incomplete { committed }) => {
-                    tracing::info!(item_id = %item.item_id(), committed, "resuming an interrupted upload");
-                    resumed = Some((session, committed));
-                }
-                Err(DriveError::NotFound(_) | DriveError::SessionExpired) => {
-                    tracing::info!(item_id = %item.item_id(), "upload session expired; starting a new one");
-                }
-                Err(err) => return Err(err.into()),
-            },
+            }
             Err(err) => {
                 tracing::warn!(item_id = %item.item_id(), error = %err, "stored upload session cannot be opened; starting over")
             }
@@ -135,6 +137,7 @@ pub(crate) async fn export_item(ctx: &TransferContext, claimed: &ClaimedItem) ->
                 let take = buffer.len().min(ctx.upload_chunk_size);
                 let chunk: Bytes = buffer.split_to(take).freeze();
                 let sent_end = offset + chunk.len() as u64;
+                ctx.rate_limiter.acquire(connection_id).await;
                 match ctx.drive.upload_chunk(&session, offset, chunk, total).await? {
                     UploadProgress::Complete(created) => {
                         metrics::counter!("ferry_export_bytes_total").increment(total);

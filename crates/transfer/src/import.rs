@@ -20,21 +20,28 @@ pub(crate) async fn import_item(ctx: &TransferContext, claimed: &ClaimedItem) ->
     let (token, metadata) =
         with_token_retry(ctx, connection_id, |token| async move { ctx.drive.get_file(&token, drive_file_id).await })
             .await?;
+    if metadata.is_google_workspace() && !metadata.trashed {
+        return import_workspace_file(ctx, claimed, connection_id, &metadata).await;
+    }
     check_importable(&metadata)?;
 
-    let download = match ctx.drive.download(&token, drive_file_id, 0).await {
-        Ok(download) => download,
-        Err(err) => return Err(err.into()),
-    };
+    let download = crate::resume::paced(ctx, connection_id, || ctx.drive.download(&token, drive_file_id, 0)).await?;
+    // A cut download continues from the last byte received (Range) instead of starting over.
+    let stream = crate::resume::resuming_download(
+        ctx.clone(),
+        connection_id,
+        token.clone(),
+        drive_file_id.to_owned(),
+        download.stream,
+    );
     let blob_key = file_blob_key(&claimed.job.tenant_id, &item.file_id);
     // The key is deterministic, so a retry after a crash overwrites the partial attempt instead of leaving a
     // second copy behind.
-    let stored = ctx.storage.put_stream(&blob_key, download.stream.map_err(|err: DriveError| err)).await.map_err(
-        |err| match err {
+    let stored =
+        ctx.storage.put_stream(&blob_key, stream.map_err(|err: DriveError| err)).await.map_err(|err| match err {
             StorageError::Source { source, .. } => ItemFailure::from(source),
             other => ItemFailure::from(other),
-        },
-    )?;
+        })?;
 
     if let Some(size) = metadata.size
         && size != stored.size
@@ -103,13 +110,78 @@ where
     Fut: std::future::Future<Output = Result<T, DriveError>>,
 {
     let token = ctx.credentials.access_token(connection_id).await?;
-    match call(token.clone()).await {
+    // Rate-limited and retried with backoff on 429 / rate-limit 403 / 5xx (crate::resume::paced).
+    match crate::resume::paced(ctx, connection_id, || call(token.clone())).await {
         Ok(value) => Ok((token, value)),
         Err(DriveError::Unauthorized) => {
             let token = ctx.credentials.refresh_after_rejection(connection_id, &token).await?;
-            let value = call(token.clone()).await?;
+            let value = crate::resume::paced(ctx, connection_id, || call(token.clone())).await?;
             Ok((token, value))
         }
         Err(err) => Err(err.into()),
     }
+}
+
+/// The format a Google Workspace file is exported to on import when the request did not choose one.
+fn default_export_format(workspace_mime: &str) -> Option<&'static str> {
+    match workspace_mime.strip_prefix(ferry_drive::GOOGLE_APPS_MIME_PREFIX)? {
+        "document" => Some("application/vnd.openxmlformats-officedocument.wordprocessingml.document"),
+        "spreadsheet" => Some("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
+        "presentation" => Some("application/vnd.openxmlformats-officedocument.presentationml.presentation"),
+        "drawing" => Some("image/png"),
+        _ => None,
+    }
+}
+
+/// Google Workspace files have no bytes of their own: they are exported (Docs → docx, Sheets → xlsx,
+/// Slides → pptx, Drawings → png unless the request chose otherwise) with files.export, and through the
+/// file's `exportLinks` when Drive refuses an export over its 10 MB cap. Exports carry no size or MD5 to check.
+async fn import_workspace_file(
+    ctx: &TransferContext,
+    claimed: &ClaimedItem,
+    connection_id: ConnectionId,
+    metadata: &DriveFile,
+) -> Result<(), ItemFailure> {
+    let item = &claimed.item;
+    let chosen = ctx.db.import_export_format(ferry_core::FileId(item.file_id), &metadata.mime_type).await?;
+    let target = chosen.as_deref().or_else(|| default_export_format(&metadata.mime_type)).ok_or_else(|| {
+        ItemFailure::permanent(
+            "not_importable",
+            format!("`{}` is a Google Workspace file ({}) that cannot be exported", metadata.name, metadata.mime_type),
+        )
+    })?;
+    let id = metadata.id.as_str();
+    let exported = with_token_retry(ctx, connection_id, |token| async move {
+        match ctx.drive.export(&token, id, target).await {
+            Err(DriveError::Forbidden { reason, .. }) if reason == "exportSizeLimitExceeded" => {
+                ctx.drive.export_via_link(&token, id, target).await
+            }
+            other => other,
+        }
+    })
+    .await;
+    let (_, download) = exported?;
+    let blob_key = file_blob_key(&claimed.job.tenant_id, &item.file_id);
+    let stored = ctx.storage.put_stream(&blob_key, download.stream).await.map_err(|err| match err {
+        StorageError::Source { source, .. } => ItemFailure::from(source),
+        other => ItemFailure::from(other),
+    })?;
+    let size_bytes = i64::try_from(stored.size)
+        .map_err(|_| ItemFailure::permanent("file_too_large", "file size does not fit in 63 bits"))?;
+    let finish = ctx
+        .db
+        .complete_import_item(
+            item.item_id(),
+            ImportedBlob {
+                size_bytes,
+                mime_type: target,
+                sha256: &stored.sha256_hex,
+                md5: &stored.md5_hex,
+                blob_key: &blob_key,
+            },
+        )
+        .await?;
+    tracing::info!(item_id = %item.item_id(), bytes = stored.size, target, job_status = ?finish.job_status, "exported on import");
+    metrics::counter!("ferry_import_bytes_total").increment(stored.size);
+    Ok(())
 }

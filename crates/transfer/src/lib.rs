@@ -3,7 +3,10 @@
 
 mod export;
 mod import;
+pub mod limits;
 mod outcome;
+pub mod reaper;
+mod resume;
 pub mod service;
 mod worker;
 

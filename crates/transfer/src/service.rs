@@ -11,6 +11,8 @@ use ferry_db::Db;
 use ferry_queue::{Broker, CancellationToken, Topology};
 use ferry_storage::BlobStore;
 
+use crate::limits::ConnectionRateLimiter;
+use crate::reaper::{ReaperConfig, run_reaper};
 use crate::worker::{TransferContext, WorkerKind, run_worker};
 
 /// A running worker: its consumer task and what readiness looks at.
@@ -29,6 +31,8 @@ impl WorkerService {
             .context("building the database pool")?;
         let storage = BlobStore::local(&settings.storage.root).context("opening the blob store")?;
         let ProviderClients { oauth, drive, cipher } = ProviderClients::from_settings(settings)?;
+        let reliability = &settings.reliability;
+        let topology = Topology::new(settings.amqp.queue_prefix.clone(), settings.amqp.delivery_limit);
         let concurrency = match kind {
             WorkerKind::Importer => settings.importer.concurrency,
             WorkerKind::Exporter => settings.exporter.concurrency,
@@ -39,13 +43,19 @@ impl WorkerService {
             storage,
             drive,
             worker_id: format!("{}-{}", kind.name(), uuid::Uuid::new_v4().simple()),
-            lease: Duration::from_secs(120),
+            lease: Duration::from_secs(reliability.lease_secs),
             upload_chunk_size: usize::try_from(settings.exporter.chunk_size_bytes).unwrap_or(8 * 1024 * 1024),
-            // A quorum queue delivers a message up to delivery_limit + 1 times (measured on RabbitMQ 3.10).
-            max_attempts: settings.amqp.delivery_limit + 1,
+            max_attempts: reliability.max_item_attempts,
+            rate_limiter: ConnectionRateLimiter::new(reliability.drive_requests_per_sec),
+            topology: topology.clone(),
         };
-        let topology = Topology::new(settings.amqp.queue_prefix.clone(), settings.amqp.delivery_limit);
         let shutdown = CancellationToken::new();
+        let reaper = ReaperConfig {
+            interval: Duration::from_secs(reliability.reaper_interval_secs),
+            stale_pending: Duration::from_secs(reliability.stale_pending_secs),
+            max_attempts: reliability.max_item_attempts,
+        };
+        tokio::spawn(run_reaper(context.db.clone(), kind, reaper, shutdown.clone()));
         let broker: Arc<Mutex<Option<Broker>>> = Arc::default();
         let slot = broker.clone();
         let task = tokio::spawn(run_worker(
@@ -71,11 +81,34 @@ impl WorkerService {
     }
 
     /// Stops taking messages, lets in-flight items finish (their messages are settled), and returns within
-    /// `deadline`; items still running then keep their lease and are picked up again after it expires.
+    /// `deadline` (plus a moment to hand items back). Items still running at the deadline are abandoned: they
+    /// are released in Postgres so the next worker can claim them at once, and closing the connection returns
+    /// their unacknowledged messages to the queue (nack-requeue semantics).
     pub async fn stop(self, deadline: Duration) {
         self.shutdown.cancel();
-        if tokio::time::timeout(deadline, self.task).await.is_err() {
-            tracing::warn!(worker = self.kind.name(), "shutdown deadline passed with items in flight");
+        let mut task = self.task;
+        if tokio::time::timeout(deadline, &mut task).await.is_err() {
+            tracing::warn!(
+                worker = self.kind.name(),
+                "shutdown deadline passed with items in flight; handing them back"
+            );
+            task.abort();
+            let _ = task.await;
+            let broker = self.broker.lock().map(|mut slot| slot.take()).unwrap_or(None);
+            if let Some(broker) = broker {
+                broker.close().await;
+            }
+        }
+        match tokio::time::timeout(
+            Duration::from_secs(5),
+            self.context.db.release_items_of_worker(&self.context.worker_id),
+        )
+        .await
+        {
+            Ok(Ok(0)) => {}
+            Ok(Ok(released)) => tracing::info!(worker = self.kind.name(), released, "released items at shutdown"),
+            Ok(Err(err)) => tracing::warn!(error = %err, "cannot release items at shutdown; their leases will expire"),
+            Err(_) => tracing::warn!("releasing items at shutdown timed out; their leases will expire"),
         }
     }
 }

@@ -50,8 +50,13 @@ pub struct TransferContext {
     pub lease: Duration,
     /// Resumable upload chunk size (a multiple of 256 KiB).
     pub upload_chunk_size: usize,
-    /// The queue's delivery limit: the attempt that reaches it fails the item instead of retrying.
+    /// Claims of one item (its `attempts` in Postgres, across messages, retries and reaps) after which a
+    /// transient failure fails it instead of retrying.
     pub max_attempts: u32,
+    /// Paces Drive calls per connection.
+    pub rate_limiter: crate::limits::ConnectionRateLimiter,
+    /// The broker's delivery limit: a message requeued on its final delivery is dead-lettered.
+    pub topology: Topology,
 }
 
 /// Handles one delivery end to end and says how to settle it.
@@ -71,12 +76,26 @@ pub async fn handle_delivery(ctx: &TransferContext, kind: WorkerKind, delivery: 
         tracing::error!(%item_id, "dead-lettering a message with an invalid item id");
         return Outcome::Reject;
     };
-    let span =
-        tracing::info_span!("item", worker = kind.name(), %item_id, %job_id, attempt = delivery.delivery_count + 1);
-    process(ctx, kind, item_id, delivery.delivery_count + 1).instrument(span).await
+    let span = tracing::info_span!(
+        "item",
+        worker = kind.name(),
+        %item_id,
+        %job_id,
+        delivery = delivery.delivery_count + 1,
+        retries = delivery.retries,
+        traceparent = delivery.traceparent.as_deref().unwrap_or("-")
+    );
+    let final_delivery = ctx.topology.is_final_delivery(&delivery);
+    process(ctx, kind, item_id, final_delivery, delivery.retries).instrument(span).await
 }
 
-async fn process(ctx: &TransferContext, kind: WorkerKind, item_id: ItemId, attempt: u32) -> Outcome {
+async fn process(
+    ctx: &TransferContext,
+    kind: WorkerKind,
+    item_id: ItemId,
+    final_delivery: bool,
+    retries: u32,
+) -> Outcome {
     let claimed = match ctx.db.claim_item(item_id, &ctx.worker_id, ctx.lease).await {
         Ok(ClaimOutcome::Claimed(claimed)) => claimed,
         Ok(ClaimOutcome::AlreadyFinished) => {
@@ -90,12 +109,18 @@ async fn process(ctx: &TransferContext, kind: WorkerKind, item_id: ItemId, attem
             return Outcome::Ack;
         }
         Ok(ClaimOutcome::NotFound) => {
-            tracing::error!("dead-lettering a message for an unknown item");
-            return Outcome::Reject;
+            // Requeued rather than rejected: the queue's delivery limit decides when it is poison (it is
+            // dead-lettered after exactly that many deliveries), which also covers a row not visible yet.
+            tracing::error!(final_delivery, "message for an unknown item; requeueing until the delivery limit");
+            return Outcome::Requeue;
         }
         Err(err) => {
-            tracing::warn!(error = %err, "cannot claim the item; requeueing");
-            return Outcome::Requeue;
+            // Postgres is unreachable: come back after a delay through a retry tier instead of spinning through
+            // the delivery limit. If the tier cannot be published either, the consumer requeues; should the
+            // message be dead-lettered, the item is still pending and the reaper re-enqueues it.
+            let delay = crate::limits::item_retry_delay(retries + 1);
+            tracing::warn!(error = %err, ?delay, "cannot claim the item; retrying later");
+            return Outcome::Retry(delay);
         }
     };
 
@@ -105,6 +130,7 @@ async fn process(ctx: &TransferContext, kind: WorkerKind, item_id: ItemId, attem
         WorkerKind::Exporter => crate::export::export_item(ctx, &claimed).await,
     };
     heartbeat.cancel();
+    let attempt = u32::try_from(claimed.item.attempts).unwrap_or(u32::MAX);
     let outcome = settle(ctx, &claimed, result, attempt).await;
     metrics::counter!("ferry_items_total", "worker" => kind.name(), "outcome" => outcome_name(outcome)).increment(1);
     outcome
@@ -115,6 +141,7 @@ fn outcome_name(outcome: Outcome) -> &'static str {
         Outcome::Ack => "ack",
         Outcome::Requeue => "requeue",
         Outcome::Reject => "reject",
+        Outcome::Retry(_) => "retry",
     }
 }
 
@@ -130,9 +157,10 @@ async fn settle(
     let recorded = match result {
         Ok(()) => return Outcome::Ack,
         Err(ItemFailure::Transient { code, message }) if attempt < ctx.max_attempts => {
-            tracing::warn!(%item_id, code, %message, attempt, "transient failure; the item will be retried");
+            let delay = crate::limits::item_retry_delay(attempt);
+            tracing::warn!(%item_id, code, %message, attempt, ?delay, "transient failure; the item will be retried");
             match ctx.db.release_item(item_id, code, &message).await {
-                Ok(()) => return Outcome::Requeue,
+                Ok(()) => return Outcome::Retry(delay),
                 Err(err) => Err(err),
             }
         }
@@ -223,6 +251,7 @@ pub async fn run_worker(
             queue: topology.queue(kind.command()),
             consumer_tag: format!("{}-{}", kind.name(), ctx.worker_id),
             prefetch: concurrency.max(1),
+            retry_queues: topology.retry_queues(kind.command()),
         };
         let handler_ctx = ctx.clone();
         let result = ferry_queue::run_consumer(&broker, config, shutdown.clone(), move |delivery| {

@@ -7,9 +7,6 @@ use anyhow::Context;
 use ferry_ops_http::Readiness;
 use ferry_transfer::{WorkerKind, WorkerService};
 
-/// How long in-flight items get to finish after SIGTERM before the process exits anyway.
-const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(25);
-
 /// Runs a worker process until SIGINT or SIGTERM.
 pub async fn run(kind: WorkerKind) -> anyhow::Result<()> {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
@@ -36,7 +33,8 @@ pub async fn run(kind: WorkerKind) -> anyhow::Result<()> {
 
     wait_for_signal().await?;
     tracing::info!(worker = kind.name(), "shutting down");
-    service.stop(SHUTDOWN_DEADLINE).await;
+    // In-flight items get `reliability.shutdown_deadline_secs` to finish; the rest are handed back.
+    service.stop(Duration::from_secs(settings.reliability.shutdown_deadline_secs)).await;
     let _ = ops.stop(true).await;
     Ok(())
 }

@@ -46,6 +46,12 @@ impl DriveError {
         self
     }
 
+    /// Errors about quotas live in `usageLimits` rather than `global`.
+    pub fn in_domain(mut self, domain: &'static str) -> Self {
+        self.0.domain = domain;
+        self
+    }
+
     pub fn with_header(mut self, name: HeaderName, value: String) -> Self {
         self.0.headers.push((name, value));
         self
@@ -90,6 +96,12 @@ impl DriveError {
 
     pub fn duplicate_id() -> Self {
         Self::new(StatusCode::CONFLICT, "duplicate", "A file already exists with the provided ID.")
+    }
+
+    /// 500 internalError for the emulator's own failures (disk I/O), with the cause in the message.
+    pub fn internal(err: impl std::fmt::Display) -> Self {
+        tracing::error!(error = %err, "internal error");
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internalError", format!("Internal Error: {err}"))
     }
 
     pub fn payload(err: impl std::fmt::Display) -> Self {

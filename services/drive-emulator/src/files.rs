@@ -3,7 +3,6 @@
 
 use std::cmp::Ordering;
 use std::collections::HashMap;
-use std::convert::Infallible;
 
 use actix_web::body::SizedStream;
 use actix_web::http::StatusCode;
@@ -13,13 +12,17 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
+use futures::StreamExt;
+use futures::stream::BoxStream;
 use serde_json::{Map, Value, json};
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
+use crate::convert;
 use crate::error::DriveError;
 use crate::fields::{self, Mask};
 use crate::oauth::authenticate;
 use crate::query::{Context, Query};
-use crate::state::{EmulatorState, FileEntry, GOOGLE_APPS_PREFIX, NewFile, User};
+use crate::state::{EmulatorState, FileEntry, NewFile, User};
 use crate::util::{self, Params};
 
 /// Downloads are streamed in pieces of this size.
@@ -72,6 +75,22 @@ fn int_param(p: &Params, name: &'static str, default: u64, min: u64, max: u64) -
     }
 }
 
+/// `supportsAllDrives` (or the deprecated `supportsTeamDrives`): the caller knows about shared drives.
+pub fn all_drives(p: &Params) -> bool {
+    p.bool_or("supportsAllDrives", false) || p.bool_or("supportsTeamDrives", false)
+}
+
+/// The file must be visible, and a shared-drive item only to callers that said `supportsAllDrives=true`
+/// (otherwise Drive answers 404, as if it did not exist).
+fn check_visible(state: &EmulatorState, user_id: &str, id: &str, p: &Params) -> Result<(), DriveError> {
+    let data = state.data();
+    let f = data.owned(user_id, id)?;
+    if f.drive_id.is_some() && !all_drives(p) {
+        return Err(DriveError::not_found(id));
+    }
+    Ok(())
+}
+
 fn user_json(u: &User) -> Value {
     json!({
         "kind": "drive#user",
@@ -93,7 +112,7 @@ fn extension(name: &str) -> Option<(&str, &str)> {
 }
 
 /// The full File resource as Drive would return it for `fields=*`.
-pub fn file_json(f: &FileEntry, owner: &User) -> Value {
+pub fn file_json(f: &FileEntry, owner: &User, origin: &str) -> Value {
     let folder = f.is_folder();
     let binary = f.is_binary();
     let modified = util::rfc3339(&f.modified);
@@ -158,8 +177,26 @@ pub fn file_json(f: &FileEntry, owner: &User) -> Value {
     if !f.parents.is_empty() {
         v["parents"] = json!(f.parents);
     }
+    if let (Some(d), Some(obj)) = (&f.drive_id, v.as_object_mut()) {
+        // Shared-drive items belong to the drive, not to a user.
+        obj.remove("owners");
+        obj.insert("ownedByMe".to_owned(), json!(false));
+        obj.insert("driveId".to_owned(), json!(d));
+        obj.insert("teamDriveId".to_owned(), json!(d));
+    }
     if let Some(d) = &f.description {
         v["description"] = json!(d);
+    }
+    let formats = convert::export_formats(&f.mime_type);
+    if !formats.is_empty() {
+        let links: Map<String, Value> = formats
+            .iter()
+            .map(|m| {
+                let url = format!("{origin}/__emulator/export/{}?mimeType={}", f.id, urlencoding::encode(m));
+                ((*m).to_owned(), Value::String(url))
+            })
+            .collect();
+        v["exportLinks"] = Value::Object(links);
     }
     if binary {
         v["size"] = json!(f.size().unwrap_or(0).to_string());
@@ -185,11 +222,11 @@ pub fn file_json(f: &FileEntry, owner: &User) -> Value {
 }
 
 /// One file rendered for `user`, under the data lock.
-fn render(state: &EmulatorState, user_id: &str, file_id: &str) -> Result<Value, DriveError> {
+fn render(state: &EmulatorState, user_id: &str, file_id: &str, origin: &str) -> Result<Value, DriveError> {
     let data = state.data();
     let user = data.user(user_id)?;
     let f = data.owned(user_id, file_id)?;
-    Ok(file_json(f, user))
+    Ok(file_json(f, user, origin))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -314,6 +351,7 @@ fn decode_page_token(token: Option<&str>) -> Result<usize, DriveError> {
 
 /// `GET /drive/v3/files`
 pub async fn list(req: HttpRequest, state: web::Data<EmulatorState>) -> Result<HttpResponse, DriveError> {
+    let origin = util::origin(&req);
     let user_id = authenticate(&req, &state)?;
     let p = Params::from_request(&req);
     let page_size = int_param(&p, "pageSize", 100, 1, 1000)? as usize;
@@ -324,23 +362,30 @@ pub async fn list(req: HttpRequest, state: web::Data<EmulatorState>) -> Result<H
     let order = parse_order(p.non_empty("orderBy"))?;
     let offset = decode_page_token(p.non_empty("pageToken"))?;
     let query = p.non_empty("q").map(Query::parse).transpose()?;
-    if let Some(drive) = p.non_empty("driveId") {
-        return Err(DriveError::new(StatusCode::NOT_FOUND, "notFound", format!("Shared drive not found: {drive}"))
-            .at("driveId", "parameter"));
-    }
+    let corpus = corpus(&p)?;
 
     let (page, next) = {
         let data = state.data();
         let user = data.user(&user_id)?;
+        if let Corpus::Drive(d) = &corpus
+            && !data.is_member(&user_id, d)
+        {
+            return Err(shared_drive_not_found(d));
+        }
         let cx = Context { root_id: &user.root_id, email: &user.email };
         let mut files: Vec<&FileEntry> = data
             .files
             .values()
-            .filter(|f| f.owner_id == user_id && !f.is_root)
+            .filter(|f| !f.is_root)
+            .filter(|f| match &corpus {
+                Corpus::User => f.drive_id.is_none() && f.owner_id == user_id,
+                Corpus::Drive(d) => f.drive_id.as_deref() == Some(d.as_str()),
+                Corpus::AllDrives => data.can_see(&user_id, f),
+            })
             .filter(|f| query.as_ref().is_none_or(|q| q.matches(f, &cx)))
             .collect();
         files.sort_by(|a, b| compare(a, b, &order));
-        let page: Vec<Value> = files.iter().skip(offset).take(page_size).map(|f| file_json(f, user)).collect();
+        let page: Vec<Value> = files.iter().skip(offset).take(page_size).map(|f| file_json(f, user, &origin)).collect();
         let next = (offset + page_size < files.len()).then(|| encode_page_token(offset + page_size));
         (page, next)
     };
@@ -363,6 +408,44 @@ pub async fn list(req: HttpRequest, state: web::Data<EmulatorState>) -> Result<H
         }
     };
     Ok(json_response(StatusCode::OK, &body))
+}
+
+/// Which files a files.list searches (`corpora`, `driveId`).
+enum Corpus {
+    /// My Drive (`user`, the default; `domain` is treated the same).
+    User,
+    /// One shared drive.
+    Drive(String),
+    /// My Drive and every shared drive the user belongs to.
+    AllDrives,
+}
+
+fn shared_drive_not_found(id: &str) -> DriveError {
+    DriveError::new(StatusCode::NOT_FOUND, "notFound", format!("Shared drive not found: {id}"))
+        .at("driveId", "parameter")
+}
+
+fn corpus(p: &Params) -> Result<Corpus, DriveError> {
+    let include = p.bool_or("includeItemsFromAllDrives", false) || p.bool_or("includeTeamDriveItems", false);
+    let corpus = match (p.non_empty("corpora"), p.non_empty("driveId")) {
+        (Some("drive") | None, Some(d)) => Corpus::Drive(d.to_owned()),
+        (Some("drive"), None) => {
+            return Err(DriveError::required("driveId", "The driveId parameter is required when corpora is drive."));
+        }
+        (Some("allDrives"), None) => Corpus::AllDrives,
+        (Some("user" | "domain") | None, None) => Corpus::User,
+        (Some("user" | "domain" | "allDrives"), Some(_)) => {
+            return Err(DriveError::invalid("corpora", "The driveId parameter can only be used with corpora=drive."));
+        }
+        (Some(other), _) => return Err(DriveError::invalid("corpora", format!("Invalid Value: {other}"))),
+    };
+    if !(matches!(corpus, Corpus::User) || (include && all_drives(p))) {
+        return Err(DriveError::invalid(
+            "includeItemsFromAllDrives",
+            "includeItemsFromAllDrives and supportsAllDrives must be true to search shared drives.",
+        ));
+    }
+    Ok(corpus)
 }
 
 enum RangeRequest {
@@ -410,17 +493,55 @@ fn parse_range(header: Option<&str>, len: u64) -> RangeRequest {
 }
 
 /// A body streamed out of `content` in fixed-size pieces, with a Content-Length.
-pub fn stream_body(content: Bytes) -> SizedStream<impl futures::Stream<Item = Result<Bytes, Infallible>>> {
+///
+/// With `cut`, the stream fails after that many bytes, so the server closes the connection mid-body
+/// (the client sees fewer bytes than Content-Length promised).
+pub fn stream_body(
+    content: Bytes,
+    cut: Option<u64>,
+) -> SizedStream<impl futures::Stream<Item = Result<Bytes, std::io::Error>>> {
     let len = content.len();
-    let pieces: Vec<Result<Bytes, Infallible>> = (0..len)
+    let stop = cut.map_or(len, |c| usize::try_from(c).unwrap_or(usize::MAX).min(len));
+    let mut pieces: Vec<Result<Bytes, std::io::Error>> = (0..stop)
         .step_by(DOWNLOAD_CHUNK)
-        .map(|start| Ok(content.slice(start..(start + DOWNLOAD_CHUNK).min(len))))
+        .map(|start| Ok(content.slice(start..(start + DOWNLOAD_CHUNK).min(stop))))
         .collect();
+    if cut.is_some() && stop < len {
+        pieces.push(Err(std::io::Error::new(std::io::ErrorKind::ConnectionAborted, "download cut (fault injection)")));
+    }
     SizedStream::new(len as u64, futures::stream::iter(pieces))
 }
 
-fn download(req: &HttpRequest, state: &EmulatorState, user_id: &str, id: &str) -> Result<HttpResponse, DriveError> {
-    let (content, mime) = {
+/// A body read from a stored blob: `count` bytes from `start`, cut after `cut` bytes if asked.
+pub async fn blob_body(
+    path: Option<std::path::PathBuf>,
+    start: u64,
+    count: u64,
+    cut: Option<u64>,
+) -> Result<SizedStream<BoxStream<'static, Result<Bytes, std::io::Error>>>, DriveError> {
+    let stop = cut.map_or(count, |c| c.min(count));
+    let mut stream: BoxStream<'static, Result<Bytes, std::io::Error>> = match path {
+        Some(p) if stop > 0 => {
+            let mut file = tokio::fs::File::open(&p).await.map_err(DriveError::internal)?;
+            file.seek(std::io::SeekFrom::Start(start)).await.map_err(DriveError::internal)?;
+            tokio_util::io::ReaderStream::with_capacity(file.take(stop), DOWNLOAD_CHUNK).boxed()
+        }
+        _ => futures::stream::empty().boxed(),
+    };
+    if stop < count {
+        let cut_error = std::io::Error::new(std::io::ErrorKind::ConnectionAborted, "download cut (fault injection)");
+        stream = stream.chain(futures::stream::once(async move { Err(cut_error) })).boxed();
+    }
+    Ok(SizedStream::new(count, stream))
+}
+
+async fn download(
+    req: &HttpRequest,
+    state: &EmulatorState,
+    user_id: &str,
+    id: &str,
+) -> Result<HttpResponse, DriveError> {
+    let (blob, mime) = {
         let data = state.data();
         let f = data.owned(user_id, id)?;
         if !f.is_binary() {
@@ -431,19 +552,35 @@ fn download(req: &HttpRequest, state: &EmulatorState, user_id: &str, id: &str) -
             )
             .at("alt", "parameter"));
         }
-        (f.content.clone().unwrap_or_default(), f.mime_type.clone())
+        if f.abusive && !Params::from_request(req).bool_or("acknowledgeAbuse", false) {
+            return Err(DriveError::new(
+                StatusCode::FORBIDDEN,
+                "cannotDownloadAbusiveFile",
+                "This file has been identified as malware or spam and cannot be downloaded.",
+            ));
+        }
+        (f.content.clone(), f.mime_type.clone())
     };
-    let len = content.len() as u64;
-    match parse_range(util::header(req, RANGE.as_str()), len) {
+    let len = blob.as_ref().map_or(0, |b| b.len);
+    let path = blob.map(|b| state.store().path(&b.key));
+    let range = parse_range(util::header(req, RANGE.as_str()), len);
+    let served = match range {
+        RangeRequest::Whole => len,
+        RangeRequest::Part(start, end) => end - start + 1,
+        RangeRequest::Unsatisfiable => 0,
+    };
+    state.charge_download(user_id, served)?;
+    let cut = if served > 0 { state.take_download_cut(user_id) } else { None };
+    match range {
         RangeRequest::Whole => Ok(HttpResponse::Ok()
             .insert_header((CONTENT_TYPE, mime))
             .insert_header((ACCEPT_RANGES, "bytes"))
-            .body(stream_body(content))),
+            .body(blob_body(path, 0, len, cut).await?)),
         RangeRequest::Part(start, end) => Ok(HttpResponse::PartialContent()
             .insert_header((CONTENT_TYPE, mime))
             .insert_header((ACCEPT_RANGES, "bytes"))
             .insert_header((CONTENT_RANGE, format!("bytes {start}-{end}/{len}")))
-            .body(stream_body(content.slice(start as usize..=end as usize)))),
+            .body(blob_body(path, start, served, cut).await?)),
         RangeRequest::Unsatisfiable => Err(DriveError::new(
             StatusCode::RANGE_NOT_SATISFIABLE,
             "requestedRangeNotSatisfiable",
@@ -463,11 +600,12 @@ pub async fn get(
     let id = path.into_inner();
     let user_id = authenticate(&req, &state)?;
     let p = Params::from_request(&req);
+    check_visible(&state, &user_id, &id, &p)?;
     if p.get("alt") == Some("media") {
-        return download(&req, &state, &user_id, &id);
+        return download(&req, &state, &user_id, &id).await;
     }
     let mask = fields_mask(&p, fields::FILE_FIELDS)?;
-    let file = render(&state, &user_id, &id)?;
+    let file = render(&state, &user_id, &id, &util::origin(&req))?;
     Ok(json_response(StatusCode::OK, &masked_file(mask.as_ref(), &file)))
 }
 
@@ -545,6 +683,7 @@ pub fn parse_new_file(body: &[u8]) -> Result<NewFile, DriveError> {
         starred: opt_bool(&obj, "starred")?.unwrap_or(false),
         created: opt_time(&obj, "createdTime")?,
         modified: opt_time(&obj, "modifiedTime")?,
+        all_drives: false,
     })
 }
 
@@ -558,9 +697,10 @@ pub async fn create(
     let p = Params::from_request(&req);
     let mask = fields_mask(&p, fields::FILE_FIELDS)?;
     let body = util::read_body(&mut payload, METADATA_LIMIT).await?;
-    let meta = parse_new_file(&body)?;
+    let mut meta = parse_new_file(&body)?;
+    meta.all_drives = all_drives(&p);
     let id = state.data().insert_file(&user_id, &meta, None, None)?;
-    let file = render(&state, &user_id, &id)?;
+    let file = render(&state, &user_id, &id, &util::origin(&req))?;
     Ok(json_response(StatusCode::OK, &masked_file(mask.as_ref(), &file)))
 }
 
@@ -596,6 +736,7 @@ pub async fn update(
     let modified = opt_time(&obj, "modifiedTime")?;
     let add = id_list(p.non_empty("addParents"));
     let remove = id_list(p.non_empty("removeParents"));
+    check_visible(&state, &user_id, &id, &p)?;
 
     {
         let mut data = state.data();
@@ -664,7 +805,7 @@ pub async fn update(
             }
         }
     }
-    let file = render(&state, &user_id, &id)?;
+    let file = render(&state, &user_id, &id, &util::origin(&req))?;
     Ok(json_response(StatusCode::OK, &masked_file(mask.as_ref(), &file)))
 }
 
@@ -676,6 +817,7 @@ pub async fn delete(
 ) -> Result<HttpResponse, DriveError> {
     let id = path.into_inner();
     let user_id = authenticate(&req, &state)?;
+    check_visible(&state, &user_id, &id, &Params::from_request(&req))?;
     let mut data = state.data();
     let f = data.owned(&user_id, &id)?;
     if f.is_root {
@@ -686,9 +828,17 @@ pub async fn delete(
         ));
     }
     let file_id = f.id.clone();
+    let mut blobs = Vec::new();
     for gone in data.subtree(&file_id) {
-        data.files.remove(&gone);
+        // Recorded first, so the change keeps the shared drive the file was in.
         data.record_change(&user_id, &gone);
+        if let Some(f) = data.files.remove(&gone) {
+            blobs.extend(f.content);
+        }
+    }
+    drop(data);
+    for blob in blobs {
+        state.store().remove(&blob);
     }
     Ok(HttpResponse::NoContent().finish())
 }
@@ -719,46 +869,59 @@ pub async fn generate_ids(req: HttpRequest, state: web::Data<EmulatorState>) -> 
     Ok(json_response(StatusCode::OK, &body))
 }
 
-fn export_formats(mime: &str) -> &'static [&'static str] {
-    const PDF: &str = "application/pdf";
-    const ZIP: &str = "application/zip";
-    match mime.strip_prefix(GOOGLE_APPS_PREFIX) {
-        Some("document") => &[
-            "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
-            "application/vnd.oasis.opendocument.text",
-            "application/rtf",
-            PDF,
-            "text/plain",
-            "text/html",
-            ZIP,
-            "application/epub+zip",
-            "text/markdown",
-        ],
-        Some("spreadsheet") => &[
-            "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-            "application/x-vnd.oasis.opendocument.spreadsheet",
-            "application/vnd.oasis.opendocument.spreadsheet",
-            PDF,
-            ZIP,
-            "text/csv",
-            "text/tab-separated-values",
-        ],
-        Some("presentation") => &[
-            "application/vnd.openxmlformats-officedocument.presentationml.presentation",
-            "application/vnd.oasis.opendocument.presentation",
-            PDF,
-            "text/plain",
-            "image/jpeg",
-            "image/png",
-            "image/svg+xml",
-        ],
-        Some("drawing") => &[PDF, "image/jpeg", "image/png", "image/svg+xml"],
-        Some("script") => &["application/vnd.google-apps.script+json"],
-        _ => &[],
+/// Renders an export for the user, checking what Drive checks (`capped`: the 10 MB limit of files.export).
+fn render_export(
+    state: &EmulatorState,
+    user_id: &str,
+    id: &str,
+    target: &str,
+    capped: bool,
+) -> Result<Vec<u8>, DriveError> {
+    let (mime, name, content) = {
+        let data = state.data();
+        let f = data.owned(user_id, id)?;
+        if convert::export_formats(&f.mime_type).is_empty() {
+            return Err(DriveError::new(
+                StatusCode::FORBIDDEN,
+                "fileNotExportable",
+                "Export only supports Docs Editors files.",
+            ));
+        }
+        (f.mime_type.clone(), f.name.clone(), f.content.clone())
+    };
+    let content = match content {
+        Some(blob) => state.store().read(&blob).map_err(DriveError::internal)?,
+        None => Vec::new(),
+    };
+    let out = match convert::export(&mime, &name, &content, target) {
+        Ok(out) => out,
+        Err(convert::ExportError::Unsupported) => {
+            return Err(
+                DriveError::bad_request("The requested conversion is not supported.").at("convertTo", "parameter")
+            );
+        }
+        Err(e @ convert::ExportError::Build(_)) => {
+            return Err(DriveError::new(StatusCode::INTERNAL_SERVER_ERROR, "internalError", e.to_string()));
+        }
+    };
+    if capped && out.len() > EXPORT_LIMIT {
+        return Err(DriveError::new(
+            StatusCode::FORBIDDEN,
+            "exportSizeLimitExceeded",
+            "This file is too large to be exported.",
+        ));
     }
+    state.charge_download(user_id, out.len() as u64)?;
+    Ok(out)
 }
 
-/// `GET /drive/v3/files/{id}/export`: returns the seeded bytes as the requested type (no conversion).
+fn export_target(p: &Params) -> Result<String, DriveError> {
+    Ok(p.non_empty("mimeType")
+        .ok_or_else(|| DriveError::required("mimeType", "Required parameter: mimeType"))?
+        .to_owned())
+}
+
+/// `GET /drive/v3/files/{id}/export`: a real document of the requested type, at most 10 MB.
 pub async fn export(
     req: HttpRequest,
     path: web::Path<String>,
@@ -767,36 +930,28 @@ pub async fn export(
     let id = path.into_inner();
     let user_id = authenticate(&req, &state)?;
     let p = Params::from_request(&req);
-    let target = p
-        .non_empty("mimeType")
-        .ok_or_else(|| DriveError::required("mimeType", "Required parameter: mimeType"))?
-        .to_owned();
-    let content = {
-        let data = state.data();
-        let f = data.owned(&user_id, &id)?;
-        let formats = export_formats(&f.mime_type);
-        if formats.is_empty() {
-            return Err(DriveError::new(
-                StatusCode::FORBIDDEN,
-                "fileNotExportable",
-                "Export only supports Docs Editors files.",
-            ));
-        }
-        if !formats.contains(&target.as_str()) {
-            return Err(
-                DriveError::bad_request("The requested conversion is not supported.").at("convertTo", "parameter")
-            );
-        }
-        f.content.clone().unwrap_or_default()
-    };
-    if content.len() > EXPORT_LIMIT {
-        return Err(DriveError::new(
-            StatusCode::FORBIDDEN,
-            "exportSizeLimitExceeded",
-            "This file is too large to be exported.",
-        ));
-    }
-    Ok(HttpResponse::Ok().insert_header((CONTENT_TYPE, target)).body(stream_body(content)))
+    check_visible(&state, &user_id, &id, &p)?;
+    let target = export_target(&p)?;
+    let out = render_export(&state, &user_id, &id, &target, true)?;
+    Ok(HttpResponse::Ok().insert_header((CONTENT_TYPE, target)).body(stream_body(Bytes::from(out), None)))
+}
+
+/// `GET /__emulator/export/{id}?mimeType=...`: what `exportLinks` point at; the same documents without the
+/// 10 MB cap (Drive's export links are the documented way past it). Needs the user's access token.
+pub async fn export_link(
+    req: HttpRequest,
+    path: web::Path<String>,
+    state: web::Data<EmulatorState>,
+) -> Result<HttpResponse, DriveError> {
+    let id = path.into_inner();
+    let user_id = authenticate(&req, &state)?;
+    let target = export_target(&Params::from_request(&req))?;
+    let out = render_export(&state, &user_id, &id, &target, false)?;
+    let file_name = format!("export.{}", convert::format_name(&target));
+    Ok(HttpResponse::Ok()
+        .insert_header((CONTENT_TYPE, target))
+        .insert_header(("Content-Disposition", format!("attachment; filename=\"{file_name}\"")))
+        .body(stream_body(Bytes::from(out), None)))
 }
 
 /// `GET /drive/v3/about` (`fields` is required, as on Drive).
@@ -842,6 +997,7 @@ pub async fn start_page_token(req: HttpRequest, state: web::Data<EmulatorState>)
 
 /// `GET /drive/v3/changes`: the latest change per file since `pageToken`.
 pub async fn changes(req: HttpRequest, state: web::Data<EmulatorState>) -> Result<HttpResponse, DriveError> {
+    let origin = util::origin(&req);
     let user_id = authenticate(&req, &state)?;
     let p = Params::from_request(&req);
     let token_raw =
@@ -857,8 +1013,28 @@ pub async fn changes(req: HttpRequest, state: web::Data<EmulatorState>) -> Resul
     let body = {
         let data = state.data();
         let user = data.user(&user_id)?;
+        let drive = p.non_empty("driveId");
+        let include = all_drives(&p)
+            && (p.bool_or("includeItemsFromAllDrives", false) || p.bool_or("includeTeamDriveItems", false));
+        if let Some(d) = drive {
+            if !include {
+                return Err(DriveError::invalid(
+                    "includeItemsFromAllDrives",
+                    "includeItemsFromAllDrives and supportsAllDrives must be true with driveId.",
+                ));
+            }
+            if !data.is_member(&user_id, d) {
+                return Err(shared_drive_not_found(d));
+            }
+        }
+        let visible = |c: &crate::state::Change| match (&c.drive_id, drive) {
+            (Some(cd), Some(d)) => cd == d,
+            (None, Some(_)) => false,
+            (None, None) => c.user_id == user_id,
+            (Some(cd), None) => include && data.is_member(&user_id, cd),
+        };
         let mut latest: HashMap<&str, &crate::state::Change> = HashMap::new();
-        for c in data.changes.iter().filter(|c| c.seq >= token && c.user_id == user_id) {
+        for c in data.changes.iter().filter(|c| c.seq >= token && visible(c)) {
             latest.insert(c.file_id.as_str(), c);
         }
         let mut list: Vec<&crate::state::Change> = latest.into_values().collect();
@@ -870,7 +1046,7 @@ pub async fn changes(req: HttpRequest, state: web::Data<EmulatorState>) -> Resul
                 next = Some(c.seq);
                 break;
             }
-            let file = data.files.get(&c.file_id).filter(|f| f.owner_id == user_id);
+            let file = data.files.get(&c.file_id).filter(|f| data.can_see(&user_id, f));
             if file.is_none() && !include_removed {
                 continue;
             }
@@ -882,8 +1058,11 @@ pub async fn changes(req: HttpRequest, state: web::Data<EmulatorState>) -> Resul
                 "removed": file.is_none(),
                 "fileId": c.file_id,
             });
+            if let Some(d) = &c.drive_id {
+                change["driveId"] = json!(d);
+            }
             if let Some(f) = file {
-                let rendered = file_json(f, user);
+                let rendered = file_json(f, user, &origin);
                 change["file"] = match &mask {
                     Some(_) => rendered,
                     None => masked_file(None, &rendered),
@@ -902,14 +1081,142 @@ pub async fn changes(req: HttpRequest, state: web::Data<EmulatorState>) -> Resul
     Ok(json_response(StatusCode::OK, &body))
 }
 
-/// `GET /drive/v3/drives`: the emulator has no shared drives.
+fn drive_json(d: &crate::state::SharedDrive) -> Value {
+    json!({
+        "kind": "drive#drive",
+        "id": d.id,
+        "name": d.name,
+        "createdTime": util::rfc3339(&d.created),
+        "hidden": d.hidden,
+        "colorRgb": "#4986e7",
+        "themeId": "abacus",
+        "backgroundImageLink": "https://ssl.gstatic.com/team_drive_themes/abacus_background.jpg",
+        "capabilities": {
+            "canAddChildren": true,
+            "canComment": true,
+            "canCopy": true,
+            "canDeleteDrive": true,
+            "canDownload": true,
+            "canEdit": true,
+            "canListChildren": true,
+            "canManageMembers": true,
+            "canRename": true,
+            "canRenameDrive": true,
+            "canShare": true,
+            "canTrashChildren": true,
+        },
+        "restrictions": {
+            "adminManagedRestrictions": false,
+            "copyRequiresWriterPermission": false,
+            "domainUsersOnly": false,
+            "driveMembersOnly": false,
+        },
+    })
+}
+
+/// The drives.list `q` subset: `name = '...'`, `name contains '...'`, `hidden = true|false`, joined by `and`.
+fn drive_matches(q: &str, d: &crate::state::SharedDrive) -> Result<bool, DriveError> {
+    let bad = || DriveError::invalid("q", "Invalid Value");
+    for term in q.split(" and ") {
+        let term = term.trim();
+        let unquote = |v: &str| -> Result<String, DriveError> {
+            let v = v.trim();
+            v.strip_prefix('\'').and_then(|v| v.strip_suffix('\'')).map(|v| v.replace("\\'", "'")).ok_or_else(bad)
+        };
+        let ok = if let Some(v) = term.strip_prefix("name contains ") {
+            d.name.to_lowercase().contains(&unquote(v)?.to_lowercase())
+        } else if let Some(v) = term.strip_prefix("name = ") {
+            d.name == unquote(v)?
+        } else if let Some(v) = term.strip_prefix("name != ") {
+            d.name != unquote(v)?
+        } else if let Some(v) = term.strip_prefix("hidden = ") {
+            d.hidden == v.trim().parse::<bool>().map_err(|_| bad())?
+        } else {
+            return Err(bad());
+        };
+        if !ok {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// `GET /drive/v3/drives`: the shared drives the user belongs to.
 pub async fn drives(req: HttpRequest, state: web::Data<EmulatorState>) -> Result<HttpResponse, DriveError> {
-    authenticate(&req, &state)?;
+    let user_id = authenticate(&req, &state)?;
     let p = Params::from_request(&req);
-    int_param(&p, "pageSize", 10, 1, 100)?;
+    let page_size = int_param(&p, "pageSize", 10, 1, 100)? as usize;
+    let offset = decode_page_token(p.non_empty("pageToken"))?;
     let mask = fields_mask(&p, fields::DRIVE_LIST_FIELDS)?;
-    let body = json!({"kind": "drive#driveList", "drives": []});
+    let mut list = Vec::new();
+    {
+        let data = state.data();
+        let mut mine: Vec<&crate::state::SharedDrive> =
+            data.drives.values().filter(|d| d.members.iter().any(|m| m == &user_id)).collect();
+        mine.sort_by(|a, b| a.created.cmp(&b.created).then_with(|| a.id.cmp(&b.id)));
+        for d in mine {
+            let keep = match p.non_empty("q") {
+                Some(q) => drive_matches(q, d)?,
+                None => !d.hidden,
+            };
+            if keep {
+                list.push(drive_json(d));
+            }
+        }
+    }
+    let total = list.len();
+    let page: Vec<Value> = list.into_iter().skip(offset).take(page_size).collect();
+    let mut body = json!({"kind": "drive#driveList", "drives": page});
+    if offset + page_size < total {
+        body["nextPageToken"] = json!(encode_page_token(offset + page_size));
+    }
     let body = mask.map_or(body.clone(), |m| m.apply(&body));
+    Ok(json_response(StatusCode::OK, &body))
+}
+
+/// `GET /drive/v3/drives/{id}`
+pub async fn drive_get(
+    req: HttpRequest,
+    path: web::Path<String>,
+    state: web::Data<EmulatorState>,
+) -> Result<HttpResponse, DriveError> {
+    let user_id = authenticate(&req, &state)?;
+    let id = path.into_inner();
+    let data = state.data();
+    match data.drives.get(&id) {
+        Some(d) if data.is_member(&user_id, &id) => Ok(json_response(StatusCode::OK, &drive_json(d))),
+        _ => Err(shared_drive_not_found(&id)),
+    }
+}
+
+/// `POST /drive/v3/drives?requestId=...`: a new shared drive with the caller as its organizer.
+pub async fn drive_create(
+    req: HttpRequest,
+    mut payload: web::Payload,
+    state: web::Data<EmulatorState>,
+) -> Result<HttpResponse, DriveError> {
+    let user_id = authenticate(&req, &state)?;
+    let p = Params::from_request(&req);
+    let request_id = p
+        .non_empty("requestId")
+        .ok_or_else(|| DriveError::required("requestId", "Required parameter: requestId"))?
+        .to_owned();
+    let body = util::read_body(&mut payload, METADATA_LIMIT).await?;
+    let obj = json_object(&body)?;
+    let name = opt_string(&obj, "name")?
+        .filter(|n| !n.trim().is_empty())
+        .ok_or_else(|| DriveError::required("name", "A shared drive name is required.").at("drive.name", "other"))?;
+    let mut data = state.data();
+    if data.drive_requests.contains_key(&request_id) {
+        return Err(DriveError::new(
+            StatusCode::CONFLICT,
+            "duplicate",
+            "A shared drive with this request ID already exists.",
+        ));
+    }
+    let id = data.create_shared_drive(&name, vec![user_id]);
+    data.drive_requests.insert(request_id, id.clone());
+    let body = data.drives.get(&id).map(drive_json).unwrap_or(Value::Null);
     Ok(json_response(StatusCode::OK, &body))
 }
 

@@ -6,13 +6,17 @@
 //! `drive-api-facts.md`: int64 values as strings, Google-shaped JSON errors. Test helpers on
 //! [`EmulatorState`] seed users and files and inspect what clients did.
 
+mod admin;
+mod convert;
 mod error;
+pub mod faults;
 mod fields;
 mod files;
 mod oauth;
 mod query;
 pub mod seed;
 mod state;
+mod store;
 mod upload;
 mod util;
 
@@ -25,6 +29,7 @@ use actix_web::{App, HttpRequest, HttpResponse, HttpServer, ResponseError, web};
 use serde_json::json;
 
 pub use error::{DriveError, DriveErrorDetail, OAuthError};
+pub use faults::{Counters, ErrorRates, Faults, FaultsError, UserCounters};
 pub use state::{DEFAULT_USER_EMAIL, DEFAULT_USER_NAME, EmulatedFileInfo, EmulatorState};
 
 /// How the emulator behaves as an OAuth provider.
@@ -35,8 +40,14 @@ pub struct EmulatorConfig {
     pub client_secret: String,
     /// Lifetime of issued access tokens (`expires_in`).
     pub access_token_ttl: Duration,
-    /// Approve every authorization request at once; when false, the user "denies" (access_denied).
+    /// Approve every authorization request at once; when false, a consent page (Allow / Deny) is shown.
     pub auto_approve: bool,
+    /// Fault injection in force from the start (changeable at run time).
+    pub faults: Faults,
+    /// Where file contents (and, with persistence, the state) live; `None` = a temporary directory.
+    pub data_dir: Option<std::path::PathBuf>,
+    /// How long a resumable upload session lives (Drive: a week); afterwards its URL answers 404.
+    pub upload_session_ttl: Duration,
 }
 
 impl Default for EmulatorConfig {
@@ -46,6 +57,9 @@ impl Default for EmulatorConfig {
             client_secret: "ferry-dev-secret".to_owned(),
             access_token_ttl: Duration::from_secs(3599),
             auto_approve: true,
+            faults: Faults::default(),
+            data_dir: None,
+            upload_session_ttl: Duration::from_secs(7 * 24 * 3600),
         }
     }
 }
@@ -57,6 +71,9 @@ pub struct RunningEmulator {
     state: EmulatorState,
     handle: ServerHandle,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
+    saver: tokio::task::JoinHandle<()>,
+    /// Removes the temporary content directory when the emulator is stopped or dropped.
+    _cleanup: store::CleanupGuard,
 }
 
 impl RunningEmulator {
@@ -77,6 +94,10 @@ impl RunningEmulator {
     /// Stops accepting connections, lets in-flight requests finish, and waits for the server.
     pub async fn stop(self) {
         self.handle.stop(true).await;
+        self.saver.abort();
+        if let Err(e) = self.state.save_if_changed(u64::MAX) {
+            tracing::error!(error = %e, "cannot save the emulator state");
+        }
         match self.task.await {
             Ok(Ok(())) => {}
             Ok(Err(e)) => tracing::warn!(error = %e, "emulator server ended with an error"),
@@ -89,10 +110,21 @@ impl RunningEmulator {
 ///
 /// Must be called inside a tokio runtime. Signals are not handled here; binaries do that.
 pub async fn spawn(config: EmulatorConfig, listener: TcpListener) -> std::io::Result<RunningEmulator> {
+    spawn_prepared(config, listener, |_| Ok(())).await
+}
+
+/// Like [`spawn`], but runs `prepare` (seeding) on the state before the first request is served and
+/// before anything is written to a `data_dir`, so a half-seeded state is never seen or kept.
+pub async fn spawn_prepared(
+    config: EmulatorConfig,
+    listener: TcpListener,
+    prepare: impl FnOnce(&EmulatorState) -> std::io::Result<()>,
+) -> std::io::Result<RunningEmulator> {
     listener.set_nonblocking(true)?;
     let addr = listener.local_addr()?;
     let base_url = format!("http://{addr}");
-    let state = EmulatorState::new(config);
+    let state = EmulatorState::new(config)?;
+    prepare(&state)?;
     let data = web::Data::new(state.clone());
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get().clamp(1, 4));
     let server = HttpServer::new(move || {
@@ -101,14 +133,31 @@ pub async fn spawn(config: EmulatorConfig, listener: TcpListener) -> std::io::Re
             .app_data(data.clone())
             .wrap_fn(move |req, srv| {
                 let path = req.path().to_owned();
-                if !path.starts_with("/__emulator/") {
-                    counter.count_request(&path);
-                }
                 let method = req.method().clone();
+                let mut delay = Duration::ZERO;
+                let mut injected = None;
+                if !path.starts_with("/__emulator/") && path != "/livez" && path != "/readyz" {
+                    counter.count_request(&path);
+                    let endpoint = faults::endpoint_name(&method, &path, req.query_string());
+                    let user = counter.caller_email(req.request());
+                    let plan = counter.plan(&endpoint, user.as_deref(), faults::is_drive_path(&path));
+                    delay = plan.delay;
+                    injected = plan.error;
+                }
                 let started = Instant::now();
-                let fut = srv.call(req);
+                // An injected error answers without calling the handler at all.
+                let call = match injected {
+                    Some(error) => Err((req, error)),
+                    None => Ok(srv.call(req)),
+                };
                 async move {
-                    let res = fut.await?;
+                    if !delay.is_zero() {
+                        tokio::time::sleep(delay).await;
+                    }
+                    let res = match call {
+                        Ok(fut) => fut.await?,
+                        Err((req, error)) => req.into_response(error.error_response()),
+                    };
                     tracing::info!(
                         %method,
                         %path,
@@ -127,14 +176,35 @@ pub async fn spawn(config: EmulatorConfig, listener: TcpListener) -> std::io::Re
     .run();
     let handle = server.handle();
     let task = tokio::spawn(server);
+    // With --data-dir, the state is written shortly after it changes (and on stop).
+    let saver = {
+        let state = state.clone();
+        tokio::spawn(async move {
+            let mut saved = 0;
+            let mut tick = tokio::time::interval(Duration::from_millis(500));
+            loop {
+                tick.tick().await;
+                match state.save_if_changed(saved) {
+                    Ok(g) => saved = g,
+                    Err(e) => tracing::error!(error = %e, "cannot save the emulator state"),
+                }
+            }
+        })
+    };
     tracing::info!(%base_url, "drive emulator listening");
-    Ok(RunningEmulator { base_url, addr, state, handle, task })
+    let _cleanup = state.store().cleanup_guard();
+    Ok(RunningEmulator { base_url, addr, state, handle, task, saver, _cleanup })
 }
 
 fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::resource(["/o/oauth2/v2/auth", "/o/oauth2/auth"])
             .route(web::get().to(oauth::authorize))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/o/oauth2/v2/auth/consent")
+            .route(web::post().to(oauth::consent))
             .default_service(web::to(method_not_allowed)),
     )
     .service(web::resource("/token").route(web::post().to(oauth::token)).default_service(web::to(method_not_allowed)))
@@ -191,6 +261,17 @@ fn routes(cfg: &mut web::ServiceConfig) {
     .service(
         web::resource("/drive/v3/drives")
             .route(web::get().to(files::drives))
+            .route(web::post().to(files::drive_create))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/drive/v3/drives/{id}")
+            .route(web::get().to(files::drive_get))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource(["/upload/drive/v3/files/{id}", "/resumable/upload/drive/v3/files/{id}"])
+            .route(web::patch().to(upload::update))
             .default_service(web::to(method_not_allowed)),
     )
     .service(
@@ -206,6 +287,36 @@ fn routes(cfg: &mut web::ServiceConfig) {
             .default_service(web::to(method_not_allowed)),
     )
     .service(web::resource("/__emulator/requests").route(web::get().to(admin_requests)))
+    .service(
+        web::resource("/__emulator/export/{id}")
+            .route(web::get().to(files::export_link))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/__emulator/faults")
+            .route(web::get().to(admin::get_faults))
+            .route(web::put().to(admin::put_faults))
+            .route(web::patch().to(admin::patch_faults))
+            .route(web::delete().to(admin::clear_faults))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/__emulator/oauth")
+            .route(web::get().to(admin::get_oauth))
+            .route(web::patch().to(admin::patch_oauth))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/__emulator/counters")
+            .route(web::get().to(admin::get_counters))
+            .route(web::delete().to(admin::reset_counters))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/__emulator/users/{email}/revoke")
+            .route(web::post().to(admin::revoke_user))
+            .default_service(web::to(method_not_allowed)),
+    )
     .service(web::resource(["/livez", "/readyz"]).route(web::get().to(live)))
     .default_service(web::to(not_found));
 }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
-use drive_emulator::EmulatorConfig;
+use drive_emulator::{EmulatorConfig, Faults};
 
 #[derive(Debug, Parser)]
 #[command(name = "drive-emulator", version, about = "In-memory Google Drive v3 + Google OAuth server")]
@@ -25,6 +25,41 @@ struct Args {
     /// Load a built-in data set at start: `demo` (folders and files for demo@ferry.test).
     #[arg(long, env = "EMULATOR_SEED", value_parser = ["demo"])]
     seed: Option<String>,
+    /// Fault injection: fixed delay added to every request, in milliseconds.
+    #[arg(long, env = "EMULATOR_LATENCY_MS", default_value_t = 0)]
+    latency_ms: u64,
+    /// Fault injection: random extra delay of up to this many milliseconds.
+    #[arg(long, env = "EMULATOR_JITTER_MS", default_value_t = 0)]
+    jitter_ms: u64,
+    /// Fault injection: KIND=RATE, repeatable. Kinds: rate_limit_429, user_rate_limit_403, rate_limit_403,
+    /// backend_error_500, backend_error_503.
+    #[arg(long = "error-rate", value_name = "KIND=RATE")]
+    error_rates: Vec<String>,
+    /// Fault injection: Drive requests per second per user (beyond: 403 userRateLimitExceeded).
+    #[arg(long, env = "EMULATOR_USER_RPS")]
+    user_rps: Option<u32>,
+    /// Fault injection: bytes each user may upload per day (beyond: 403 uploadLimitExceeded).
+    #[arg(long, env = "EMULATOR_DAILY_UPLOAD_BYTES")]
+    daily_upload_bytes: Option<u64>,
+    /// Fault injection: bytes each user may download per day (beyond: 403 downloadQuotaExceeded).
+    #[arg(long, env = "EMULATOR_DAILY_DOWNLOAD_BYTES")]
+    daily_download_bytes: Option<u64>,
+    /// Fault injection: close downloads after this many body bytes.
+    #[arg(long, env = "EMULATOR_CUT_DOWNLOAD_AFTER")]
+    cut_download_after: Option<u64>,
+    /// Fault injection: only cut this many downloads (default: all).
+    #[arg(long, requires = "cut_download_after")]
+    cut_download_times: Option<u64>,
+    /// Keep file contents and state in this directory, so they survive a restart (default: a temporary directory).
+    #[arg(long, env = "EMULATOR_DATA_DIR")]
+    data_dir: Option<std::path::PathBuf>,
+    /// Load a directory tree at start: each top-level directory is a user (its name the email, or
+    /// `demo@ferry.test` for other names), everything below it their My Drive.
+    #[arg(long, env = "EMULATOR_SEED_DIR")]
+    seed_dir: Option<std::path::PathBuf>,
+    /// Show a consent page (Allow / Deny, account picked by login_hint or typed) instead of approving at once.
+    #[arg(long, env = "EMULATOR_CONSENT")]
+    consent: bool,
     /// Log format: `json` or `pretty`.
     #[arg(long, env = "EMULATOR_LOG_FORMAT", default_value = "json")]
     log_format: String,
@@ -59,18 +94,50 @@ async fn shutdown_signal() {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let _telemetry = ferry_telemetry::init("drive-emulator", &args.log_format, &args.log_filter);
+    let mut faults = Faults {
+        latency_ms: args.latency_ms,
+        jitter_ms: args.jitter_ms,
+        user_requests_per_second: args.user_rps,
+        daily_upload_bytes: args.daily_upload_bytes,
+        daily_download_bytes: args.daily_download_bytes,
+        cut_download_after_bytes: args.cut_download_after,
+        cut_download_times: args.cut_download_times,
+        ..Faults::default()
+    };
+    for spec in &args.error_rates {
+        faults.set_error_rate_spec(spec).with_context(|| format!("--error-rate {spec}"))?;
+    }
+    faults.validate().context("fault injection flags")?;
     let config = EmulatorConfig {
         client_id: args.client_id,
         client_secret: args.client_secret,
         access_token_ttl: Duration::from_secs(args.token_ttl_secs),
-        auto_approve: true,
+        auto_approve: !args.consent,
+        faults,
+        data_dir: args.data_dir.clone(),
+        ..EmulatorConfig::default()
     };
     let listener = TcpListener::bind(&args.bind).with_context(|| format!("binding {}", args.bind))?;
-    let emulator = drive_emulator::spawn(config, listener).await.context("starting the emulator")?;
-    if args.seed.as_deref() == Some("demo") {
-        drive_emulator::seed::seed_demo(emulator.state());
-        tracing::info!("loaded the demo data set");
-    }
+    let seed = args.seed.clone();
+    let seed_dir = args.seed_dir.clone();
+    let emulator = drive_emulator::spawn_prepared(config, listener, move |state| {
+        let restored = !state.is_empty();
+        if restored && (seed.is_some() || seed_dir.is_some()) {
+            tracing::info!("state restored from --data-dir: seeds are not loaded again");
+            return Ok(());
+        }
+        if seed.as_deref() == Some("demo") {
+            drive_emulator::seed::seed_demo(state);
+            tracing::info!("loaded the demo data set");
+        }
+        if let Some(dir) = &seed_dir {
+            let count = drive_emulator::seed::seed_dir(state, dir).map_err(std::io::Error::other)?;
+            tracing::info!(count, dir = %dir.display(), "loaded the seed directory");
+        }
+        Ok(())
+    })
+    .await
+    .context("starting the emulator")?;
     tracing::info!(
         base_url = emulator.base_url(),
         default_user = drive_emulator::DEFAULT_USER_EMAIL,

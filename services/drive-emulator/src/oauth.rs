@@ -1,4 +1,5 @@
-//! Google OAuth 2.0 web-server flow: authorize (auto-approve), token, revoke, userinfo, discovery.
+//! Google OAuth 2.0 web-server flow: authorize (auto-approve or a consent page), token, revoke, userinfo,
+//! discovery.
 
 use std::time::{Duration, Instant};
 
@@ -90,12 +91,46 @@ pub async fn authorize(req: HttpRequest, state: web::Data<EmulatorState>) -> Htt
         (Some(c), Some("S256")) => Some((PkceMethod::S256, c.to_owned())),
         (Some(_), Some(_)) => return fail("invalid_request"),
     };
-    if !config.auto_approve {
-        return fail("access_denied");
+    let pending = PendingAuth {
+        redirect_uri: redirect_uri.clone(),
+        redirect_raw: redirect_raw.to_owned(),
+        state: state_param.map(str::to_owned),
+        scope: scope.split_whitespace().collect::<Vec<_>>().join(" "),
+        challenge,
+        offline: p.get("access_type") == Some("offline"),
+        login_hint: p.non_empty("login_hint").map(str::to_owned),
+        expires_at: Instant::now() + CODE_TTL,
+    };
+    if !state.auto_approve() {
+        // Nobody can answer a consent page that must not be shown.
+        if p.get("prompt").is_some_and(|pr| pr.split_whitespace().any(|w| w == "none")) {
+            return fail("interaction_required");
+        }
+        let id = util::random_token(32);
+        let page = consent_page(&id, &pending, &config.client_id);
+        state.data().pending_auth.insert(id, pending);
+        return page;
     }
-    let email = p.non_empty("login_hint").filter(|h| h.contains('@')).unwrap_or(DEFAULT_USER_EMAIL);
+    let email = pending.login_hint.clone().filter(|h| h.contains('@')).unwrap_or_else(|| DEFAULT_USER_EMAIL.to_owned());
+    approve(&state, pending, &email)
+}
+
+/// An authorization request waiting on the consent page.
+#[derive(Debug, Clone)]
+pub struct PendingAuth {
+    redirect_uri: url::Url,
+    redirect_raw: String,
+    state: Option<String>,
+    scope: String,
+    challenge: Option<(PkceMethod, String)>,
+    offline: bool,
+    login_hint: Option<String>,
+    expires_at: Instant,
+}
+
+/// Issues a code for `email` and redirects back to the client.
+fn approve(state: &EmulatorState, pending: PendingAuth, email: &str) -> HttpResponse {
     let display = (email == DEFAULT_USER_EMAIL).then_some(DEFAULT_USER_NAME);
-    let scope = scope.split_whitespace().collect::<Vec<_>>().join(" ");
     let code = format!("4/0A{}", util::random_token(70));
     {
         let mut data = state.data();
@@ -103,26 +138,92 @@ pub async fn authorize(req: HttpRequest, state: web::Data<EmulatorState>) -> Htt
         data.codes.insert(
             code.clone(),
             AuthCode {
-                client_id: config.client_id.clone(),
-                redirect_uri: redirect_raw.to_owned(),
-                challenge,
+                client_id: state.config().client_id.clone(),
+                redirect_uri: pending.redirect_raw.clone(),
+                challenge: pending.challenge.clone(),
                 user_id,
-                scope: scope.clone(),
-                offline: p.get("access_type") == Some("offline"),
+                scope: pending.scope.clone(),
+                offline: pending.offline,
                 expires_at: Instant::now() + CODE_TTL,
             },
         );
     }
     tracing::debug!(%email, "authorization code issued");
     let mut pairs = Vec::new();
-    if let Some(s) = state_param {
-        pairs.push(("state", s));
+    if let Some(s) = &pending.state {
+        pairs.push(("state", s.as_str()));
     }
     pairs.push(("code", code.as_str()));
-    pairs.push(("scope", scope.as_str()));
+    pairs.push(("scope", pending.scope.as_str()));
     pairs.push(("authuser", "0"));
     pairs.push(("prompt", "consent"));
-    redirect_to(redirect_uri, &pairs)
+    redirect_to(pending.redirect_uri, &pairs)
+}
+
+/// The consent page: who signs in (from `login_hint`, editable) and Allow / Deny buttons.
+fn consent_page(id: &str, pending: &PendingAuth, client_id: &str) -> HttpResponse {
+    let e = |s: &str| html_escape::encode_double_quoted_attribute(s).into_owned();
+    let email = pending.login_hint.as_deref().unwrap_or("");
+    let scopes: String =
+        pending.scope.split(' ').map(|sc| format!("<li>{}</li>", html_escape::encode_text(sc))).collect();
+    let body = format!(
+        r#"<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Sign in - Google Accounts (emulator)</title>
+<style>body{{font-family:sans-serif;max-width:28rem;margin:3rem auto}}button{{margin-right:1rem;padding:.5rem 1.5rem}}</style></head>
+<body><h1>Choose an account</h1><p><strong>{client}</strong> wants to access your Google Account:</p><ul>{scopes}</ul>
+<form method="post" action="/o/oauth2/v2/auth/consent"><input type="hidden" name="request" value="{id}">
+<label>Email <input type="email" name="email" id="email" value="{email}" required autocomplete="username"></label>
+<p><button type="submit" name="decision" value="allow" id="allow">Allow</button><button type="submit" name="decision" value="deny" id="deny" formnovalidate>Deny</button></p>
+</form></body></html>"#,
+        client = html_escape::encode_text(client_id),
+        id = e(id),
+        email = e(email),
+    );
+    HttpResponse::Ok()
+        .insert_header((CONTENT_TYPE, "text/html; charset=utf-8"))
+        .insert_header((CACHE_CONTROL, "no-store"))
+        .insert_header(("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'"))
+        .body(body)
+}
+
+/// `POST /o/oauth2/v2/auth/consent`: the consent page's answer (`decision` allow or deny, `email`).
+pub async fn consent(mut payload: web::Payload, state: web::Data<EmulatorState>) -> HttpResponse {
+    let body = match util::read_body(&mut payload, 64 * 1024).await {
+        Ok(b) => b,
+        Err(e) => return error_page("invalid_request", &e.detail().message),
+    };
+    let form = Params::parse(&body);
+    let Some(id) = form.non_empty("request") else {
+        return error_page("invalid_request", "Missing the authorization request.");
+    };
+    let Some(pending) = state.data().pending_auth.remove(id) else {
+        return error_page("invalid_request", "The authorization request is unknown or was already answered.");
+    };
+    if Instant::now() >= pending.expires_at {
+        return error_page("invalid_request", "The authorization request expired; start again.");
+    }
+    match form.get("decision") {
+        Some("allow") => match form.non_empty("email").map(str::trim).filter(|e| e.contains('@')) {
+            Some(email) => {
+                let email = email.to_owned();
+                approve(&state, pending, &email)
+            }
+            None => {
+                // Ask again rather than lose the request.
+                let id = util::random_token(32);
+                let page = consent_page(&id, &pending, &state.config().client_id);
+                state.data().pending_auth.insert(id, pending);
+                page
+            }
+        },
+        _ => {
+            let mut pairs = Vec::new();
+            if let Some(s) = &pending.state {
+                pairs.push(("state", s.as_str()));
+            }
+            pairs.push(("error", "access_denied"));
+            redirect_to(pending.redirect_uri, &pairs)
+        }
+    }
 }
 
 /// Client credentials from HTTP Basic (URL-encoded id and secret, as oauth2 sends) or the form.

@@ -312,8 +312,8 @@ impl Query {
                 let id = if id == "root" { cx.root_id } else { id.as_str() };
                 f.parents.iter().any(|p| p == id)
             }
-            // Every file a user can see here is their own.
-            Query::InOwners(email) => email == "me" || email.eq_ignore_ascii_case(cx.email),
+            // My Drive files a user can see are their own; shared-drive files have no owner.
+            Query::InOwners(email) => f.drive_id.is_none() && (email == "me" || email.eq_ignore_ascii_case(cx.email)),
             Query::Trashed(v) => f.trashed == *v,
             Query::Starred(v) => f.starred == *v,
             Query::SharedWithMe(v) => !*v,

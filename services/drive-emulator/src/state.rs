@@ -7,12 +7,14 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use md5::Digest;
 
 use crate::EmulatorConfig;
 use crate::error::DriveError;
+use crate::faults::{Counters, FaultState, Faults, FaultsError, Plan};
+use crate::store::{Blob, BlobWriter, Store};
 use crate::util;
 
 pub const FOLDER_MIME: &str = "application/vnd.google-apps.folder";
@@ -28,8 +30,11 @@ pub struct EmulatorState {
 
 pub(crate) struct Shared {
     pub config: EmulatorConfig,
+    pub store: Store,
     data: Mutex<Data>,
     requests: Mutex<HashMap<String, u64>>,
+    faults: Mutex<FaultState>,
+    auto_approve: std::sync::atomic::AtomicBool,
 }
 
 /// What tests see of a file.
@@ -46,7 +51,7 @@ pub struct EmulatedFileInfo {
     pub parents: Vec<String>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct User {
     pub id: String,
     pub email: String,
@@ -55,7 +60,7 @@ pub struct User {
     pub permission_id: String,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Checksums {
     pub md5: String,
     pub sha1: String,
@@ -72,7 +77,7 @@ impl Checksums {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct FileEntry {
     pub id: String,
     pub name: String,
@@ -84,12 +89,18 @@ pub struct FileEntry {
     pub starred: bool,
     pub description: Option<String>,
     /// Bytes for binary files; Workspace files may carry seeded bytes used by export.
-    pub content: Option<Bytes>,
+    pub content: Option<Blob>,
     pub checksums: Option<Checksums>,
     pub created: DateTime<Utc>,
     pub modified: DateTime<Utc>,
     pub version: u64,
     pub is_root: bool,
+    /// The shared drive holding the file (None: My Drive).
+    #[serde(default)]
+    pub drive_id: Option<String>,
+    /// Flagged as malware/spam: downloads need `acknowledgeAbuse=true`.
+    #[serde(default)]
+    pub abusive: bool,
 }
 
 impl FileEntry {
@@ -103,7 +114,7 @@ impl FileEntry {
     }
 
     pub fn size(&self) -> Option<u64> {
-        if self.is_binary() { Some(self.content.as_ref().map_or(0, |c| c.len() as u64)) } else { None }
+        if self.is_binary() { Some(self.content.as_ref().map_or(0, |c| c.len)) } else { None }
     }
 
     pub fn info(&self) -> EmulatedFileInfo {
@@ -136,7 +147,7 @@ pub struct AuthCode {
     pub expires_at: Instant,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Grant {
     pub user_id: String,
     pub client_id: String,
@@ -160,6 +171,8 @@ pub struct NewFile {
     pub starred: bool,
     pub created: Option<DateTime<Utc>>,
     pub modified: Option<DateTime<Utc>>,
+    /// The request said `supportsAllDrives=true` (needed to create in a shared drive).
+    pub all_drives: bool,
 }
 
 #[derive(Debug)]
@@ -167,20 +180,40 @@ pub struct UploadSession {
     pub user_id: String,
     pub meta: NewFile,
     pub total: Option<u64>,
-    pub buf: BytesMut,
+    /// The bytes received so far, on disk; its own lock so chunks are written outside the data lock.
+    pub writer: Arc<Mutex<BlobWriter>>,
     pub fields: Option<String>,
     /// Set once the file exists; status queries then answer 200 with it.
     pub completed: Option<String>,
     /// The bytes are being hashed and stored; a concurrent request must not see an empty buffer.
     pub finalizing: bool,
+    /// `X-Upload-Content-Type`: what a Workspace target converts from.
+    pub source_mime: Option<String>,
+    /// files.update: the file whose content this replaces (None: files.create).
+    pub update_of: Option<String>,
+    /// Sessions expire (404) a while after they start.
+    pub started: Instant,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Change {
     pub seq: u64,
     pub user_id: String,
     pub file_id: String,
     pub time: DateTime<Utc>,
+    #[serde(default)]
+    pub drive_id: Option<String>,
+}
+
+/// A shared drive: files in it belong to the drive; members see them (with `supportsAllDrives`).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct SharedDrive {
+    pub id: String,
+    pub name: String,
+    pub created: DateTime<Utc>,
+    pub hidden: bool,
+    /// User ids.
+    pub members: Vec<String>,
 }
 
 #[derive(Default)]
@@ -194,9 +227,32 @@ pub struct Data {
     pub access_tokens: HashMap<String, AccessToken>,
     pub refresh_tokens: HashMap<String, u64>,
     pub uploads: HashMap<String, UploadSession>,
+    pub pending_auth: HashMap<String, crate::oauth::PendingAuth>,
     pub changes: Vec<Change>,
     pub change_seq: u64,
+    /// Bumped by every change worth persisting (files, users, grants).
+    pub generation: u64,
+    pub drives: HashMap<String, SharedDrive>,
+    /// drives.create `requestId`s already used.
+    pub drive_requests: HashMap<String, String>,
 }
+
+/// What `--data-dir` keeps across restarts (codes, access tokens and upload sessions are not kept:
+/// clients refresh and restart uploads, as after a real outage).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Snapshot {
+    users: Vec<User>,
+    files: Vec<FileEntry>,
+    grants: Vec<(u64, Grant)>,
+    next_grant: u64,
+    refresh_tokens: Vec<(String, u64)>,
+    changes: Vec<Change>,
+    change_seq: u64,
+    #[serde(default)]
+    drives: Vec<SharedDrive>,
+}
+
+const SNAPSHOT_FILE: &str = "state.json";
 
 fn display_name_from_email(email: &str) -> String {
     let local = email.split('@').next().unwrap_or(email);
@@ -241,6 +297,8 @@ impl Data {
                 modified: now,
                 version: 1,
                 is_root: true,
+                drive_id: None,
+                abusive: false,
             },
         );
         let name = match display_name {
@@ -258,6 +316,7 @@ impl Data {
             },
         );
         self.users_by_email.insert(key, id.clone());
+        self.generation += 1;
         id
     }
 
@@ -275,31 +334,80 @@ impl Data {
         id.to_owned()
     }
 
-    /// A file the user may see (their own); anything else is Drive's 404.
+    /// Whether the user may see a file: their own in My Drive, or anything in a shared drive they belong to.
+    pub fn can_see(&self, user_id: &str, f: &FileEntry) -> bool {
+        match &f.drive_id {
+            None => f.owner_id == user_id,
+            Some(d) => self.is_member(user_id, d),
+        }
+    }
+
+    pub fn is_member(&self, user_id: &str, drive_id: &str) -> bool {
+        self.drives.get(drive_id).is_some_and(|d| d.members.iter().any(|m| m == user_id))
+    }
+
+    /// A file the user may see; anything else is Drive's 404. (Shared-drive items also need
+    /// `supportsAllDrives=true`; handlers check that.)
     pub fn owned(&self, user_id: &str, id: &str) -> Result<&FileEntry, DriveError> {
         let resolved = self.resolve(user_id, id);
         match self.files.get(&resolved) {
-            Some(f) if f.owner_id == user_id => Ok(f),
+            Some(f) if self.can_see(user_id, f) => Ok(f),
             _ => Err(DriveError::not_found(id)),
         }
     }
 
     pub fn owned_mut(&mut self, user_id: &str, id: &str) -> Result<&mut FileEntry, DriveError> {
         let resolved = self.resolve(user_id, id);
-        match self.files.get_mut(&resolved) {
-            Some(f) if f.owner_id == user_id => Ok(f),
-            _ => Err(DriveError::not_found(id)),
-        }
+        self.owned(user_id, id)?;
+        self.files.get_mut(&resolved).ok_or_else(|| DriveError::not_found(id))
     }
 
     pub fn record_change(&mut self, user_id: &str, file_id: &str) {
+        self.generation += 1;
         self.change_seq += 1;
+        let drive_id = self.files.get(file_id).and_then(|f| f.drive_id.clone());
         self.changes.push(Change {
             seq: self.change_seq,
             user_id: user_id.to_owned(),
             file_id: file_id.to_owned(),
             time: Utc::now(),
+            drive_id,
         });
+    }
+
+    /// A new shared drive with its root folder (the drive id is also the folder id, as on Drive).
+    pub fn create_shared_drive(&mut self, name: &str, members: Vec<String>) -> String {
+        let id = format!("0A{}", util::random_token(17));
+        let now = Utc::now();
+        let creator = members.first().cloned().unwrap_or_default();
+        self.files.insert(
+            id.clone(),
+            FileEntry {
+                id: id.clone(),
+                name: name.to_owned(),
+                mime_type: FOLDER_MIME.to_owned(),
+                parents: Vec::new(),
+                owner_id: creator,
+                trashed: false,
+                explicitly_trashed: false,
+                starred: false,
+                description: None,
+                content: None,
+                checksums: None,
+                created: now,
+                modified: now,
+                version: 1,
+                is_root: true,
+                drive_id: Some(id.clone()),
+                abusive: false,
+            },
+        );
+        self.drives.insert(
+            id.clone(),
+            SharedDrive { id: id.clone(), name: name.to_owned(), created: now, hidden: false, members },
+        );
+        self.generation += 1;
+        id
     }
 
     /// Checks what `insert_file` would check, without inserting: parents and a chosen id.
@@ -315,6 +423,9 @@ impl Data {
         }
         for p in &meta.parents {
             let parent = self.owned(user_id, p)?;
+            if parent.drive_id.is_some() && !meta.all_drives {
+                return Err(DriveError::not_found(p));
+            }
             if !parent.is_folder() {
                 return Err(DriveError::bad_request(format!("The parent {p} is not a folder.")).at("parents", "other"));
             }
@@ -323,14 +434,16 @@ impl Data {
         Ok(parents)
     }
 
+    /// Inserts a file whose content (if any) is already stored, with the content's checksums.
     pub fn insert_file(
         &mut self,
         user_id: &str,
         meta: &NewFile,
-        content: Option<Bytes>,
+        content: Option<Blob>,
         checksums: Option<Checksums>,
     ) -> Result<String, DriveError> {
         let parents = self.check_new_file(user_id, meta)?;
+        let drive_id = parents.first().and_then(|p| self.files.get(p)).and_then(|p| p.drive_id.clone());
         let id = match &meta.id {
             Some(id) => id.clone(),
             None => loop {
@@ -343,15 +456,10 @@ impl Data {
         let now = Utc::now();
         let mime_type = meta.mime_type.clone().unwrap_or_else(|| "application/octet-stream".to_owned());
         let binary = !mime_type.starts_with(GOOGLE_APPS_PREFIX);
-        let content = match content {
-            Some(c) => Some(c),
-            None if binary => Some(Bytes::new()),
-            None => None,
-        };
         let checksums = match (binary, checksums) {
             (false, _) => None,
             (true, Some(c)) => Some(c),
-            (true, None) => Some(Checksums::compute(content.as_deref().unwrap_or_default())),
+            (true, None) => Some(Checksums::compute(b"")),
         };
         let entry = FileEntry {
             id: id.clone(),
@@ -369,10 +477,43 @@ impl Data {
             modified: meta.modified.unwrap_or(now),
             version: 1,
             is_root: false,
+            drive_id,
+            abusive: false,
         };
         self.files.insert(id.clone(), entry);
         self.record_change(user_id, &id);
         Ok(id)
+    }
+
+    /// Replaces a file's content (files.update with media) and applies the metadata sent with it;
+    /// returns the old content for the caller to delete.
+    pub fn replace_content(
+        &mut self,
+        user_id: &str,
+        id: &str,
+        meta: &NewFile,
+        content: Option<Blob>,
+        checksums: Option<Checksums>,
+    ) -> Result<Option<Blob>, DriveError> {
+        let now = Utc::now();
+        let f = self.owned_mut(user_id, id)?;
+        if let Some(n) = &meta.name {
+            f.name = n.clone();
+        }
+        if let Some(m) = &meta.mime_type {
+            f.mime_type = m.clone();
+        }
+        if let Some(d) = &meta.description {
+            f.description = Some(d.clone());
+        }
+        let binary = f.is_binary();
+        let old = std::mem::replace(&mut f.content, content);
+        f.checksums = if binary { Some(checksums.unwrap_or_else(|| Checksums::compute(b""))) } else { None };
+        f.version += 1;
+        f.modified = meta.modified.unwrap_or(now);
+        let file_id = f.id.clone();
+        self.record_change(user_id, &file_id);
+        Ok(old)
     }
 
     /// The file and everything below it (folders first-come order).
@@ -395,7 +536,7 @@ impl Data {
     pub fn usage(&self, user_id: &str) -> (u64, u64) {
         let mut total = 0;
         let mut trash = 0;
-        for f in self.files.values().filter(|f| f.owner_id == user_id) {
+        for f in self.files.values().filter(|f| f.owner_id == user_id && f.drive_id.is_none()) {
             let size = f.size().unwrap_or(0);
             total += size;
             if f.trashed {
@@ -415,6 +556,7 @@ impl Data {
         ttl: std::time::Duration,
     ) -> (String, Option<String>) {
         self.next_grant += 1;
+        self.generation += 1;
         let grant = self.next_grant;
         self.grants.insert(
             grant,
@@ -450,21 +592,214 @@ impl Data {
             return false;
         };
         self.grants.remove(&grant);
+        self.generation += 1;
         self.access_tokens.retain(|_, t| t.grant != grant);
         self.refresh_tokens.retain(|_, g| *g != grant);
         true
     }
 }
 
+impl Data {
+    fn restore(&mut self, snap: Snapshot) {
+        for u in snap.users {
+            self.users_by_email.insert(u.email.to_ascii_lowercase(), u.id.clone());
+            self.users.insert(u.id.clone(), u);
+        }
+        self.files = snap.files.into_iter().map(|f| (f.id.clone(), f)).collect();
+        self.grants = snap.grants.into_iter().collect();
+        self.next_grant = snap.next_grant;
+        self.refresh_tokens = snap.refresh_tokens.into_iter().collect();
+        self.changes = snap.changes;
+        self.change_seq = snap.change_seq;
+        self.drives = snap.drives.into_iter().map(|d| (d.id.clone(), d)).collect();
+    }
+
+    fn snapshot(&self) -> Snapshot {
+        Snapshot {
+            users: self.users.values().cloned().collect(),
+            files: self.files.values().cloned().collect(),
+            grants: self.grants.iter().map(|(k, v)| (*k, v.clone())).collect(),
+            next_grant: self.next_grant,
+            refresh_tokens: self.refresh_tokens.iter().map(|(k, v)| (k.clone(), *v)).collect(),
+            changes: self.changes.clone(),
+            change_seq: self.change_seq,
+            drives: self.drives.values().cloned().collect(),
+        }
+    }
+}
+
 impl EmulatorState {
-    pub(crate) fn new(config: EmulatorConfig) -> Self {
-        Self {
+    pub(crate) fn new(config: EmulatorConfig) -> std::io::Result<Self> {
+        let faults = FaultState::new(config.faults.clone());
+        let auto_approve = config.auto_approve;
+        let store = match &config.data_dir {
+            Some(dir) => Store::at(dir)?,
+            None => Store::temporary()?,
+        };
+        let mut data = Data::default();
+        let snapshot = store.root().join(SNAPSHOT_FILE);
+        if store.is_persistent() && snapshot.exists() {
+            let raw = std::fs::read(&snapshot)?;
+            let snap: Snapshot = serde_json::from_slice(&raw)
+                .map_err(|e| std::io::Error::other(format!("reading {}: {e}", snapshot.display())))?;
+            data.restore(snap);
+            tracing::info!(users = data.users.len(), files = data.files.len(), "state restored from the data dir");
+        }
+        Ok(Self {
             shared: Arc::new(Shared {
                 config,
-                data: Mutex::new(Data::default()),
+                store,
+                data: Mutex::new(data),
                 requests: Mutex::new(HashMap::new()),
+                faults: Mutex::new(faults),
+                auto_approve: std::sync::atomic::AtomicBool::new(auto_approve),
             }),
+        })
+    }
+
+    pub(crate) fn store(&self) -> &Store {
+        &self.shared.store
+    }
+
+    /// Writes the state to the data dir (when there is one) if it changed since `since`; returns the
+    /// generation written (or current).
+    pub(crate) fn save_if_changed(&self, since: u64) -> std::io::Result<u64> {
+        if !self.store().is_persistent() {
+            return Ok(since);
         }
+        let (generation, json) = {
+            let data = self.data();
+            if data.generation == since {
+                return Ok(since);
+            }
+            (data.generation, serde_json::to_vec(&data.snapshot()).map_err(std::io::Error::other)?)
+        };
+        let path = self.store().root().join(SNAPSHOT_FILE);
+        let tmp = path.with_extension("json.tmp");
+        std::fs::write(&tmp, json)?;
+        std::fs::rename(&tmp, &path)?;
+        Ok(generation)
+    }
+
+    /// Seeds a shared drive whose members are these users (created if needed); returns its id, which is
+    /// also the id of its root folder (use it as `parent_id` to seed files in it).
+    pub fn create_shared_drive(&self, name: &str, member_emails: &[&str]) -> String {
+        let mut data = self.data();
+        let members = member_emails.iter().map(|e| data.ensure_user(e, None)).collect();
+        data.create_shared_drive(name, members)
+    }
+
+    /// True when no user has any file (a fresh start, not a restored `--data-dir`).
+    pub fn is_empty(&self) -> bool {
+        self.data().files.values().all(|f| f.is_root)
+    }
+
+    /// Where contents (and with `--data-dir`, the state) are kept.
+    pub fn data_dir(&self) -> &std::path::Path {
+        self.store().root()
+    }
+
+    /// Whether authorization requests are approved at once (else the consent page is shown).
+    pub fn auto_approve(&self) -> bool {
+        self.shared.auto_approve.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Switches between approving at once and showing the consent page, at run time.
+    pub fn set_auto_approve(&self, on: bool) {
+        self.shared.auto_approve.store(on, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn fault_state(&self) -> MutexGuard<'_, FaultState> {
+        self.shared.faults.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The fault injection in force.
+    pub fn faults(&self) -> Faults {
+        self.fault_state().faults.clone()
+    }
+
+    /// Replaces the fault injection (validated first; on error nothing changes).
+    pub fn set_faults(&self, faults: Faults) -> Result<(), FaultsError> {
+        faults.validate()?;
+        self.fault_state().faults = faults;
+        Ok(())
+    }
+
+    /// Changes the fault injection in place (validated after `change`; on error nothing changes).
+    pub fn update_faults(&self, change: impl FnOnce(&mut Faults)) -> Result<Faults, FaultsError> {
+        let mut state = self.fault_state();
+        let mut faults = state.faults.clone();
+        change(&mut faults);
+        faults.validate()?;
+        state.faults = faults.clone();
+        Ok(faults)
+    }
+
+    /// Requests per endpoint and per user, injected errors, bytes moved, since the last reset.
+    pub fn counters(&self) -> Counters {
+        self.fault_state().counters.clone()
+    }
+
+    /// Zeroes the counters, the per-second windows and the daily upload/download usage.
+    pub fn reset_counters(&self) {
+        self.fault_state().reset_counters();
+    }
+
+    /// Revokes every grant of the user (access and refresh tokens alike); returns how many grants there were.
+    pub fn revoke_user_tokens(&self, email: &str) -> usize {
+        let mut data = self.data();
+        let key = email.to_ascii_lowercase();
+        let Some(user_id) = data.users_by_email.get(&key).cloned() else {
+            return 0;
+        };
+        let grants: Vec<u64> = data.grants.iter().filter(|(_, g)| g.user_id == user_id).map(|(id, _)| *id).collect();
+        data.grants.retain(|_, g| g.user_id != user_id);
+        data.generation += 1;
+        data.access_tokens.retain(|_, t| !grants.contains(&t.grant));
+        data.refresh_tokens.retain(|_, g| !grants.contains(g));
+        grants.len()
+    }
+
+    /// The email of a user id, for accounting.
+    pub(crate) fn email_of(&self, user_id: &str) -> Option<String> {
+        self.data().users.get(user_id).map(|u| u.email.to_ascii_lowercase())
+    }
+
+    /// The user a request acts for: its access token's, or its upload session's (session URLs carry no token).
+    pub(crate) fn caller_email(&self, req: &actix_web::HttpRequest) -> Option<String> {
+        let data = self.data();
+        let user_id = match crate::oauth::bearer(req) {
+            Some(token) => data.user_for_token(&token)?,
+            None => {
+                let upload_id = util::Params::from_request(req).non_empty("upload_id")?.to_owned();
+                data.uploads.get(&upload_id)?.user_id.clone()
+            }
+        };
+        data.users.get(&user_id).map(|u| u.email.to_ascii_lowercase())
+    }
+
+    pub(crate) fn plan(&self, endpoint: &str, user: Option<&str>, drive: bool) -> Plan {
+        self.fault_state().plan(endpoint, user, drive)
+    }
+
+    pub(crate) fn charge_upload(&self, user_id: &str, bytes: u64) -> Result<(), DriveError> {
+        match self.email_of(user_id) {
+            Some(email) => self.fault_state().charge_upload(&email, bytes),
+            None => Ok(()),
+        }
+    }
+
+    pub(crate) fn charge_download(&self, user_id: &str, bytes: u64) -> Result<(), DriveError> {
+        match self.email_of(user_id) {
+            Some(email) => self.fault_state().charge_download(&email, bytes),
+            None => Ok(()),
+        }
+    }
+
+    /// Where to cut this download, if the faults say so.
+    pub(crate) fn take_download_cut(&self, user_id: &str) -> Option<u64> {
+        let email = self.email_of(user_id);
+        self.fault_state().take_cut(email.as_deref())
     }
 
     pub(crate) fn config(&self) -> &EmulatorConfig {
@@ -537,10 +872,28 @@ impl EmulatorState {
         mime_type: &str,
         content: Option<Bytes>,
     ) -> String {
-        let binary = !mime_type.starts_with(GOOGLE_APPS_PREFIX);
-        let checksums = match (&content, binary) {
-            (Some(c), true) => Some(Checksums::compute(c)),
-            _ => None,
+        let stored = match content.as_deref().map(|c| self.store().put(c)).transpose() {
+            Ok(stored) => stored,
+            Err(e) => {
+                tracing::error!(error = %e, %name, "cannot store seeded content");
+                return String::new();
+            }
+        };
+        self.seed_stored(owner_email, parent_id, name, mime_type, stored)
+    }
+
+    /// Seeds a file whose content is already stored.
+    pub(crate) fn seed_stored(
+        &self,
+        owner_email: &str,
+        parent_id: Option<&str>,
+        name: &str,
+        mime_type: &str,
+        stored: Option<(Blob, Checksums)>,
+    ) -> String {
+        let (blob, checksums) = match stored {
+            Some((b, c)) => (Some(b), Some(c)),
+            None => (None, None),
         };
         let mut data = self.data();
         let user_id = data.ensure_user(owner_email, None);
@@ -550,11 +903,13 @@ impl EmulatorState {
             None | Some("root") => data.resolve(&user_id, "root"),
             Some(p) => p.to_owned(),
         };
-        let inserted = data.insert_file(&user_id, &meta, content, checksums);
+        let drive_id = data.files.get(&parent).and_then(|p| p.drive_id.clone());
+        let inserted = data.insert_file(&user_id, &meta, blob, checksums);
         match inserted {
             Ok(id) => {
                 if let Some(f) = data.files.get_mut(&id) {
                     f.parents = vec![parent];
+                    f.drive_id = drive_id;
                 }
                 id
             }
@@ -562,8 +917,13 @@ impl EmulatorState {
         }
     }
 
+    /// The stored content of a file (binary content, or a Workspace file's text model).
     pub fn file_content(&self, file_id: &str) -> Option<Bytes> {
-        self.data().files.get(file_id).and_then(|f| f.content.clone())
+        let blob = self.data().files.get(file_id)?.content.clone();
+        match blob {
+            Some(b) => self.store().read(&b).ok().map(Bytes::from),
+            None => Some(Bytes::new()),
+        }
     }
 
     pub fn file_info(&self, file_id: &str) -> Option<EmulatedFileInfo> {
@@ -577,6 +937,18 @@ impl EmulatorState {
             data.files.values().filter(|f| f.parents.iter().any(|p| p == folder_id)).map(FileEntry::info).collect();
         out.sort_by(|a, b| a.name.cmp(&b.name).then_with(|| a.id.cmp(&b.id)));
         out
+    }
+
+    /// Flags a file as malware/spam (or clears it): downloads then need `acknowledgeAbuse=true`.
+    pub fn set_abusive(&self, file_id: &str, abusive: bool) -> bool {
+        let mut data = self.data();
+        match data.files.get_mut(file_id) {
+            Some(f) => {
+                f.abusive = abusive;
+                true
+            }
+            None => false,
+        }
     }
 
     /// Moves a file to (or out of) the trash, as the Drive UI would.
@@ -621,7 +993,7 @@ mod tests {
 
     #[test]
     fn seeding_builds_a_tree() {
-        let state = EmulatorState::new(EmulatorConfig::default());
+        let state = EmulatorState::new(EmulatorConfig::default()).expect("state");
         let folder = state.create_folder("a@x.test", None, "docs");
         let file = state.create_file("a@x.test", Some(&folder), "a.txt", "text/plain", Bytes::from_static(b"hello"));
         let kids = state.children(&folder);

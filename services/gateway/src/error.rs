@@ -13,6 +13,9 @@ pub enum ErrorCode {
     PermissionDenied,
     Conflict,
     PayloadTooLarge,
+    RangeNotSatisfiable,
+    PickerEndpointNotAllowed,
+    PickerParamNotAllowed,
     RateLimited,
     ProviderError,
     ServiceUnavailable,
@@ -28,6 +31,9 @@ impl ErrorCode {
             ErrorCode::PermissionDenied => "PERMISSION_DENIED",
             ErrorCode::Conflict => "CONFLICT",
             ErrorCode::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
+            ErrorCode::RangeNotSatisfiable => "RANGE_NOT_SATISFIABLE",
+            ErrorCode::PickerEndpointNotAllowed => "PICKER_ENDPOINT_NOT_ALLOWED",
+            ErrorCode::PickerParamNotAllowed => "PICKER_PARAM_NOT_ALLOWED",
             ErrorCode::RateLimited => "RATE_LIMITED",
             ErrorCode::ProviderError => "PROVIDER_ERROR",
             ErrorCode::ServiceUnavailable => "SERVICE_UNAVAILABLE",
@@ -43,6 +49,8 @@ impl ErrorCode {
             ErrorCode::PermissionDenied => StatusCode::FORBIDDEN,
             ErrorCode::Conflict => StatusCode::CONFLICT,
             ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorCode::RangeNotSatisfiable => StatusCode::RANGE_NOT_SATISFIABLE,
+            ErrorCode::PickerEndpointNotAllowed | ErrorCode::PickerParamNotAllowed => StatusCode::BAD_REQUEST,
             ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             ErrorCode::ProviderError => StatusCode::BAD_GATEWAY,
             ErrorCode::ServiceUnavailable => StatusCode::SERVICE_UNAVAILABLE,
@@ -108,6 +116,11 @@ impl ResponseError for ApiError {
         let mut response = HttpResponse::build(self.status_code());
         if self.code == ErrorCode::ServiceUnavailable {
             response.insert_header(("Retry-After", "5"));
+        }
+        if self.code == ErrorCode::RangeNotSatisfiable
+            && let Some(size) = self.details.get("size_bytes").and_then(Value::as_u64)
+        {
+            response.insert_header(("Content-Range", format!("bytes */{size}")));
         }
         response.json(json!({
             "error": { "code": self.code.as_str(), "message": self.message, "details": self.details }

@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod error;
+pub mod openapi;
 pub mod relay;
 pub mod routes;
 pub mod state;
@@ -69,6 +70,7 @@ pub fn start(settings: Settings, listener: TcpListener) -> anyhow::Result<Runnin
     let outbox_poll = settings.gateway.outbox_poll_interval();
     let topology = Topology::new(settings.amqp.queue_prefix.clone(), settings.amqp.delivery_limit);
     let max_json = 2 * 1024 * 1024;
+    let shutdown_deadline = settings.reliability.shutdown_deadline_secs;
     let state = web::Data::new(build_state(settings)?);
     let shutdown = CancellationToken::new();
 
@@ -97,15 +99,25 @@ pub fn start(settings: Settings, listener: TcpListener) -> anyhow::Result<Runnin
             .wrap(actix_web::middleware::Logger::new("%r %s %Dms").log_target("ferry::access"))
             .configure(|cfg| ferry_ops_http::configure(cfg, readiness.clone()))
             .configure(routes::configure)
+            // Swagger UI with its assets compiled in (works offline), reading /api/v2/openapi.json.
+            .route("/docs", web::get().to(docs_redirect))
+            .service(
+                utoipa_swagger_ui::SwaggerUi::new("/docs/{_:.*}")
+                    .config(utoipa_swagger_ui::Config::from("/api/v2/openapi.json")),
+            )
             .default_service(web::to(not_found))
     })
     .listen(listener)
     .context("listening")?
-    .shutdown_timeout(30)
+    .shutdown_timeout(shutdown_deadline)
     .run();
     let handle = server.handle();
     let server = tokio::spawn(server);
     Ok(RunningGateway { server, handle, local_addr, shutdown })
+}
+
+async fn docs_redirect() -> actix_web::HttpResponse {
+    actix_web::HttpResponse::Found().insert_header(("Location", "/docs/")).finish()
 }
 
 async fn not_found() -> Result<actix_web::HttpResponse, error::ApiError> {

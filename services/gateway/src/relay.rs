@@ -84,6 +84,10 @@ impl OutboxStore for PgOutbox {
     async fn wait_for_rows(&self, timeout: Duration) {
         let _ = tokio::time::timeout(timeout, self.wake.notified()).await;
     }
+
+    async fn backlog(&self) -> Option<(i64, f64)> {
+        self.db.outbox_backlog().await.ok()
+    }
 }
 
 /// The broker connection the relay currently uses (for readiness).

@@ -373,3 +373,31 @@ async fn changes_follow_creates_and_deletes() {
     assert!(body["newStartPageToken"].is_string());
     t.emu.stop().await;
 }
+
+#[tokio::test]
+async fn abusive_files_download_only_with_acknowledge_abuse() {
+    let t = start().await;
+    let me = "abuse@ferry.test";
+    let id = t.emu.state().create_file(me, None, "spam.exe", "application/octet-stream", Bytes::from_static(b"MZ"));
+    assert!(t.emu.state().set_abusive(&id, true));
+    let tokens = t.login(me).await;
+    let url = t.url(&format!("/drive/v3/files/{id}"));
+    let res = t.http.get(&url).bearer_auth(&tokens.access).query(&[("alt", "media")]).send().await.expect("get");
+    let status = res.status();
+    let body: Value = res.json().await.expect("json");
+    assert_google_error(status, &body, 403, "cannotDownloadAbusiveFile");
+    let res = t
+        .http
+        .get(&url)
+        .bearer_auth(&tokens.access)
+        .query(&[("alt", "media"), ("acknowledgeAbuse", "true")])
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.bytes().await.expect("body"), "MZ");
+    // Metadata is readable either way.
+    let (s, _) = t.get_json(&tokens.access, &format!("/drive/v3/files/{id}"), &[]).await;
+    assert_eq!(s, StatusCode::OK);
+    t.emu.stop().await;
+}

@@ -299,9 +299,52 @@ async fn authorize_and_token_errors() {
     t.emu.stop().await;
 }
 
+async fn consent_page(t: &crate::helpers::TestEmulator, state: &str, login_hint: Option<&str>) -> String {
+    let mut query = vec![
+        ("client_id", "ferry-dev-client"),
+        ("redirect_uri", REDIRECT_URI),
+        ("response_type", "code"),
+        ("scope", SCOPE),
+        ("state", state),
+        ("access_type", "offline"),
+    ];
+    if let Some(h) = login_hint {
+        query.push(("login_hint", h));
+    }
+    let res = t.http.get(t.url("/o/oauth2/v2/auth")).query(&query).send().await.expect("authorize");
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(res.headers()["content-type"].to_str().expect("ascii").starts_with("text/html"));
+    res.text().await.expect("page")
+}
+
+/// The hidden `request` field of the consent form.
+fn request_id(page: &str) -> String {
+    let start = page.find(r#"name="request" value=""#).expect("request field") + r#"name="request" value=""#.len();
+    page[start..].split('"').next().expect("value").to_owned()
+}
+
+async fn answer(t: &crate::helpers::TestEmulator, form: &[(&str, &str)]) -> reqwest::Response {
+    t.http.post(t.url("/o/oauth2/v2/auth/consent")).form(form).send().await.expect("consent")
+}
+
 #[tokio::test]
-async fn denial_redirects_with_access_denied() {
+async fn consent_page_deny_redirects_with_access_denied() {
     let t = start_with(EmulatorConfig { auto_approve: false, ..EmulatorConfig::default() }).await;
+    let page = consent_page(&t, "s-9", Some("den<i>ed@ferry.test")).await;
+    assert!(page.contains(r#"id="allow""#) && page.contains(r#"id="deny""#), "{page}");
+    // The hint is shown escaped, never as markup.
+    assert!(page.contains("den&lt;i&gt;ed@ferry.test") && !page.contains("den<i>"), "{page}");
+    let id = request_id(&page);
+    let res = answer(&t, &[("request", &id), ("decision", "deny"), ("email", "")]).await;
+    assert_eq!(res.status(), StatusCode::FOUND);
+    let params = location_params(&res);
+    assert_eq!(param(&params, "error"), Some("access_denied"));
+    assert_eq!(param(&params, "state"), Some("s-9"));
+    assert_eq!(param(&params, "code"), None);
+    // Answered once only.
+    let res = answer(&t, &[("request", &id), ("decision", "allow"), ("email", "x@ferry.test")]).await;
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    // prompt=none cannot show the page.
     let res = t
         .http
         .get(t.url("/o/oauth2/v2/auth"))
@@ -310,15 +353,64 @@ async fn denial_redirects_with_access_denied() {
             ("redirect_uri", REDIRECT_URI),
             ("response_type", "code"),
             ("scope", SCOPE),
-            ("state", "s-9"),
+            ("state", "s-10"),
+            ("prompt", "none"),
         ])
         .send()
         .await
         .expect("authorize");
     assert_eq!(res.status(), StatusCode::FOUND);
+    assert_eq!(param(&location_params(&res), "error"), Some("interaction_required"));
+    t.emu.stop().await;
+}
+
+#[tokio::test]
+async fn consent_page_allow_signs_in_the_typed_or_hinted_user() {
+    let t = start_with(EmulatorConfig { auto_approve: false, ..EmulatorConfig::default() }).await;
+    // Typed: no hint, the user enters an email.
+    let page = consent_page(&t, "s-1", None).await;
+    let res =
+        answer(&t, &[("request", &request_id(&page)), ("decision", "allow"), ("email", "typed@ferry.test")]).await;
+    assert_eq!(res.status(), StatusCode::FOUND);
     let params = location_params(&res);
-    assert_eq!(param(&params, "error"), Some("access_denied"));
-    assert_eq!(param(&params, "state"), Some("s-9"));
-    assert_eq!(param(&params, "code"), None);
+    assert_eq!(param(&params, "state"), Some("s-1"));
+    let code = param(&params, "code").expect("code").to_owned();
+    let res = t
+        .http
+        .post(t.url("/token"))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", code.as_str()),
+            ("redirect_uri", REDIRECT_URI),
+            ("client_id", "ferry-dev-client"),
+            ("client_secret", "ferry-dev-secret"),
+        ])
+        .send()
+        .await
+        .expect("token");
+    assert_eq!(res.status(), StatusCode::OK);
+    let tokens: Value = res.json().await.expect("json");
+    assert!(tokens["refresh_token"].is_string());
+    let (s, me) = t.get_json(tokens["access_token"].as_str().expect("access"), "/oauth2/v3/userinfo", &[]).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(me["email"], "typed@ferry.test");
+
+    // Hinted: the field is pre-filled; an Allow without an email shows the page again.
+    let page = consent_page(&t, "s-2", Some("hinted@ferry.test")).await;
+    assert!(page.contains(r#"value="hinted@ferry.test""#), "{page}");
+    let res = answer(&t, &[("request", &request_id(&page)), ("decision", "allow"), ("email", " ")]).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let again = res.text().await.expect("page");
+    let res =
+        answer(&t, &[("request", &request_id(&again)), ("decision", "allow"), ("email", "hinted@ferry.test")]).await;
+    assert_eq!(res.status(), StatusCode::FOUND);
+    assert!(param(&location_params(&res), "code").is_some());
+
+    // Switched at run time through the admin API.
+    let res = t.http.patch(t.url("/__emulator/oauth")).json(&serde_json::json!({"auto_approve": true})).send().await;
+    assert_eq!(res.expect("admin").status(), StatusCode::OK);
+    assert!(t.emu.state().auto_approve());
+    let code = t.code("auto@ferry.test", &"v".repeat(50), false).await;
+    assert!(!code.is_empty());
     t.emu.stop().await;
 }

@@ -379,3 +379,133 @@ async fn thirty_mib_uploads_stream_without_content_length() {
     assert_eq!(big.md5, Some(md5_hex(&content)));
     t.emu.stop().await;
 }
+
+#[tokio::test]
+async fn update_with_media_multipart_and_resumable_replaces_content() {
+    let t = start().await;
+    let me = "updater@ferry.test";
+    let id = t.emu.state().create_file(me, None, "v1.txt", "text/plain", Bytes::from_static(b"version one"));
+    let doc =
+        t.emu.state().create_file(me, None, "Doc", "application/vnd.google-apps.document", Bytes::from_static(b"old"));
+    let tokens = t.login(me).await;
+    let (_, start_token) = t.get_json(&tokens.access, "/drive/v3/changes/startPageToken", &[]).await;
+    let start_token = start_token["startPageToken"].as_str().expect("token").to_owned();
+    let fields = "id,name,mimeType,size,md5Checksum,version";
+
+    // uploadType=media on /upload/drive/v3/files/{id}.
+    let res = t
+        .http
+        .patch(t.url(&format!("/upload/drive/v3/files/{id}")))
+        .bearer_auth(&tokens.access)
+        .query(&[("uploadType", "media"), ("fields", fields)])
+        .header("Content-Type", "text/plain")
+        .body("version two")
+        .send()
+        .await
+        .expect("media update");
+    assert_eq!(res.status(), StatusCode::OK);
+    let body: Value = res.json().await.expect("json");
+    assert_eq!(body["md5Checksum"], md5_hex(b"version two"));
+    assert_eq!(body["version"], "2");
+    assert_eq!(body["name"], "v1.txt");
+
+    // multipart: new name and content together.
+    let multipart = "--b\r\nContent-Type: application/json\r\n\r\n{\"name\":\"v3.txt\"}\r\n--b\r\nContent-Type: text/plain\r\n\r\nversion three\r\n--b--\r\n";
+    let res = t
+        .http
+        .patch(t.url(&format!("/upload/drive/v3/files/{id}")))
+        .bearer_auth(&tokens.access)
+        .query(&[("uploadType", "multipart"), ("fields", fields)])
+        .header("Content-Type", "multipart/related; boundary=b")
+        .body(multipart)
+        .send()
+        .await
+        .expect("multipart update");
+    assert_eq!(res.status(), StatusCode::OK);
+    let body: Value = res.json().await.expect("json");
+    assert_eq!((body["name"].as_str(), body["size"].as_str()), (Some("v3.txt"), Some("13")));
+    assert_eq!(t.emu.state().file_content(&id).expect("content"), "version three");
+
+    // resumable on the other path, in two chunks.
+    let content = pattern(300 * 1024, 4);
+    let res = t
+        .http
+        .patch(t.url(&format!("/resumable/upload/drive/v3/files/{id}")))
+        .bearer_auth(&tokens.access)
+        .query(&[("uploadType", "resumable"), ("fields", fields)])
+        .header("X-Upload-Content-Type", "application/octet-stream")
+        .json(&json!({}))
+        .send()
+        .await
+        .expect("start");
+    assert_eq!(res.status(), StatusCode::OK);
+    let session = res.headers()["location"].to_str().expect("location").to_owned();
+    let res = send_chunk(&t, &session, true, "bytes 0-262143/307200", content[..262_144].to_vec()).await;
+    assert_eq!(res.status().as_u16(), 308);
+    let res = send_chunk(&t, &session, false, "bytes 262144-307199/307200", content[262_144..].to_vec()).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let body: Value = res.json().await.expect("json");
+    assert_eq!(body["id"], id.as_str());
+    assert_eq!(body["md5Checksum"], md5_hex(&content));
+    assert_eq!(body["mimeType"], "text/plain", "the file keeps its type");
+    assert_eq!(body["version"], "4");
+
+    // A Workspace file converts the new content; an unknown id is a 404.
+    let res = t
+        .http
+        .patch(t.url(&format!("/upload/drive/v3/files/{doc}")))
+        .bearer_auth(&tokens.access)
+        .query(&[("uploadType", "media")])
+        .header("Content-Type", "text/html")
+        .body("<p>new text</p>")
+        .send()
+        .await
+        .expect("doc update");
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(t.emu.state().file_content(&doc).expect("model"), "new text");
+    let res = t
+        .http
+        .patch(t.url("/upload/drive/v3/files/1missing0000000000000"))
+        .bearer_auth(&tokens.access)
+        .query(&[("uploadType", "media")])
+        .body("x")
+        .send()
+        .await
+        .expect("missing");
+    let status = res.status();
+    let body: Value = res.json().await.expect("json");
+    assert_google_error(status, &body, 404, "notFound");
+
+    // Each update is a change.
+    let (_, changes) = t.get_json(&tokens.access, "/drive/v3/changes", &[("pageToken", start_token.as_str())]).await;
+    let ids: Vec<&str> =
+        changes["changes"].as_array().expect("changes").iter().filter_map(|c| c["fileId"].as_str()).collect();
+    assert!(ids.contains(&id.as_str()) && ids.contains(&doc.as_str()), "{changes}");
+    t.emu.stop().await;
+}
+
+#[tokio::test]
+async fn expired_upload_sessions_answer_404() {
+    let config = drive_emulator::EmulatorConfig {
+        upload_session_ttl: std::time::Duration::ZERO,
+        ..drive_emulator::EmulatorConfig::default()
+    };
+    let t = crate::helpers::start_with(config).await;
+    let tokens = t.login("expiring@ferry.test").await;
+    let res = t
+        .http
+        .post(t.url("/upload/drive/v3/files"))
+        .bearer_auth(&tokens.access)
+        .query(&[("uploadType", "resumable")])
+        .json(&json!({"name": "late.bin"}))
+        .send()
+        .await
+        .expect("start");
+    assert_eq!(res.status(), StatusCode::OK);
+    let session = res.headers()["location"].to_str().expect("location").to_owned();
+    let res = send_chunk(&t, &session, true, "bytes 0-9/10", vec![0u8; 10]).await;
+    let status = res.status();
+    let body: Value = res.json().await.expect("json");
+    assert_google_error(status, &body, 404, "notFound");
+    t.emu.stop().await;
+}

@@ -3,8 +3,9 @@
 use actix_multipart::Multipart;
 use actix_web::http::header::{ContentDisposition, DispositionParam, DispositionType};
 use actix_web::{HttpResponse, web};
-use ferry_core::{FileId, FileStatus};
+use ferry_core::{FileId, FileStatus, JobId};
 use ferry_db::files::{NewUploadedFile, StoredFile};
+use ferry_db::library::{FileDelete, FileFilter, FileUpdate, FolderScope};
 use ferry_storage::{StorageError, file_blob_key};
 use futures::{StreamExt, TryStreamExt};
 use serde::Deserialize;
@@ -12,6 +13,8 @@ use serde_json::{Value, json};
 
 use crate::auth::Tenant;
 use crate::error::{ApiError, ApiResult, ErrorCode};
+use crate::routes::folders::parse_folder_id;
+use crate::routes::jobs::normalise_tags;
 use crate::routes::{Page, paging, timestamp};
 use crate::state::AppState;
 
@@ -19,6 +22,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/files", web::get().to(list))
         .route("/files", web::post().to(upload))
         .route("/files/{file_id}", web::get().to(get))
+        .route("/files/{file_id}", web::patch().to(update))
+        .route("/files/{file_id}", web::delete().to(delete))
         .route("/files/{file_id}/content", web::get().to(content));
 }
 
@@ -50,24 +55,180 @@ fn parse_file_id(raw: &str) -> ApiResult<FileId> {
 
 #[derive(Debug, Deserialize)]
 pub struct ListQuery {
+    /// A folder id, or `root` for files in no folder. Absent: every file.
+    pub folder_id: Option<String>,
+    /// Files carrying this tag.
+    pub tag: Option<String>,
+    /// Files carrying every one of these comma-separated tags.
+    pub tags: Option<String>,
+    /// `pending`, `ready` or `failed`.
+    pub status: Option<String>,
     pub limit: Option<i64>,
     pub offset: Option<i64>,
 }
 
+#[utoipa::path(operation_id = "files_list", get, path = "/files", tag = "files", description = "List stored files, newest first.", params(("folder_id" = Option<String>, Query, description = "a folder id, or root"), ("tag" = Option<String>, Query), ("tags" = Option<String>, Query, description = "comma-separated; all must match"), ("status" = Option<String>, Query), ("limit" = Option<i64>, Query, description = "1-200, default 50"), ("offset" = Option<i64>, Query)), responses((status = 200, description = "Files", body = crate::openapi::FileList), (status = 400, description = "Invalid request", body = crate::openapi::ErrorBody), (status = 401, description = "Missing or invalid API key", body = crate::openapi::ErrorBody), (status = 404, description = "Not found (also another tenant's object)", body = crate::openapi::ErrorBody)))]
 async fn list(state: web::Data<AppState>, tenant: Tenant, query: web::Query<ListQuery>) -> ApiResult<HttpResponse> {
     let (limit, offset) = paging(query.limit, query.offset, 50, 200)?;
-    let (rows, total) = state.db.list_files(tenant.0, limit, offset).await?;
+    let folder = match query.folder_id.as_deref().filter(|f| !f.is_empty()) {
+        None => FolderScope::Any,
+        Some("root") => FolderScope::Root,
+        Some(raw) => {
+            let id = parse_folder_id(raw, "folder_id")?;
+            state.db.get_folder(tenant.0, id).await?.ok_or_else(|| ApiError::not_found("Folder"))?;
+            FolderScope::In(id)
+        }
+    };
+    let mut tags: Vec<String> = Vec::new();
+    for raw in [query.tag.as_deref(), query.tags.as_deref()].into_iter().flatten() {
+        tags.extend(raw.split(',').map(str::trim).filter(|t| !t.is_empty()).map(str::to_owned));
+    }
+    let status = match query.status.as_deref().filter(|s| !s.is_empty()) {
+        None => None,
+        Some(raw) => Some(
+            raw.parse::<FileStatus>()
+                .map_err(|_| {
+                    ApiError::field("status", format!("`{raw}` is not a file status; use pending, ready or failed"))
+                })?
+                .as_str(),
+        ),
+    };
+    let filter = FileFilter { folder, tags: &tags, status, limit, offset };
+    let (rows, total) = state.db.list_files_filtered(tenant.0, &filter).await?;
     let items: Vec<Value> = rows.iter().map(file_view).collect();
     Ok(HttpResponse::Ok().json(Page::new(items, total, limit, offset)))
 }
 
+/// Distinguishes an absent field (`None`) from an explicit `null` (`Some(None)`).
+fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateRequest {
+    pub name: Option<String>,
+    /// Replaces the file's tags.
+    pub tags: Option<Vec<String>>,
+    /// Moves the file into this folder; `null` takes it out of any folder.
+    #[serde(default, deserialize_with = "present", alias = "collection_id")]
+    pub folder_id: Option<Option<String>>,
+}
+
+#[utoipa::path(operation_id = "files_update", patch, path = "/files/{file_id}", tag = "files", description = "Rename, retag or move a file.", params(("file_id" = String, Path)), request_body = crate::openapi::FileUpdateRequest, responses((status = 200, description = "Updated", body = crate::openapi::StoredFile), (status = 400, description = "Invalid request", body = crate::openapi::ErrorBody), (status = 401, description = "Missing or invalid API key", body = crate::openapi::ErrorBody), (status = 404, description = "Not found (also another tenant's object)", body = crate::openapi::ErrorBody)))]
+async fn update(
+    state: web::Data<AppState>,
+    tenant: Tenant,
+    path: web::Path<String>,
+    body: web::Json<UpdateRequest>,
+) -> ApiResult<HttpResponse> {
+    let id = parse_file_id(&path)?;
+    let body = body.into_inner();
+    let mut update = FileUpdate::default();
+    if let Some(name) = body.name {
+        let name = name.trim().to_owned();
+        if name.is_empty() || name.len() > 255 {
+            return Err(ApiError::field("name", "name must be 1 to 255 characters"));
+        }
+        update.name = Some(name);
+    }
+    if let Some(tags) = body.tags {
+        update.tags = Some(normalise_tags(tags)?);
+    }
+    if let Some(folder) = body.folder_id {
+        update.folder_id = Some(match folder.as_deref().filter(|f| !f.is_empty()) {
+            None => None,
+            Some(raw) => {
+                let folder_id = parse_folder_id(raw, "folder_id")?;
+                state.db.get_folder(tenant.0, folder_id).await?.ok_or_else(|| {
+                    ApiError::new(ErrorCode::NotFound, "Folder not found").with_details(json!({ "field": "folder_id" }))
+                })?;
+                Some(folder_id)
+            }
+        });
+    }
+    if update.name.is_none() && update.tags.is_none() && update.folder_id.is_none() {
+        return Err(ApiError::validation("Send at least one of name, tags, folder_id"));
+    }
+    let file = state.db.update_file(tenant.0, id, &update).await?.ok_or_else(|| ApiError::not_found("File"))?;
+    Ok(HttpResponse::Ok().json(file_view(&file)))
+}
+
+/// Deletes the file and its bytes. A file an unfinished job still needs is a 409.
+#[utoipa::path(operation_id = "files_delete", delete, path = "/files/{file_id}", tag = "files", description = "Delete a file and its bytes (409 while an unfinished job uses it).", params(("file_id" = String, Path)), responses((status = 200, description = "Deleted", body = crate::openapi::SuccessResponse), (status = 400, description = "Invalid request", body = crate::openapi::ErrorBody), (status = 401, description = "Missing or invalid API key", body = crate::openapi::ErrorBody), (status = 404, description = "Not found (also another tenant's object)", body = crate::openapi::ErrorBody), (status = 409, description = "Conflict", body = crate::openapi::ErrorBody)))]
+async fn delete(state: web::Data<AppState>, tenant: Tenant, path: web::Path<String>) -> ApiResult<HttpResponse> {
+    let id = parse_file_id(&path)?;
+    match state.db.delete_file(tenant.0, id).await? {
+        FileDelete::NotFound => Err(ApiError::not_found("File")),
+        FileDelete::InUse { job_ids } => {
+            let job_ids: Vec<String> = job_ids.into_iter().map(|id| JobId(id).to_string()).collect();
+            Err(ApiError::new(ErrorCode::Conflict, "An unfinished job still uses this file; cancel it or wait")
+                .with_details(json!({ "job_ids": job_ids })))
+        }
+        FileDelete::Deleted(file) => {
+            if let Some(key) = file.blob_key.as_deref()
+                && let Err(err) = state.storage.delete(key).await
+            {
+                // The row is gone, so nothing can reach the blob; it is only wasted space.
+                tracing::warn!(file_id = %id, error = %err, "blob of a deleted file not removed");
+            }
+            Ok(HttpResponse::Ok().json(json!({ "success": true, "message": "File deleted" })))
+        }
+    }
+}
+
+#[utoipa::path(operation_id = "files_get", get, path = "/files/{file_id}", tag = "files", description = "A stored file's metadata.", params(("file_id" = String, Path)), responses((status = 200, description = "The file", body = crate::openapi::StoredFile), (status = 400, description = "Invalid request", body = crate::openapi::ErrorBody), (status = 401, description = "Missing or invalid API key", body = crate::openapi::ErrorBody), (status = 404, description = "Not found (also another tenant's object)", body = crate::openapi::ErrorBody)))]
 async fn get(state: web::Data<AppState>, tenant: Tenant, path: web::Path<String>) -> ApiResult<HttpResponse> {
     let id = parse_file_id(&path)?;
     let file = state.db.get_file(tenant.0, id).await?.ok_or_else(|| ApiError::not_found("File"))?;
     Ok(HttpResponse::Ok().json(file_view(&file)))
 }
 
-async fn content(state: web::Data<AppState>, tenant: Tenant, path: web::Path<String>) -> ApiResult<HttpResponse> {
+/// One byte range of a `Range` header, resolved against the size. `Err(())` means unsatisfiable (416);
+/// `Ok(None)` means serve the whole file (no header, several ranges, or a header we do not understand,
+/// which RFC 9110 lets a server ignore).
+fn requested_range(header: Option<&str>, size: u64) -> Result<Option<std::ops::Range<u64>>, ()> {
+    let Some(spec) = header.and_then(|h| h.trim().strip_prefix("bytes=")) else { return Ok(None) };
+    if spec.contains(',') {
+        return Ok(None);
+    }
+    let Some((start, end)) = spec.trim().split_once('-') else { return Ok(None) };
+    let (start, end) = (start.trim(), end.trim());
+    let range = if start.is_empty() {
+        let Ok(suffix) = end.parse::<u64>() else { return Ok(None) };
+        if suffix == 0 {
+            return Err(());
+        }
+        size.saturating_sub(suffix)..size
+    } else {
+        let Ok(start) = start.parse::<u64>() else { return Ok(None) };
+        let end = if end.is_empty() {
+            size
+        } else {
+            match end.parse::<u64>() {
+                Ok(end) if end >= start => end.saturating_add(1).min(size),
+                _ => return Ok(None),
+            }
+        };
+        start..end
+    };
+    if range.start >= size {
+        return Err(());
+    }
+    Ok(Some(range))
+}
+
+#[utoipa::path(operation_id = "files_content", get, path = "/files/{file_id}/content", tag = "files", description = "Download the bytes; a single `Range: bytes=...` gives 206.", params(("file_id" = String, Path), ("Range" = Option<String>, Header)), responses((status = 200, description = "The whole file", content_type = "application/octet-stream", body = Vec<u8>), (status = 206, description = "The requested range", content_type = "application/octet-stream", body = Vec<u8>), (status = 401, description = "Missing or invalid API key", body = crate::openapi::ErrorBody), (status = 404, description = "Not found (also another tenant's object)", body = crate::openapi::ErrorBody), (status = 409, description = "Conflict", body = crate::openapi::ErrorBody), (status = 416, description = "Range outside the file", body = crate::openapi::ErrorBody)))]
+async fn content(
+    state: web::Data<AppState>,
+    tenant: Tenant,
+    path: web::Path<String>,
+    request: actix_web::HttpRequest,
+) -> ApiResult<HttpResponse> {
     let id = parse_file_id(&path)?;
     let file = state.db.get_file(tenant.0, id).await?.ok_or_else(|| ApiError::not_found("File"))?;
     let status = file.status().map_err(|err| ApiError::internal("file status", &err))?;
@@ -78,8 +239,23 @@ async fn content(state: web::Data<AppState>, tenant: Tenant, path: web::Path<Str
                 .with_details(json!({ "status": file.status })));
         }
     };
-    let read =
-        state.storage.get_stream(&blob_key, None).await.map_err(|err| ApiError::internal("reading a blob", &err))?;
+    let size = file.size_bytes.and_then(|s| u64::try_from(s).ok()).unwrap_or(0);
+    let range_header = request.headers().get(actix_web::http::header::RANGE).and_then(|v| v.to_str().ok());
+    let range = match requested_range(range_header, size) {
+        Ok(range) => range,
+        Err(()) => {
+            return Err(ApiError::new(
+                ErrorCode::RangeNotSatisfiable,
+                format!("The requested range is outside the file's {size} bytes"),
+            )
+            .with_details(json!({ "size_bytes": size })));
+        }
+    };
+    let read = state
+        .storage
+        .get_stream(&blob_key, range.clone())
+        .await
+        .map_err(|err| ApiError::internal("reading a blob", &err))?;
     let disposition = ContentDisposition {
         disposition: DispositionType::Attachment,
         parameters: vec![DispositionParam::FilenameExt(actix_web::http::header::ExtendedValue {
@@ -93,17 +269,31 @@ async fn content(state: web::Data<AppState>, tenant: Tenant, path: web::Path<Str
         tracing::error!(error = %err, "blob stream failed mid-download");
         actix_web::error::ErrorInternalServerError("blob read failed")
     });
-    Ok(HttpResponse::Ok()
+    let mut response = match &range {
+        Some(range) => {
+            let mut partial = HttpResponse::PartialContent();
+            partial.insert_header((
+                "Content-Range",
+                format!("bytes {}-{}/{}", range.start, range.end.saturating_sub(1), read.size),
+            ));
+            partial
+        }
+        None => HttpResponse::Ok(),
+    };
+    let length = range.as_ref().map(|r| r.end - r.start).unwrap_or(read.size);
+    Ok(response
         .content_type(mime)
         .insert_header(disposition)
+        .insert_header(("Accept-Ranges", "bytes"))
         .insert_header(("X-Content-Type-Options", "nosniff"))
-        .no_chunking(read.size)
+        .no_chunking(length)
         .streaming(body))
 }
 
 /// Small text fields of the upload form are capped at this size.
 const MAX_FIELD_BYTES: usize = 16 * 1024;
 
+#[utoipa::path(operation_id = "files_upload", post, path = "/files", tag = "files", description = "Upload a file (multipart).", request_body(content = crate::openapi::UploadForm, content_type = "multipart/form-data"), responses((status = 201, description = "Stored", body = crate::openapi::StoredFile), (status = 400, description = "Invalid request", body = crate::openapi::ErrorBody), (status = 401, description = "Missing or invalid API key", body = crate::openapi::ErrorBody), (status = 413, description = "Too large", body = crate::openapi::ErrorBody)))]
 async fn upload(state: web::Data<AppState>, tenant: Tenant, mut form: Multipart) -> ApiResult<HttpResponse> {
     let id = FileId::new();
     let blob_key = file_blob_key(&tenant.0.0, &id.0);
@@ -112,6 +302,7 @@ async fn upload(state: web::Data<AppState>, tenant: Tenant, mut form: Multipart)
     let mut stored = None;
     let mut content_type: Option<String> = None;
     let mut original_name: Option<String> = None;
+    let mut folder: Option<String> = None;
 
     while let Some(field) = form.next().await {
         let mut field = field.map_err(|err| ApiError::validation(format!("Invalid multipart body: {err}")))?;
@@ -137,6 +328,7 @@ async fn upload(state: web::Data<AppState>, tenant: Tenant, mut form: Multipart)
                 })?);
             }
             "name" => name = Some(read_text(&mut field, "name").await?),
+            "folder_id" | "collection_id" => folder = Some(read_text(&mut field, "folder_id").await?),
             "tags" => {
                 let raw = read_text(&mut field, "tags").await?;
                 tags.extend(raw.split(',').map(str::trim).filter(|t| !t.is_empty()).map(str::to_owned));
@@ -148,6 +340,27 @@ async fn upload(state: web::Data<AppState>, tenant: Tenant, mut form: Multipart)
         }
     }
     let stored = stored.ok_or_else(|| ApiError::field("file", "a multipart part named `file` is required"))?;
+    let folder_id = match folder.as_deref().map(str::trim).filter(|f| !f.is_empty()) {
+        None => None,
+        Some(raw) => {
+            let checked = match parse_folder_id(raw, "folder_id") {
+                Ok(id) => match state.db.get_folder(tenant.0, id).await {
+                    Ok(Some(_)) => Ok(id),
+                    Ok(None) => Err(ApiError::new(ErrorCode::NotFound, "Folder not found")
+                        .with_details(json!({ "field": "folder_id" }))),
+                    Err(err) => Err(err.into()),
+                },
+                Err(err) => Err(err),
+            };
+            match checked {
+                Ok(id) => Some(id),
+                Err(err) => {
+                    let _ = state.storage.delete(&blob_key).await;
+                    return Err(err);
+                }
+            }
+        }
+    };
     let name = name.or(original_name).filter(|n| !n.trim().is_empty()).unwrap_or_else(|| "upload.bin".to_owned());
     let mime = content_type.unwrap_or_else(|| "application/octet-stream".to_owned());
     let size = i64::try_from(stored.size).map_err(|_| ApiError::new(ErrorCode::PayloadTooLarge, "file too large"))?;
@@ -173,6 +386,13 @@ async fn upload(state: web::Data<AppState>, tenant: Tenant, mut form: Multipart)
             return Err(err.into());
         }
     };
+    let file = match folder_id {
+        None => file,
+        Some(folder_id) => {
+            let update = FileUpdate { folder_id: Some(Some(folder_id)), ..FileUpdate::default() };
+            state.db.update_file(tenant.0, id, &update).await?.ok_or_else(|| ApiError::not_found("File"))?
+        }
+    };
     Ok(HttpResponse::Created().json(file_view(&file)))
 }
 
@@ -185,4 +405,27 @@ async fn read_text(field: &mut actix_multipart::Field, name: &str) -> ApiResult<
         buffer.extend_from_slice(&chunk);
     }
     String::from_utf8(buffer).map_err(|_| ApiError::field(name, format!("`{name}` must be UTF-8 text")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::requested_range;
+
+    #[test]
+    fn ranges_resolve_against_the_size() {
+        assert_eq!(requested_range(None, 100), Ok(None));
+        assert_eq!(requested_range(Some("bytes=0-9"), 100), Ok(Some(0..10)));
+        assert_eq!(requested_range(Some("bytes=90-"), 100), Ok(Some(90..100)));
+        assert_eq!(requested_range(Some("bytes=-10"), 100), Ok(Some(90..100)));
+        assert_eq!(requested_range(Some("bytes=-500"), 100), Ok(Some(0..100)));
+        assert_eq!(requested_range(Some("bytes=50-5000"), 100), Ok(Some(50..100)));
+        assert_eq!(requested_range(Some("bytes=100-"), 100), Err(()));
+        assert_eq!(requested_range(Some("bytes=-0"), 100), Err(()));
+        assert_eq!(requested_range(Some("bytes=0-0"), 0), Err(()));
+        // Ignored (served whole): several ranges, other units, nonsense.
+        assert_eq!(requested_range(Some("bytes=0-1,5-6"), 100), Ok(None));
+        assert_eq!(requested_range(Some("items=0-1"), 100), Ok(None));
+        assert_eq!(requested_range(Some("bytes=9-1"), 100), Ok(None));
+        assert_eq!(requested_range(Some("bytes=a-b"), 100), Ok(None));
+    }
 }

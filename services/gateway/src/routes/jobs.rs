@@ -12,7 +12,8 @@ use serde_json::{Value, json};
 
 use crate::auth::Tenant;
 use crate::error::{ApiError, ApiResult, ErrorCode};
-use crate::routes::connections::{active_connection, parse_connection_id, with_drive_token};
+use crate::routes::connections::{active_connection, mark_used, parse_connection_id, with_drive_token};
+use crate::routes::job_control::{full_job_view, parse_job_id, provider_of};
 use crate::routes::timestamp;
 use crate::state::AppState;
 
@@ -32,6 +33,8 @@ pub struct ImportFile {
     pub mime_type: Option<String>,
     #[allow(dead_code)]
     pub size_bytes: Option<u64>,
+    /// For a Google Workspace file: the format to export it to (overrides `export_formats` and the default).
+    pub export_mime_type: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -46,6 +49,78 @@ pub struct ImportRequest {
     /// Older clients' name for `folder_id`.
     pub collection_id: Option<String>,
     pub provider_metadata: Option<Value>,
+    /// Export formats for Google Workspace files by type (`document`, `spreadsheet`, `presentation`, `drawing`,
+    /// or the full `application/vnd.google-apps.*` type) → a MIME type Drive can export that type to.
+    pub export_formats: Option<std::collections::HashMap<String, String>>,
+}
+
+/// Google Workspace types Ferry imports, with the formats Drive documents for each; the first is the default.
+pub const WORKSPACE_EXPORTS: &[(&str, &[&str])] = &[
+    (
+        "application/vnd.google-apps.document",
+        &[
+            "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+            "application/vnd.oasis.opendocument.text",
+            "application/rtf",
+            "application/pdf",
+            "text/plain",
+            "application/zip",
+            "application/epub+zip",
+            "text/markdown",
+        ],
+    ),
+    (
+        "application/vnd.google-apps.spreadsheet",
+        &[
+            "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+            "application/x-vnd.oasis.opendocument.spreadsheet",
+            "application/vnd.oasis.opendocument.spreadsheet",
+            "application/pdf",
+            "application/zip",
+            "text/csv",
+            "text/tab-separated-values",
+        ],
+    ),
+    (
+        "application/vnd.google-apps.presentation",
+        &[
+            "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+            "application/vnd.oasis.opendocument.presentation",
+            "application/pdf",
+            "text/plain",
+            "image/jpeg",
+            "image/png",
+            "image/svg+xml",
+        ],
+    ),
+    ("application/vnd.google-apps.drawing", &["image/png", "application/pdf", "image/jpeg", "image/svg+xml"]),
+];
+
+/// True for the Google Workspace types an import exports.
+pub fn is_exportable_workspace(mime: &str) -> bool {
+    WORKSPACE_EXPORTS.iter().any(|(kind, _)| *kind == mime)
+}
+
+/// Checks the request's `export_formats` and per-file overrides and turns them into what is stored per file.
+fn export_formats_of(
+    request: Option<std::collections::HashMap<String, String>>,
+) -> ApiResult<serde_json::Map<String, Value>> {
+    let mut out = serde_json::Map::new();
+    for (kind, target) in request.unwrap_or_default() {
+        let full = if kind.contains('/') { kind.clone() } else { format!("application/vnd.google-apps.{kind}") };
+        let Some((_, allowed)) = WORKSPACE_EXPORTS.iter().find(|(k, _)| *k == full) else {
+            return Err(ApiError::field(
+                "export_formats",
+                format!("`{kind}` is not a Google Workspace type; use document, spreadsheet, presentation or drawing"),
+            ));
+        };
+        if !allowed.contains(&target.as_str()) {
+            return Err(ApiError::field("export_formats", format!("Drive cannot export {kind} files to `{target}`"))
+                .with_details(json!({ "field": "export_formats", "type": kind, "allowed": allowed })));
+        }
+        out.insert(full, Value::String(target));
+    }
+    Ok(out)
 }
 
 fn required_connection(raw: Option<&str>) -> ApiResult<ferry_core::ConnectionId> {
@@ -54,6 +129,7 @@ fn required_connection(raw: Option<&str>) -> ApiResult<ferry_core::ConnectionId>
     parse_connection_id(raw)
 }
 
+#[utoipa::path(operation_id = "import_files", post, path = "/cloud-storage/import", tag = "jobs", description = "Import files as a background job; placeholder files are created at once.", request_body = crate::openapi::ImportRequest, responses((status = 202, description = "Job created", body = crate::openapi::ImportResponse), (status = 400, description = "Invalid request", body = crate::openapi::ErrorBody), (status = 401, description = "Missing or invalid API key", body = crate::openapi::ErrorBody), (status = 404, description = "Not found (also another tenant's object)", body = crate::openapi::ErrorBody)))]
 async fn import(state: web::Data<AppState>, tenant: Tenant, body: web::Json<ImportRequest>) -> ApiResult<HttpResponse> {
     let body = body.into_inner();
     let connection_id = required_connection(body.connection_id.as_deref())?;
@@ -75,8 +151,17 @@ async fn import(state: web::Data<AppState>, tenant: Tenant, body: web::Json<Impo
         if !seen.insert(id.clone()) {
             duplicates.push(id.clone());
         }
-        items.push((id, name, file.mime_type));
+        if let Some(target) = file.export_mime_type.as_deref()
+            && !WORKSPACE_EXPORTS.iter().any(|(_, allowed)| allowed.contains(&target))
+        {
+            return Err(ApiError::field(
+                &format!("files[{index}].export_mime_type"),
+                format!("`{target}` is not a format Drive exports Workspace files to"),
+            ));
+        }
+        items.push((id, name, file.mime_type, file.export_mime_type));
     }
+    let request_formats = export_formats_of(body.export_formats)?;
     if !duplicates.is_empty() {
         return Err(ApiError::validation("Each Drive file may appear only once per import")
             .with_details(json!({ "field": "files", "duplicate_ids": duplicates })));
@@ -85,11 +170,15 @@ async fn import(state: web::Data<AppState>, tenant: Tenant, body: web::Json<Impo
         (Some(a), Some(b)) if a != b => {
             return Err(ApiError::field("folder_id", "folder_id and collection_id disagree; send only folder_id"));
         }
-        (Some(raw), _) | (None, Some(raw)) => Some(
-            uuid::Uuid::parse_str(raw)
-                .map_err(|_| ApiError::field("folder_id", "folder_id must be a folder's UUID"))?,
-        ),
-        (None, None) => None,
+        (Some(raw), _) | (None, Some(raw)) if !raw.is_empty() => {
+            let id = crate::routes::folders::parse_folder_id(raw, "folder_id")?;
+            state.db.get_folder(tenant.0, id).await?.ok_or_else(|| {
+                ApiError::new(ErrorCode::NotFound, "The destination folder does not exist")
+                    .with_details(json!({ "field": "folder_id" }))
+            })?;
+            Some(id)
+        }
+        _ => None,
     };
     let tags = normalise_tags(body.tags.unwrap_or_default())?;
     if let Some(metadata) = &body.provider_metadata
@@ -100,9 +189,10 @@ async fn import(state: web::Data<AppState>, tenant: Tenant, body: web::Json<Impo
     active_connection(&state, &tenant, connection_id).await?;
 
     let job_id = JobId::new();
+    let mut formats: Vec<(FileId, Value)> = Vec::new();
     let new_items: Vec<NewImportItem> = items
         .into_iter()
-        .map(|(drive_file_id, name, mime_type)| {
+        .map(|(drive_file_id, name, mime_type, export_mime_type)| {
             let item_id = ItemId::new();
             let command = ferry_messages::ImportItem {
                 job_id: job_id.0.to_string(),
@@ -111,9 +201,19 @@ async fn import(state: web::Data<AppState>, tenant: Tenant, body: web::Json<Impo
                 traceparent: String::new(),
             }
             .encode_to_vec();
-            NewImportItem { item_id, file_id: FileId::new(), drive_file_id, name, mime_type, command }
+            let file_id = FileId::new();
+            let mut chosen = request_formats.clone();
+            if let Some(target) = export_mime_type {
+                chosen.insert("*".to_owned(), Value::String(target));
+            }
+            if !chosen.is_empty() {
+                formats.push((file_id, Value::Object(chosen)));
+            }
+            NewImportItem { item_id, file_id, drive_file_id, name, mime_type, command }
         })
         .collect();
+    // Written before the job so no worker can claim an item without seeing its format.
+    state.db.set_import_export_formats(&formats).await?;
     let image_ids: Vec<String> = new_items.iter().map(|item| item.file_id.to_string()).collect();
     let total = new_items.len();
     state
@@ -129,6 +229,7 @@ async fn import(state: web::Data<AppState>, tenant: Tenant, body: web::Json<Impo
             command_name: state.import_command.to_owned(),
         })
         .await?;
+    mark_used(&state, connection_id).await;
     tracing::info!(%job_id, files = total, "import job created");
     Ok(HttpResponse::Accepted().json(json!({
         "image_ids": image_ids,
@@ -140,7 +241,7 @@ async fn import(state: web::Data<AppState>, tenant: Tenant, body: web::Json<Impo
     })))
 }
 
-fn normalise_tags(tags: Vec<String>) -> ApiResult<Vec<String>> {
+pub fn normalise_tags(tags: Vec<String>) -> ApiResult<Vec<String>> {
     let mut out: Vec<String> = Vec::with_capacity(tags.len());
     for tag in tags {
         let tag = tag.trim().to_owned();
@@ -165,6 +266,7 @@ pub struct ExportRequest {
     pub folder_name: Option<String>,
 }
 
+#[utoipa::path(operation_id = "export_files", post, path = "/cloud-storage/export", tag = "jobs", description = "Export stored files to Drive as a background job.", request_body = crate::openapi::ExportRequest, responses((status = 202, description = "Job created", body = crate::openapi::ExportResponse), (status = 400, description = "Invalid request", body = crate::openapi::ErrorBody), (status = 401, description = "Missing or invalid API key", body = crate::openapi::ErrorBody), (status = 404, description = "Not found (also another tenant's object)", body = crate::openapi::ErrorBody), (status = 409, description = "Conflict", body = crate::openapi::ErrorBody), (status = 502, description = "Provider error", body = crate::openapi::ErrorBody)))]
 async fn export(state: web::Data<AppState>, tenant: Tenant, body: web::Json<ExportRequest>) -> ApiResult<HttpResponse> {
     let body = body.into_inner();
     let connection_id = required_connection(body.connection_id.as_deref())?;
@@ -250,6 +352,7 @@ async fn export(state: web::Data<AppState>, tenant: Tenant, body: web::Json<Expo
             command_name: state.export_command.to_owned(),
         })
         .await?;
+    mark_used(&state, connection_id).await;
     tracing::info!(%job_id, files = ids.len(), "export job created");
     Ok(HttpResponse::Accepted().json(json!({
         "cloud_file_ids": null,
@@ -278,15 +381,10 @@ pub fn job_view(job: &Job, provider: &str) -> ApiResult<Value> {
     }))
 }
 
+#[utoipa::path(operation_id = "get_job", get, path = "/cloud-storage/jobs/{job_id}", tag = "jobs", description = "A job's status and counts.", params(("job_id" = String, Path)), responses((status = 200, description = "The job", body = crate::openapi::JobResponse), (status = 400, description = "Invalid request", body = crate::openapi::ErrorBody), (status = 401, description = "Missing or invalid API key", body = crate::openapi::ErrorBody), (status = 404, description = "Not found (also another tenant's object)", body = crate::openapi::ErrorBody)))]
 async fn get_job(state: web::Data<AppState>, tenant: Tenant, path: web::Path<String>) -> ApiResult<HttpResponse> {
-    let job_id =
-        JobId::parse(&path).map_err(|_| ApiError::field("job_id", format!("`{path}` is not a valid job id")))?;
+    let job_id = parse_job_id(&path)?;
     let job = state.db.get_job(tenant.0, job_id).await?.ok_or_else(|| ApiError::not_found("Job"))?;
-    let provider = state
-        .db
-        .get_connection(tenant.0, ferry_core::ConnectionId(job.connection_id))
-        .await?
-        .map(|c| c.provider)
-        .unwrap_or_else(|| "google_drive".to_owned());
-    Ok(HttpResponse::Ok().json(json!({ "job": job_view(&job, &provider)? })))
+    let provider = provider_of(&state, &job).await?;
+    Ok(HttpResponse::Ok().json(json!({ "job": full_job_view(&state, &job, &provider).await? })))
 }

@@ -2,8 +2,11 @@
 
 pub mod connections;
 pub mod files;
+pub mod folders;
+pub mod job_control;
 pub mod jobs;
 pub mod oauth;
+pub mod picker;
 
 use actix_web::web;
 use serde::Serialize;
@@ -16,11 +19,20 @@ pub fn timestamp(at: chrono::DateTime<chrono::Utc>) -> String {
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::scope("/api/v2")
+            .route("/openapi.json", web::get().to(openapi_json))
             .configure(oauth::configure)
             .configure(connections::configure)
+            .configure(picker::configure)
             .configure(jobs::configure)
-            .configure(files::configure),
+            .configure(job_control::configure)
+            .configure(files::configure)
+            .configure(folders::configure),
     );
+}
+
+/// The OpenAPI description (public: it is the API's documentation).
+async fn openapi_json() -> actix_web::HttpResponse {
+    actix_web::HttpResponse::Ok().content_type("application/json").body(crate::openapi::document_json())
 }
 
 /// The standard page envelope of list endpoints.

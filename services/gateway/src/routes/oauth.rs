@@ -39,6 +39,7 @@ pub struct StartRequest {
     pub login_hint: Option<String>,
 }
 
+#[utoipa::path(operation_id = "auth_start", post, path = "/cloud-storage/auth/{provider}", tag = "auth", description = "Start OAuth: an authorization URL and a single-use state (PKCE S256, offline access).", params(("provider" = String, Path, description = "google_drive")), request_body = crate::openapi::StartAuthRequest, responses((status = 200, description = "Authorization URL", body = crate::openapi::StartAuthResponse), (status = 400, description = "Invalid request", body = crate::openapi::ErrorBody), (status = 401, description = "Missing or invalid API key", body = crate::openapi::ErrorBody)))]
 async fn start(
     state: web::Data<AppState>,
     tenant: Tenant,
@@ -123,6 +124,7 @@ impl From<&Connection> for ConnectionView {
     }
 }
 
+#[utoipa::path(operation_id = "auth_complete", post, path = "/cloud-storage/auth/{provider}/callback", tag = "auth", description = "Finish OAuth with the code and state; the same Drive account again updates its connection.", params(("provider" = String, Path)), request_body = crate::openapi::CompleteAuthRequest, responses((status = 200, description = "Connected", body = crate::openapi::CompleteAuthResponse), (status = 400, description = "Invalid request", body = crate::openapi::ErrorBody), (status = 401, description = "Missing or invalid API key", body = crate::openapi::ErrorBody), (status = 502, description = "Provider error", body = crate::openapi::ErrorBody)))]
 async fn complete(
     state: web::Data<AppState>,
     tenant: Tenant,
@@ -220,6 +222,7 @@ pub struct BrowserCallbackQuery {
 
 /// The page the provider redirects the popup to. It finishes the flow and posts the seed's `oauth-complete`
 /// message to its opener, only to the configured origin. Nothing from the query is echoed as markup.
+#[utoipa::path(operation_id = "auth_browser_callback", get, path = "/cloud-storage/auth/{provider}/callback", tag = "auth", description = "The browser redirect: an HTML page that posts `{\"type\": \"oauth-complete\", ...}` to its opener (only to the configured origin).", params(("provider" = String, Path), ("code" = Option<String>, Query), ("state" = Option<String>, Query), ("error" = Option<String>, Query), ("error_description" = Option<String>, Query)), security(()), responses((status = 200, description = "HTML page", content_type = "text/html", body = String)))]
 async fn browser_callback(
     state: web::Data<AppState>,
     provider: web::Path<String>,

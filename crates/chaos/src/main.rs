@@ -1,0 +1,413 @@
+//! `ferry-chaos [SCENARIO…]`: runs the chaos scenarios (all by default) one after another against real service
+//! processes, a private Postgres and a private RabbitMQ node, printing lost / duplicated / stuck / time to
+//! recover for each. Exits non-zero if any scenario lost, duplicated or stranded a file, or failed to run.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use ferry_chaos::harness::{Figures, PrivatePostgres, PrivateRabbit, Stack};
+use ferry_messages::Message;
+use rand::Rng;
+
+const SCENARIOS: [&str; 8] = [
+    "kill-importer",
+    "kill-exporter",
+    "rabbitmq-restart",
+    "postgres-restart",
+    "drive-errors",
+    "poison",
+    "sigterm",
+    "kill-relay",
+];
+
+struct Infra {
+    pg: PrivatePostgres,
+    rabbit: PrivateRabbit,
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 4)]
+async fn main() -> anyhow::Result<()> {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let _telemetry = ferry_telemetry::init("chaos", "pretty", "error");
+    let requested: Vec<String> = std::env::args().skip(1).collect();
+    let chosen: Vec<&str> = if requested.is_empty() || requested.iter().any(|r| r == "all") {
+        SCENARIOS.to_vec()
+    } else {
+        for name in &requested {
+            if !SCENARIOS.contains(&name.as_str()) {
+                bail!("unknown scenario {name:?}; choose from {SCENARIOS:?} or all");
+            }
+        }
+        SCENARIOS.iter().copied().filter(|s| requested.iter().any(|r| r == s)).collect()
+    };
+
+    let started = Instant::now();
+    println!("chaos: starting a private Postgres and RabbitMQ (the machine's own servers are not touched)");
+    let infra = Infra {
+        pg: PrivatePostgres::start().context("starting the private Postgres")?,
+        rabbit: PrivateRabbit::start().context("starting the private RabbitMQ")?,
+    };
+    println!(
+        "chaos: postgres 127.0.0.1:{}, rabbitmq 127.0.0.1:{} ({:.1}s)",
+        infra.pg.port,
+        infra.rabbit.port,
+        started.elapsed().as_secs_f64()
+    );
+
+    let mut results = Vec::new();
+    for name in chosen {
+        let scenario_start = Instant::now();
+        println!("chaos: {name} ...");
+        let outcome = tokio::time::timeout(Duration::from_secs(300), run(name, &infra)).await;
+        let mut figures = match outcome {
+            Ok(Ok(figures)) => figures,
+            Ok(Err(err)) => Figures {
+                scenario: name.into(),
+                notes: vec![format!("ERROR: {err:#}")],
+                lost: usize::MAX,
+                ..Figures::default()
+            },
+            Err(_) => Figures {
+                scenario: name.into(),
+                notes: vec!["ERROR: timed out after 300 s".into()],
+                lost: usize::MAX,
+                ..Figures::default()
+            },
+        };
+        figures.scenario = name.into();
+        figures.total_secs = scenario_start.elapsed().as_secs_f64();
+        println!("chaos: {}", figures.line());
+        results.push(figures);
+    }
+    println!("\nchaos summary ({:.0}s):", started.elapsed().as_secs_f64());
+    for figures in &results {
+        println!("  {} {}", if figures.ok() { "PASS" } else { "FAIL" }, figures.line());
+    }
+    drop(infra);
+    if results.iter().all(Figures::ok) {
+        Ok(())
+    } else {
+        bail!("chaos: some scenarios lost, duplicated or stranded files")
+    }
+}
+
+async fn run(name: &str, infra: &Infra) -> anyhow::Result<Figures> {
+    match name {
+        "kill-importer" => kill_importer(infra).await,
+        "kill-exporter" => kill_exporter(infra).await,
+        "rabbitmq-restart" => rabbitmq_restart(infra).await,
+        "postgres-restart" => postgres_restart(infra).await,
+        "drive-errors" => drive_errors(infra).await,
+        "poison" => poison(infra).await,
+        "sigterm" => sigterm(infra).await,
+        "kill-relay" => kill_relay(infra).await,
+        other => bail!("unknown scenario {other}"),
+    }
+}
+
+fn latency() -> drive_emulator::Faults {
+    drive_emulator::Faults { latency_ms: 20, jitter_ms: 30, ..drive_emulator::Faults::default() }
+}
+
+async fn stack(
+    name: &str,
+    infra: &Infra,
+    faults: drive_emulator::Faults,
+    extra: &[(&str, &str)],
+) -> anyhow::Result<Stack> {
+    Stack::start(name, &infra.pg.url(), &infra.rabbit.url(), faults, extra).await
+}
+
+fn random_pause(min_ms: u64, max_ms: u64) -> Duration {
+    Duration::from_millis(rand::rng().random_range(min_ms..max_ms))
+}
+
+/// 1. kill -9 the importer at random moments, 10 times, during a 300-file import with emulator latency.
+async fn kill_importer(infra: &Infra) -> anyhow::Result<Figures> {
+    let mut stack = stack("kill-importer", infra, latency(), &[("FERRY__IMPORTER__CONCURRENCY", "8")]).await?;
+    let files = stack.seed_files(300, |n| 4096 + (n * 7919) % 300_000);
+    stack.start_importer()?;
+    let (job_id, image_ids) = stack.start_import(&files).await?;
+    for _ in 0..10 {
+        tokio::time::sleep(random_pause(300, 1200)).await;
+        if let Some(mut importer) = stack.importers.pop() {
+            importer.kill9();
+        }
+        stack.start_importer()?;
+    }
+    let last_fault = Instant::now();
+    stack.wait_job(&job_id, Duration::from_secs(180)).await?;
+    let mut figures =
+        Figures { files: files.len(), recover_secs: last_fault.elapsed().as_secs_f64(), ..Figures::default() };
+    stack.check_import(&job_id, &image_ids, &files, &mut figures).await?;
+    figures.notes.push("kills=10".into());
+    stack.teardown().await;
+    Ok(figures)
+}
+
+/// 2. The same for the exporter: 200 files including 30 MiB ones, exported in 1 MiB chunks.
+async fn kill_exporter(infra: &Infra) -> anyhow::Result<Figures> {
+    let extra = [
+        ("FERRY__EXPORTER__CONCURRENCY", "8"),
+        ("FERRY__EXPORTER__CHUNK_SIZE_BYTES", "1048576"),
+        ("FERRY__IMPORTER__CONCURRENCY", "8"),
+    ];
+    let mut stack = stack("kill-exporter", infra, drive_emulator::Faults::default(), &extra).await?;
+    let big = 30 * 1024 * 1024;
+    let files = stack.seed_files(200, |n| if n % 50 == 0 { big } else { 2048 + (n * 7919) % 200_000 });
+    stack.start_importer()?;
+    let (import_id, image_ids) = stack.start_import(&files).await?;
+    stack.wait_job(&import_id, Duration::from_secs(180)).await?;
+    stack.emulator.state().update_faults(|faults| *faults = latency()).map_err(|err| anyhow::anyhow!("{err}"))?;
+    stack.start_exporter()?;
+    let export_id = stack.start_export(&image_ids, "Chaos Export").await?;
+    for _ in 0..10 {
+        tokio::time::sleep(random_pause(300, 1500)).await;
+        if let Some(mut exporter) = stack.exporters.pop() {
+            exporter.kill9();
+        }
+        stack.start_exporter()?;
+    }
+    let last_fault = Instant::now();
+    stack.wait_job(&export_id, Duration::from_secs(240)).await?;
+    let mut figures =
+        Figures { files: files.len(), recover_secs: last_fault.elapsed().as_secs_f64(), ..Figures::default() };
+    stack.check_export(&export_id, "Chaos Export", &files, &mut figures).await?;
+    let uploads = stack.emulator.state().counters().users.get(&stack.email).map_or(0, |u| u.uploaded_bytes);
+    let total: usize = files.iter().map(|(_, _, bytes)| bytes.len()).sum();
+    figures.notes.push(format!(
+        "kills=10 uploaded={:.2}x-of-{}MiB",
+        uploads as f64 / total as f64,
+        total / (1024 * 1024)
+    ));
+    stack.teardown().await;
+    Ok(figures)
+}
+
+/// 3. RabbitMQ restarted 3 times mid-job: the relay and the workers reconnect without being restarted.
+async fn rabbitmq_restart(infra: &Infra) -> anyhow::Result<Figures> {
+    let mut stack = stack("rabbitmq-restart", infra, latency(), &[("FERRY__IMPORTER__CONCURRENCY", "4")]).await?;
+    let files = stack.seed_files(200, |n| 4096 + (n * 7919) % 100_000);
+    stack.start_importer()?;
+    let (job_id, image_ids) = stack.start_import(&files).await?;
+    for _ in 0..3 {
+        tokio::time::sleep(random_pause(800, 1500)).await;
+        infra.rabbit.stop_app()?;
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        infra.rabbit.start_app()?;
+    }
+    let last_fault = Instant::now();
+    stack.wait_job(&job_id, Duration::from_secs(180)).await?;
+    let mut figures =
+        Figures { files: files.len(), recover_secs: last_fault.elapsed().as_secs_f64(), ..Figures::default() };
+    stack.check_import(&job_id, &image_ids, &files, &mut figures).await?;
+    let restarted = stack.importers.iter_mut().any(|p| !matches!(p.child.try_wait(), Ok(None)))
+        || stack.gateway.as_mut().is_some_and(|p| !matches!(p.child.try_wait(), Ok(None)));
+    if restarted {
+        figures.notes.push("a-process-exited".into());
+        figures.stuck += 1;
+    }
+    figures.notes.push("restarts=3 processes-restarted=0".into());
+    stack.teardown().await;
+    Ok(figures)
+}
+
+/// 4. Postgres restarted mid-job: the gateway answers 503 meanwhile (never 500); the job completes afterwards.
+async fn postgres_restart(infra: &Infra) -> anyhow::Result<Figures> {
+    let mut stack = stack("postgres-restart", infra, latency(), &[("FERRY__IMPORTER__CONCURRENCY", "4")]).await?;
+    let files = stack.seed_files(150, |n| 4096 + (n * 7919) % 100_000);
+    stack.start_importer()?;
+    let (job_id, image_ids) = stack.start_import(&files).await?;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    infra.pg.stop_server()?;
+    let down = Instant::now();
+    let mut statuses = std::collections::BTreeMap::<u16, usize>::new();
+    while down.elapsed() < Duration::from_secs(5) {
+        let status = match stack.api(reqwest::Method::GET, &format!("/cloud-storage/jobs/{job_id}")).send().await {
+            Ok(response) => response.status().as_u16(),
+            Err(_) => 0,
+        };
+        *statuses.entry(status).or_default() += 1;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    infra.pg.start_server()?;
+    // A few more requests right after the restart, when pooled connections are stale.
+    for _ in 0..20 {
+        if let Ok(response) = stack.api(reqwest::Method::GET, &format!("/cloud-storage/jobs/{job_id}")).send().await {
+            *statuses.entry(response.status().as_u16()).or_default() += 1;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let last_fault = Instant::now();
+    stack.wait_job(&job_id, Duration::from_secs(180)).await?;
+    let mut figures =
+        Figures { files: files.len(), recover_secs: last_fault.elapsed().as_secs_f64(), ..Figures::default() };
+    stack.check_import(&job_id, &image_ids, &files, &mut figures).await?;
+    let errors_500 = statuses.get(&500).copied().unwrap_or(0);
+    figures.notes.push(format!("statuses={statuses:?}"));
+    if errors_500 > 0 {
+        figures.notes.push(format!("FAIL: {errors_500} answers were 500"));
+        figures.stuck += errors_500;
+    }
+    stack.teardown().await;
+    Ok(figures)
+}
+
+/// 5. 30% of Drive requests fail with 429 / 403 rate limit / 503: the job completes; the counters show backoff.
+async fn drive_errors(infra: &Infra) -> anyhow::Result<Figures> {
+    let mut faults = latency();
+    faults.error_rates.rate_limit_429 = 0.1;
+    faults.error_rates.user_rate_limit_403 = 0.05;
+    faults.error_rates.rate_limit_403 = 0.05;
+    faults.error_rates.backend_error_503 = 0.1;
+    let mut stack =
+        stack("drive-errors", infra, drive_emulator::Faults::default(), &[("FERRY__IMPORTER__CONCURRENCY", "8")])
+            .await?;
+    let files = stack.seed_files(150, |n| 4096 + (n * 7919) % 100_000);
+    stack.emulator.state().update_faults(|current| *current = faults).map_err(|err| anyhow::anyhow!("{err}"))?;
+    stack.emulator.state().reset_counters();
+    stack.start_importer()?;
+    let started = Instant::now();
+    let (job_id, image_ids) = stack.start_import(&files).await?;
+    stack.wait_job(&job_id, Duration::from_secs(240)).await?;
+    let elapsed = started.elapsed().as_secs_f64();
+    let counters = stack.emulator.state().counters();
+    let mut figures = Figures { files: files.len(), recover_secs: elapsed, ..Figures::default() };
+    stack.check_import(&job_id, &image_ids, &files, &mut figures).await?;
+    let injected: u64 = counters.injected.values().sum();
+    figures.notes.push(format!(
+        "drive-requests={} per-file={:.1} injected={injected} avg-rate={:.0}/s",
+        counters.total,
+        counters.total as f64 / files.len() as f64,
+        counters.total as f64 / elapsed
+    ));
+    stack.teardown().await;
+    Ok(figures)
+}
+
+/// 6. Poison messages (undecodable, and for an unknown item) while a job flows: both dead-lettered, the
+///    unknown-item one after exactly the delivery limit; the job completes.
+async fn poison(infra: &Infra) -> anyhow::Result<Figures> {
+    let mut stack = stack("poison", infra, latency(), &[]).await?;
+    let files = stack.seed_files(50, |n| 4096 + n * 100);
+    stack.start_importer()?;
+    let broker = ferry_queue::Broker::connect(&stack.amqp_url, "chaos-poison").await?;
+    let topology = ferry_queue::Topology::new(stack.prefix.clone(), 5);
+    let publisher = ferry_queue::Publisher::new(&broker, &topology).await?;
+    let (job_id, image_ids) = stack.start_import(&files).await?;
+    let unknown = ferry_messages::ImportItem {
+        job_id: uuid::Uuid::new_v4().to_string(),
+        item_id: uuid::Uuid::new_v4().to_string(),
+        tenant_id: stack.tenant_id.0.to_string(),
+        traceparent: String::new(),
+    };
+    publisher.publish(ferry_queue::CommandKind::ImportItem, "poison-undecodable", b"\xff\xff\xff\xff").await?;
+    publisher.publish(ferry_queue::CommandKind::ImportItem, "poison-unknown-item", &unknown.encode_to_vec()).await?;
+    stack.wait_job(&job_id, Duration::from_secs(120)).await?;
+    let mut figures = Figures { files: files.len(), ..Figures::default() };
+    stack.check_import(&job_id, &image_ids, &files, &mut figures).await?;
+    let started = Instant::now();
+    let mut dead = Vec::new();
+    while started.elapsed() < Duration::from_secs(30) {
+        dead = ferry_queue::list_dead_letters(&broker, &topology, ferry_queue::CommandKind::ImportItem, 10).await?;
+        if dead.len() >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    for letter in &dead {
+        figures.notes.push(format!(
+            "{}:{}",
+            letter.message_id.as_deref().unwrap_or("-"),
+            letter.reason.as_deref().unwrap_or("-")
+        ));
+    }
+    let reason = |id: &str| dead.iter().find(|d| d.message_id.as_deref() == Some(id)).and_then(|d| d.reason.clone());
+    if reason("poison-undecodable").as_deref() != Some("rejected") {
+        figures.notes.push("FAIL: undecodable message not dead-lettered".into());
+        figures.stuck += 1;
+    }
+    // RabbitMQ dead-letters with reason delivery_limit only once a message was delivered limit + 1 times.
+    if reason("poison-unknown-item").as_deref() != Some("delivery_limit") {
+        figures.notes.push("FAIL: unknown-item message not dead-lettered at the delivery limit".into());
+        figures.stuck += 1;
+    }
+    broker.close().await;
+    stack.teardown().await;
+    Ok(figures)
+}
+
+/// 7. SIGTERM a worker with items in flight: they finish or are handed back; the process exits before the
+///    deadline; a new worker finishes the job.
+async fn sigterm(infra: &Infra) -> anyhow::Result<Figures> {
+    let mut faults = latency();
+    faults.latency_ms = 300;
+    let mut stack = stack("sigterm", infra, faults, &[("FERRY__IMPORTER__CONCURRENCY", "8")]).await?;
+    let files = stack.seed_files(40, |n| 2 * 1024 * 1024 + n * 1000);
+    stack.start_importer()?;
+    let (job_id, image_ids) = stack.start_import(&files).await?;
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(30) {
+        if stack.item_counts(&job_id).await?.get("running").copied().unwrap_or(0) >= 4 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let in_flight = stack.item_counts(&job_id).await?.get("running").copied().unwrap_or(0);
+    let mut importer = stack.importers.pop().context("no importer")?;
+    // Deadline 5 s (FERRY__RELIABILITY__SHUTDOWN_DEADLINE_SECS) plus up to 5 s to hand items back.
+    let exited = importer.terminate(Duration::from_secs(12));
+    let running_after = stack.item_counts(&job_id).await?.get("running").copied().unwrap_or(0);
+    stack.start_importer()?;
+    let last_fault = Instant::now();
+    stack.wait_job(&job_id, Duration::from_secs(120)).await?;
+    let mut figures =
+        Figures { files: files.len(), recover_secs: last_fault.elapsed().as_secs_f64(), ..Figures::default() };
+    stack.check_import(&job_id, &image_ids, &files, &mut figures).await?;
+    match exited {
+        Some(took) => figures
+            .notes
+            .push(format!("in-flight={in_flight} exit-after={:.1}s left-running={running_after}", took.as_secs_f64())),
+        None => {
+            figures.notes.push("FAIL: did not exit within 12 s".into());
+            figures.stuck += 1;
+        }
+    }
+    stack.teardown().await;
+    Ok(figures)
+}
+
+/// 8. The relay (the gateway) killed between commit and publish, repeatedly: every job still gets its messages,
+///    duplicates are absorbed.
+async fn kill_relay(infra: &Infra) -> anyhow::Result<Figures> {
+    let mut stack = stack("kill-relay", infra, drive_emulator::Faults::default(), &[]).await?;
+    let files = stack.seed_files(100, |n| 1024 + n);
+    stack.start_importer()?;
+    let mut jobs = Vec::new();
+    for (round, chunk) in files.chunks(10).enumerate() {
+        let (job_id, image_ids) = stack.start_import(chunk).await?;
+        // Committed; the relay may or may not have published yet. Kill it within 0-30 ms.
+        tokio::time::sleep(random_pause(0, 30)).await;
+        if let Some(mut gateway) = stack.gateway.take() {
+            gateway.kill9();
+        }
+        stack.start_gateway()?;
+        stack.wait_ready(Duration::from_secs(30)).await.with_context(|| format!("gateway restart {round}"))?;
+        jobs.push((job_id, image_ids, chunk.to_vec()));
+    }
+    let last_fault = Instant::now();
+    let mut figures = Figures { files: files.len(), ..Figures::default() };
+    for (job_id, image_ids, chunk) in &jobs {
+        stack.wait_job(job_id, Duration::from_secs(120)).await?;
+        let mut one = Figures::default();
+        stack.check_import(job_id, image_ids, chunk, &mut one).await?;
+        figures.lost += one.lost;
+        figures.duplicated += one.duplicated;
+        figures.stuck += one.stuck;
+    }
+    figures.recover_secs = last_fault.elapsed().as_secs_f64();
+    let (backlog, _) = stack.db.outbox_backlog().await?;
+    figures.notes.push(format!("gateway-kills={} outbox-backlog={backlog}", jobs.len()));
+    stack.teardown().await;
+    Ok(figures)
+}

@@ -1,0 +1,291 @@
+//! The files API's side of the store: folders, filtered file listing, file updates and deletion.
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel_async::{AsyncConnection, RunQueryDsl};
+use ferry_core::{FileId, ItemStatus, TenantId};
+use uuid::Uuid;
+
+use crate::files::StoredFile;
+use crate::schema::{files, folders, job_items};
+use crate::{Db, DbError};
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = folders)]
+pub struct Folder {
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    pub name: String,
+    pub parent_id: Option<Uuid>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Where listed files must be.
+#[derive(Debug, Clone, Copy, Default)]
+pub enum FolderScope {
+    /// Anywhere.
+    #[default]
+    Any,
+    /// Not in any folder.
+    Root,
+    In(Uuid),
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct FileFilter<'a> {
+    pub folder: FolderScope,
+    /// Files carrying every one of these tags.
+    pub tags: &'a [String],
+    pub status: Option<&'a str>,
+    pub limit: i64,
+    pub offset: i64,
+}
+
+/// Changes to a file; `None` leaves a field as it is, `folder_id: Some(None)` moves the file out of folders.
+#[derive(Debug, Clone, Default, AsChangeset)]
+#[diesel(table_name = files)]
+pub struct FileUpdate {
+    pub name: Option<String>,
+    pub tags: Option<Vec<String>>,
+    pub folder_id: Option<Option<Uuid>>,
+}
+
+#[derive(Debug, Clone)]
+pub enum FolderDelete {
+    Deleted,
+    NotFound,
+    NotEmpty { files: i64, folders: i64 },
+}
+
+#[derive(Debug, Clone)]
+pub enum FileDelete {
+    /// The row is gone; the caller removes the blob (if any) after this.
+    Deleted(Box<StoredFile>),
+    NotFound,
+    /// An unfinished job still reads or fills it.
+    InUse {
+        job_ids: Vec<Uuid>,
+    },
+}
+
+impl Db {
+    pub async fn create_folder(
+        &self,
+        tenant_id: TenantId,
+        id: Uuid,
+        name: &str,
+        parent_id: Option<Uuid>,
+    ) -> Result<Folder, DbError> {
+        let mut conn = self.conn().await?;
+        Ok(diesel::insert_into(folders::table)
+            .values((
+                folders::id.eq(id),
+                folders::tenant_id.eq(tenant_id.0),
+                folders::name.eq(name),
+                folders::parent_id.eq(parent_id),
+            ))
+            .returning(Folder::as_returning())
+            .get_result(&mut conn)
+            .await?)
+    }
+
+    /// A folder of this tenant (another tenant's id is simply not found).
+    pub async fn get_folder(&self, tenant_id: TenantId, id: Uuid) -> Result<Option<Folder>, DbError> {
+        let mut conn = self.conn().await?;
+        Ok(folders::table
+            .filter(folders::id.eq(id))
+            .filter(folders::tenant_id.eq(tenant_id.0))
+            .select(Folder::as_select())
+            .first(&mut conn)
+            .await
+            .optional()?)
+    }
+
+    /// The folders directly inside `parent` (`None`: top level), by name.
+    pub async fn list_folders(
+        &self,
+        tenant_id: TenantId,
+        parent: Option<Uuid>,
+        limit: i64,
+        offset: i64,
+    ) -> Result<(Vec<Folder>, i64), DbError> {
+        let mut conn = self.conn().await?;
+        let query = || {
+            let query = folders::table.filter(folders::tenant_id.eq(tenant_id.0)).into_boxed();
+            match parent {
+                Some(parent) => query.filter(folders::parent_id.eq(parent)),
+                None => query.filter(folders::parent_id.is_null()),
+            }
+        };
+        let total: i64 = query().count().get_result(&mut conn).await?;
+        let rows = query()
+            .order((folders::name.asc(), folders::id.asc()))
+            .limit(limit)
+            .offset(offset)
+            .select(Folder::as_select())
+            .load(&mut conn)
+            .await?;
+        Ok((rows, total))
+    }
+
+    pub async fn rename_folder(&self, tenant_id: TenantId, id: Uuid, name: &str) -> Result<Option<Folder>, DbError> {
+        let mut conn = self.conn().await?;
+        Ok(diesel::update(folders::table.filter(folders::id.eq(id)).filter(folders::tenant_id.eq(tenant_id.0)))
+            .set((folders::name.eq(name), folders::updated_at.eq(Utc::now())))
+            .returning(Folder::as_returning())
+            .get_result(&mut conn)
+            .await
+            .optional()?)
+    }
+
+    /// Deletes a folder only when no file and no folder is inside it (checked under a lock on the folder).
+    pub async fn delete_folder(&self, tenant_id: TenantId, id: Uuid) -> Result<FolderDelete, DbError> {
+        let mut conn = self.conn().await?;
+        conn.transaction::<_, DbError, _>(async |conn| {
+            let found: Option<Uuid> = folders::table
+                .filter(folders::id.eq(id))
+                .filter(folders::tenant_id.eq(tenant_id.0))
+                .select(folders::id)
+                .for_update()
+                .first(conn)
+                .await
+                .optional()?;
+            if found.is_none() {
+                return Ok(FolderDelete::NotFound);
+            }
+            let file_count: i64 = files::table.filter(files::folder_id.eq(id)).count().get_result(conn).await?;
+            let folder_count: i64 = folders::table.filter(folders::parent_id.eq(id)).count().get_result(conn).await?;
+            if file_count > 0 || folder_count > 0 {
+                return Ok(FolderDelete::NotEmpty { files: file_count, folders: folder_count });
+            }
+            diesel::delete(folders::table.find(id)).execute(conn).await?;
+            Ok(FolderDelete::Deleted)
+        })
+        .await
+    }
+
+    /// Files matching the filter, newest first, with the total matching it.
+    pub async fn list_files_filtered(
+        &self,
+        tenant_id: TenantId,
+        filter: &FileFilter<'_>,
+    ) -> Result<(Vec<StoredFile>, i64), DbError> {
+        use diesel::PgArrayExpressionMethods;
+        let mut conn = self.conn().await?;
+        let query = || {
+            let mut query = files::table.filter(files::tenant_id.eq(tenant_id.0)).into_boxed();
+            match filter.folder {
+                FolderScope::Any => {}
+                FolderScope::Root => query = query.filter(files::folder_id.is_null()),
+                FolderScope::In(folder) => query = query.filter(files::folder_id.eq(folder)),
+            }
+            if !filter.tags.is_empty() {
+                query = query.filter(files::tags.contains(filter.tags.to_vec()));
+            }
+            if let Some(status) = filter.status {
+                query = query.filter(files::status.eq(status.to_owned()));
+            }
+            query
+        };
+        let total: i64 = query().count().get_result(&mut conn).await?;
+        let rows = query()
+            .order((files::created_at.desc(), files::id.desc()))
+            .limit(filter.limit)
+            .offset(filter.offset)
+            .select(StoredFile::as_select())
+            .load(&mut conn)
+            .await?;
+        Ok((rows, total))
+    }
+
+    /// Applies `update` to the tenant's file; `None` when there is no such file.
+    pub async fn update_file(
+        &self,
+        tenant_id: TenantId,
+        id: FileId,
+        update: &FileUpdate,
+    ) -> Result<Option<StoredFile>, DbError> {
+        let mut conn = self.conn().await?;
+        Ok(diesel::update(files::table.filter(files::id.eq(id.0)).filter(files::tenant_id.eq(tenant_id.0)))
+            .set((update, files::updated_at.eq(Utc::now())))
+            .returning(StoredFile::as_returning())
+            .get_result(&mut conn)
+            .await
+            .optional()?)
+    }
+
+    /// Deletes the file's row unless an unfinished job item still needs it. Finished items keep the id.
+    pub async fn delete_file(&self, tenant_id: TenantId, id: FileId) -> Result<FileDelete, DbError> {
+        let mut conn = self.conn().await?;
+        conn.transaction::<_, DbError, _>(async |conn| {
+            let Some(file) = files::table
+                .filter(files::id.eq(id.0))
+                .filter(files::tenant_id.eq(tenant_id.0))
+                .select(StoredFile::as_select())
+                .for_update()
+                .first(conn)
+                .await
+                .optional()?
+            else {
+                return Ok(FileDelete::NotFound);
+            };
+            let mut job_ids: Vec<Uuid> = job_items::table
+                .filter(job_items::file_id.eq(id.0))
+                .filter(job_items::status.eq_any([ItemStatus::Pending.as_str(), ItemStatus::Running.as_str()]))
+                .select(job_items::job_id)
+                .load(conn)
+                .await?;
+            if !job_ids.is_empty() {
+                job_ids.sort();
+                job_ids.dedup();
+                return Ok(FileDelete::InUse { job_ids });
+            }
+            diesel::delete(files::table.find(id.0)).execute(conn).await?;
+            Ok(FileDelete::Deleted(Box::new(file)))
+        })
+        .await
+    }
+}
+
+impl Db {
+    /// Records the export formats chosen for the Workspace files of an import. Called before the job is
+    /// created (the file ids are generated up front), so the importer never sees the job without them.
+    pub async fn set_import_export_formats(&self, formats: &[(FileId, serde_json::Value)]) -> Result<(), DbError> {
+        use crate::schema::import_export_formats;
+        if formats.is_empty() {
+            return Ok(());
+        }
+        let mut conn = self.conn().await?;
+        let rows: Vec<_> = formats
+            .iter()
+            .map(|(id, value)| (import_export_formats::file_id.eq(id.0), import_export_formats::formats.eq(value)))
+            .collect();
+        diesel::insert_into(import_export_formats::table)
+            .values(rows)
+            .on_conflict_do_nothing()
+            .execute(&mut conn)
+            .await?;
+        Ok(())
+    }
+
+    /// The export format an import chose for this placeholder file when its Drive file has `workspace_mime`
+    /// (an entry for that type, else the `*` entry), if any.
+    pub async fn import_export_format(&self, file_id: FileId, workspace_mime: &str) -> Result<Option<String>, DbError> {
+        let formats = self.import_export_formats(file_id).await?;
+        Ok(formats
+            .and_then(|f| f.get(workspace_mime).or_else(|| f.get("*")).and_then(|v| v.as_str()).map(str::to_owned)))
+    }
+
+    /// The export formats an import chose for this placeholder file, if any.
+    pub async fn import_export_formats(&self, file_id: FileId) -> Result<Option<serde_json::Value>, DbError> {
+        use crate::schema::import_export_formats;
+        let mut conn = self.conn().await?;
+        Ok(import_export_formats::table
+            .find(file_id.0)
+            .select(import_export_formats::formats)
+            .first(&mut conn)
+            .await
+            .optional()?)
+    }
+}

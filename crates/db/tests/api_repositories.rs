@@ -1,0 +1,93 @@
+//! Repositories behind the files, folders and picker endpoints, against a real Postgres.
+
+use chrono::Utc;
+use ferry_core::{ConnectionId, FileId, TenantId};
+use ferry_db::connections::ConnectionUpsert;
+use ferry_db::files::NewUploadedFile;
+use ferry_db::library::{FileDelete, FileFilter, FileUpdate, FolderDelete, FolderScope};
+use ferry_db::testing::TestDatabase;
+use ferry_db::{Db, DbError};
+
+async fn upload(db: &Db, tenant: TenantId, name: &str, tags: &[String]) -> Result<FileId, DbError> {
+    let id = FileId::new();
+    db.insert_uploaded_file(NewUploadedFile {
+        id,
+        tenant_id: tenant,
+        name,
+        mime_type: "text/plain",
+        size_bytes: 1,
+        sha256: "s",
+        md5: "m",
+        blob_key: "k",
+        tags,
+    })
+    .await?;
+    Ok(id)
+}
+
+#[tokio::test]
+async fn folders_files_and_filters() {
+    let test = TestDatabase::create().await.expect("database");
+    let db = &test.db;
+    let tenant = TenantId(db.ensure_tenant("lib-a").await.expect("tenant").id);
+    let other = TenantId(db.ensure_tenant("lib-b").await.expect("tenant").id);
+    let folder = db.create_folder(tenant, uuid::Uuid::now_v7(), "Docs", None).await.expect("folder");
+    assert!(db.get_folder(other, folder.id).await.expect("get").is_none(), "tenant-scoped");
+    let a = upload(db, tenant, "a", &["x".into(), "y".into()]).await.expect("a");
+    let _b = upload(db, tenant, "b", &["x".into()]).await.expect("b");
+
+    let moved = db
+        .update_file(tenant, a, &FileUpdate { folder_id: Some(Some(folder.id)), ..FileUpdate::default() })
+        .await
+        .expect("update")
+        .expect("found");
+    assert_eq!(moved.folder_id, Some(folder.id));
+    assert_eq!(moved.name, "a", "untouched fields stay");
+    let tags = vec!["x".to_owned()];
+    let both = FileFilter { tags: &tags, limit: 10, ..FileFilter::default() };
+    assert_eq!(db.list_files_filtered(tenant, &both).await.expect("list").1, 2);
+    let in_folder = FileFilter { folder: FolderScope::In(folder.id), limit: 10, ..FileFilter::default() };
+    assert_eq!(db.list_files_filtered(tenant, &in_folder).await.expect("list").1, 1);
+    let at_root = FileFilter { folder: FolderScope::Root, limit: 10, ..FileFilter::default() };
+    assert_eq!(db.list_files_filtered(tenant, &at_root).await.expect("list").1, 1);
+    assert_eq!(db.list_files_filtered(other, &both).await.expect("list").1, 0);
+
+    assert!(matches!(
+        db.delete_folder(tenant, folder.id).await.expect("delete"),
+        FolderDelete::NotEmpty { files: 1, folders: 0 }
+    ));
+    assert!(matches!(db.delete_file(other, a).await.expect("foreign"), FileDelete::NotFound));
+    assert!(matches!(db.delete_file(tenant, a).await.expect("delete"), FileDelete::Deleted(_)));
+    assert!(matches!(db.delete_folder(tenant, folder.id).await.expect("delete"), FolderDelete::Deleted));
+    assert!(matches!(db.delete_folder(tenant, folder.id).await.expect("again"), FolderDelete::NotFound));
+}
+
+#[tokio::test]
+async fn picker_sessions_are_tenant_bound_and_expire() {
+    let test = TestDatabase::create().await.expect("database");
+    let db = &test.db;
+    let tenant = TenantId(db.ensure_tenant("pick-a").await.expect("tenant").id);
+    let other = TenantId(db.ensure_tenant("pick-b").await.expect("tenant").id);
+    let (connection, _) = db
+        .upsert_connection(ConnectionUpsert {
+            id: ConnectionId::new(),
+            tenant_id: tenant,
+            provider: "google_drive",
+            provider_user_id: "sub-p",
+            provider_email: None,
+            provider_display_name: None,
+            access_token_sealed: "sealed",
+            refresh_token_sealed: None,
+            token_expires_at: Utc::now(),
+            scopes: None,
+        })
+        .await
+        .expect("connection");
+    let expires = Utc::now() + chrono::Duration::minutes(10);
+    db.create_picker_session("hash-1", tenant, ConnectionId(connection.id), expires).await.expect("create");
+    assert!(db.find_picker_session("hash-1", tenant).await.expect("find").is_some());
+    assert!(db.find_picker_session("hash-1", other).await.expect("find").is_none(), "another tenant's");
+    assert!(db.find_picker_session("hash-2", tenant).await.expect("find").is_none());
+    db.set_picker_session_expiry("hash-1", Utc::now() - chrono::Duration::seconds(1)).await.expect("expire");
+    assert!(db.find_picker_session("hash-1", tenant).await.expect("find").is_none(), "expired");
+}

@@ -1,0 +1,290 @@
+//! Google Picker support: a server-side session for the picker UI, and a proxy that makes a closed set of
+//! read-only Drive calls with the connection's token so the browser never needs to hold it for them.
+//!
+//! The proxy never concatenates client text into a URL: the `endpoint` is parsed into one of four shapes
+//! (`files`, `files/{id}`, `files/{id}/export`, `about`) and the request is rebuilt from the configured Drive
+//! root, with only the query parameters allowed for that shape and no client header.
+
+use std::time::Duration;
+
+use actix_web::{HttpResponse, web};
+use base64::Engine;
+use chrono::Utc;
+use ferry_core::ConnectionId;
+use ferry_drive::DriveError;
+use futures::StreamExt;
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+use crate::auth::Tenant;
+use crate::error::{ApiError, ApiResult, ErrorCode};
+use crate::routes::connections::{active_connection, mark_used, parse_connection_id, with_drive_token};
+use crate::routes::timestamp;
+use crate::state::AppState;
+
+/// Prefix of the session ids handed out (the seed's `picker_sess_...`).
+pub const SESSION_PREFIX: &str = "picker_sess_";
+/// A session never outlives this, even when the token would.
+const MAX_SESSION_TTL: Duration = Duration::from_secs(3600);
+/// Longest `endpoint` accepted (real ones are a few dozen characters).
+const MAX_ENDPOINT_LEN: usize = 300;
+/// Longest Drive file id accepted.
+const MAX_ID_LEN: usize = 200;
+/// Longest query parameter value accepted (`q` expressions are the longest legitimate ones).
+const MAX_PARAM_LEN: usize = 2048;
+/// Largest export the proxy returns (Drive itself caps exports at 10 MB).
+const MAX_EXPORT_BYTES: usize = 10 * 1024 * 1024;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/cloud-storage/connections/{connection_id}/picker-token", web::get().to(picker_token))
+        .route("/cloud-storage/picker-proxy", web::post().to(proxy));
+}
+
+/// One of the Drive calls the proxy makes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProxyEndpoint {
+    ListFiles,
+    GetFile(String),
+    ExportFile(String),
+    About,
+}
+
+impl ProxyEndpoint {
+    /// Query parameters the client may set for this call.
+    fn allowed_params(&self) -> &'static [&'static str] {
+        match self {
+            ProxyEndpoint::ListFiles => &[
+                "q",
+                "pageSize",
+                "pageToken",
+                "orderBy",
+                "fields",
+                "spaces",
+                "corpora",
+                "driveId",
+                "includeItemsFromAllDrives",
+                "supportsAllDrives",
+            ],
+            ProxyEndpoint::GetFile(_) => &["fields", "supportsAllDrives"],
+            ProxyEndpoint::ExportFile(_) => &["mimeType"],
+            ProxyEndpoint::About => &["fields"],
+        }
+    }
+
+    /// Path segments under `drive/v3/`.
+    fn segments(&self) -> Vec<&str> {
+        match self {
+            ProxyEndpoint::ListFiles => vec!["files"],
+            ProxyEndpoint::GetFile(id) => vec!["files", id],
+            ProxyEndpoint::ExportFile(id) => vec!["files", id, "export"],
+            ProxyEndpoint::About => vec!["about"],
+        }
+    }
+}
+
+fn endpoint_error(message: impl Into<String>) -> ApiError {
+    ApiError::new(ErrorCode::PickerEndpointNotAllowed, message).with_details(json!({
+        "field": "endpoint",
+        "allowed": ["files", "files/{id}", "files/{id}/export", "about"],
+    }))
+}
+
+/// A Drive file id: ASCII letters, digits, `-` and `_` only, and not one of Drive's own sub-resources.
+fn valid_file_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= MAX_ID_LEN
+        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        && !matches!(id, "generateIds" | "trash" | "export" | "watch")
+}
+
+/// Parses the client's `endpoint` into the closed set. Everything outside it is refused, including
+/// leading or trailing slashes, percent-encoding, dots, query strings and non-ASCII text.
+pub fn parse_endpoint(raw: &str) -> ApiResult<ProxyEndpoint> {
+    if raw.is_empty() {
+        return Err(endpoint_error("endpoint is required"));
+    }
+    if raw.len() > MAX_ENDPOINT_LEN {
+        return Err(endpoint_error(format!("endpoint must be at most {MAX_ENDPOINT_LEN} characters")));
+    }
+    if !raw.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'/') {
+        return Err(endpoint_error("endpoint may contain only letters, digits, `-`, `_` and `/`"));
+    }
+    let parts: Vec<&str> = raw.split('/').collect();
+    let endpoint = match parts.as_slice() {
+        ["files"] => ProxyEndpoint::ListFiles,
+        ["about"] => ProxyEndpoint::About,
+        ["files", id] if valid_file_id(id) => ProxyEndpoint::GetFile((*id).to_owned()),
+        ["files", id, "export"] if valid_file_id(id) => ProxyEndpoint::ExportFile((*id).to_owned()),
+        _ => return Err(endpoint_error(format!("`{raw}` is not an allowed endpoint"))),
+    };
+    Ok(endpoint)
+}
+
+/// Checks `params` against the endpoint's allowlist and turns the values into strings.
+pub fn parse_params(endpoint: &ProxyEndpoint, params: Option<&Value>) -> ApiResult<Vec<(String, String)>> {
+    let empty = Map::new();
+    let map = match params {
+        None | Some(Value::Null) => &empty,
+        Some(Value::Object(map)) => map,
+        Some(_) => return Err(ApiError::field("params", "params must be an object of query parameters")),
+    };
+    let allowed = endpoint.allowed_params();
+    let mut out = Vec::with_capacity(map.len());
+    for (key, value) in map {
+        if !allowed.contains(&key.as_str()) {
+            return Err(ApiError::new(
+                ErrorCode::PickerParamNotAllowed,
+                format!("The parameter `{key}` is not allowed for this endpoint"),
+            )
+            .with_details(json!({ "field": "params", "param": key, "allowed": allowed })));
+        }
+        let text = match value {
+            Value::String(s) => s.clone(),
+            Value::Number(n) => n.to_string(),
+            Value::Bool(b) => b.to_string(),
+            _ => return Err(ApiError::field("params", format!("`{key}` must be a string, number or boolean"))),
+        };
+        if text.len() > MAX_PARAM_LEN || text.chars().any(char::is_control) {
+            return Err(ApiError::field(
+                "params",
+                format!("`{key}` must be at most {MAX_PARAM_LEN} characters without control characters"),
+            ));
+        }
+        out.push((key.clone(), text));
+    }
+    if let ProxyEndpoint::ExportFile(_) = endpoint
+        && !out.iter().any(|(k, _)| k == "mimeType")
+    {
+        return Err(ApiError::field("params", "files/{id}/export needs params.mimeType"));
+    }
+    // Drive requires a field mask on about.get; give the picker's usual one when the client sent none.
+    if *endpoint == ProxyEndpoint::About && !out.iter().any(|(k, _)| k == "fields") {
+        out.push(("fields".to_owned(), "user,storageQuota".to_owned()));
+    }
+    Ok(out)
+}
+
+fn hash_session(session_id: &str) -> String {
+    ferry_crypto::hash_api_key(session_id)
+}
+
+#[utoipa::path(operation_id = "picker_token", get, path = "/cloud-storage/connections/{connection_id}/picker-token", tag = "picker", description = "A picker session (stored server-side, expiring) with a fresh access token and the picker app settings.", params(("connection_id" = String, Path)), responses((status = 200, description = "Session", body = crate::openapi::PickerTokenResponse), (status = 400, description = "Invalid request", body = crate::openapi::ErrorBody), (status = 401, description = "Missing or invalid API key", body = crate::openapi::ErrorBody), (status = 404, description = "Not found (also another tenant's object)", body = crate::openapi::ErrorBody), (status = 502, description = "Provider error", body = crate::openapi::ErrorBody)))]
+async fn picker_token(state: web::Data<AppState>, tenant: Tenant, path: web::Path<String>) -> ApiResult<HttpResponse> {
+    let id = parse_connection_id(&path)?;
+    active_connection(&state, &tenant, id).await?;
+    let access_token = state.credentials.access_token(id).await?;
+    let token_expiry = state.db.get_connection(tenant.0, id).await?.and_then(|c| c.token_expires_at);
+    let cap = Utc::now() + chrono::Duration::from_std(MAX_SESSION_TTL).unwrap_or(chrono::Duration::hours(1));
+    let expires_at = token_expiry.map_or(cap, |at| at.min(cap));
+    let session_id = format!("{SESSION_PREFIX}{}", ferry_crypto::random_token(24));
+    state.db.create_picker_session(&hash_session(&session_id), tenant.0, id, expires_at).await?;
+    mark_used(&state, id).await;
+    Ok(HttpResponse::Ok().insert_header(("Cache-Control", "no-store")).json(json!({
+        "session": {
+            "session_id": session_id,
+            "access_token": access_token,
+            "app_id": state.settings.google.picker_app_id,
+            "developer_key": state.settings.google.picker_developer_key.expose(),
+            "expires_at": timestamp(expires_at),
+        }
+    })))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ProxyRequest {
+    pub session_id: Option<String>,
+    pub endpoint: Option<String>,
+    pub params: Option<Value>,
+}
+
+#[utoipa::path(operation_id = "picker_proxy", post, path = "/cloud-storage/picker-proxy", tag = "picker", description = "Make one allowed Drive call with a picker session. Anything outside the closed set of endpoints and parameters is a 400 (PICKER_ENDPOINT_NOT_ALLOWED / PICKER_PARAM_NOT_ALLOWED) and reaches no one.", request_body = crate::openapi::PickerProxyRequest, responses((status = 200, description = "Drive's answer", body = crate::openapi::PickerProxyResponse), (status = 400, description = "Invalid request", body = crate::openapi::ErrorBody), (status = 401, description = "Missing or invalid API key", body = crate::openapi::ErrorBody), (status = 404, description = "Not found (also another tenant's object)", body = crate::openapi::ErrorBody), (status = 413, description = "Too large", body = crate::openapi::ErrorBody), (status = 429, description = "Provider rate limit", body = crate::openapi::ErrorBody), (status = 502, description = "Provider error", body = crate::openapi::ErrorBody)))]
+async fn proxy(state: web::Data<AppState>, tenant: Tenant, body: web::Json<ProxyRequest>) -> ApiResult<HttpResponse> {
+    let body = body.into_inner();
+    // Everything about the request is checked before the session is looked up or Drive is called.
+    let endpoint = parse_endpoint(body.endpoint.as_deref().unwrap_or_default())?;
+    let params = parse_params(&endpoint, body.params.as_ref())?;
+    let session_id = body
+        .session_id
+        .filter(|s| s.starts_with(SESSION_PREFIX) && s.len() < 200)
+        .ok_or_else(|| ApiError::field("session_id", "session_id must be a picker session id (`picker_sess_...`)"))?;
+    let session = state
+        .db
+        .find_picker_session(&hash_session(&session_id), tenant.0)
+        .await?
+        .ok_or_else(|| ApiError::not_found("Picker session"))?;
+    let connection_id = ConnectionId(session.connection_id);
+
+    let mut url = url::Url::parse(state.drive.root_url()).map_err(|err| ApiError::internal("drive root", &err))?;
+    {
+        let mut path = url.path_segments_mut().map_err(|_| ApiError::internal("drive root", &"not a base URL"))?;
+        path.pop_if_empty().extend(["drive", "v3"]).extend(endpoint.segments());
+    }
+    url.query_pairs_mut().extend_pairs(params.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    let drive = &state.drive;
+    let url_ref = &url;
+    let download =
+        with_drive_token(&state, connection_id, |token| async move { drive.download_url(&token, url_ref).await })
+            .await?;
+    mark_used(&state, connection_id).await;
+
+    let mut content = Vec::new();
+    let mut stream = download.stream;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk?;
+        if content.len() + chunk.len() > MAX_EXPORT_BYTES {
+            return Err(ApiError::new(
+                ErrorCode::PayloadTooLarge,
+                "The answer is larger than the proxy returns; import the file instead",
+            ));
+        }
+        content.extend_from_slice(&chunk);
+    }
+    let data = match endpoint {
+        ProxyEndpoint::ExportFile(_) => {
+            let mime = params.iter().find(|(k, _)| k == "mimeType").map(|(_, v)| v.clone()).unwrap_or_default();
+            json!({
+                "mime_type": mime,
+                "size_bytes": content.len(),
+                "content_base64": base64::engine::general_purpose::STANDARD.encode(&content),
+            })
+        }
+        _ => {
+            let value: Value = serde_json::from_slice(&content)
+                .map_err(|err| ApiError::from(DriveError::Decode(format!("picker proxy: {err}"))))?;
+            match value {
+                Value::Object(map) => Value::Object(map),
+                other => Value::Object(Map::from_iter([("value".to_owned(), other)])),
+            }
+        }
+    };
+    Ok(HttpResponse::Ok().insert_header(("Cache-Control", "no-store")).json(json!({ "data": data })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_closed_set_parses_and_nothing_else_does() {
+        assert_eq!(parse_endpoint("files").ok(), Some(ProxyEndpoint::ListFiles));
+        assert_eq!(parse_endpoint("about").ok(), Some(ProxyEndpoint::About));
+        assert_eq!(parse_endpoint("files/a-B_9").ok(), Some(ProxyEndpoint::GetFile("a-B_9".into())));
+        assert_eq!(parse_endpoint("files/x/export").ok(), Some(ProxyEndpoint::ExportFile("x".into())));
+        for bad in ["", "files/", "files/generateIds", "files/../about", "files%2Fx", "files/x?alt=media", "drives"] {
+            let err = parse_endpoint(bad).expect_err(bad);
+            assert_eq!(err.code, ErrorCode::PickerEndpointNotAllowed, "{bad}");
+        }
+    }
+
+    #[test]
+    fn params_follow_each_endpoint_allowlist() {
+        let list = ProxyEndpoint::ListFiles;
+        let ok = parse_params(&list, Some(&json!({ "pageSize": 10, "q": "name contains 'a'" }))).expect("allowed");
+        assert_eq!(ok.len(), 2);
+        let err = parse_params(&list, Some(&json!({ "alt": "media" }))).expect_err("alt");
+        assert_eq!(err.code, ErrorCode::PickerParamNotAllowed);
+        let about = parse_params(&ProxyEndpoint::About, None).expect("about");
+        assert_eq!(about, vec![("fields".to_owned(), "user,storageQuota".to_owned())]);
+        assert!(parse_params(&ProxyEndpoint::ExportFile("x".into()), None).is_err(), "mimeType is required");
+    }
+}
