@@ -373,6 +373,14 @@ async fn sigterm(infra: &Infra) -> anyhow::Result<Figures> {
             figures.stuck += 1;
         }
     }
+    // The gateway drains and exits within the same deadline.
+    match stack.gateway.take().and_then(|mut gateway| gateway.terminate(Duration::from_secs(12))) {
+        Some(took) => figures.notes.push(format!("gateway-exit-after={:.1}s", took.as_secs_f64())),
+        None => {
+            figures.notes.push("FAIL: gateway did not exit within 12 s".into());
+            figures.stuck += 1;
+        }
+    }
     stack.teardown().await;
     Ok(figures)
 }
@@ -395,8 +403,23 @@ async fn kill_relay(infra: &Infra) -> anyhow::Result<Figures> {
         stack.wait_ready(Duration::from_secs(30)).await.with_context(|| format!("gateway restart {round}"))?;
         jobs.push((job_id, image_ids, chunk.to_vec()));
     }
+    // Deterministically between commit and publish: with the broker stopped the relay cannot publish, so the
+    // job's rows are committed but unpublished when the gateway dies; the next gateway must publish them.
+    let extra = stack.seed_files(30, |n| 2048 + n);
+    for chunk in extra.chunks(10) {
+        infra.rabbit.stop_app()?;
+        let created = stack.start_import(chunk).await;
+        if let Some(mut gateway) = stack.gateway.take() {
+            gateway.kill9();
+        }
+        infra.rabbit.start_app()?;
+        let (job_id, image_ids) = created?;
+        stack.start_gateway()?;
+        stack.wait_ready(Duration::from_secs(60)).await.context("gateway restart after a broker-down commit")?;
+        jobs.push((job_id, image_ids, chunk.to_vec()));
+    }
     let last_fault = Instant::now();
-    let mut figures = Figures { files: files.len(), ..Figures::default() };
+    let mut figures = Figures { files: files.len() + extra.len(), ..Figures::default() };
     for (job_id, image_ids, chunk) in &jobs {
         stack.wait_job(job_id, Duration::from_secs(120)).await?;
         let mut one = Figures::default();
@@ -407,7 +430,7 @@ async fn kill_relay(infra: &Infra) -> anyhow::Result<Figures> {
     }
     figures.recover_secs = last_fault.elapsed().as_secs_f64();
     let (backlog, _) = stack.db.outbox_backlog().await?;
-    figures.notes.push(format!("gateway-kills={} outbox-backlog={backlog}", jobs.len()));
+    figures.notes.push(format!("gateway-kills={} (3 with the broker down) outbox-backlog={backlog}", jobs.len()));
     stack.teardown().await;
     Ok(figures)
 }

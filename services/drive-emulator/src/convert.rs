@@ -36,6 +36,36 @@ pub fn export_formats(mime: &str) -> &'static [&'static str] {
     }
 }
 
+/// about.exportFormats: every Workspace type and what it exports to.
+pub fn all_export_formats() -> serde_json::Value {
+    let kinds = ["document", "spreadsheet", "presentation", "drawing", "script"];
+    kinds
+        .iter()
+        .map(|k| {
+            let mime = format!("{GOOGLE_APPS_PREFIX}{k}");
+            let targets = export_formats(&mime).iter().map(|t| serde_json::Value::from(*t)).collect();
+            (mime, serde_json::Value::Array(targets))
+        })
+        .collect::<serde_json::Map<_, _>>()
+        .into()
+}
+
+/// about.importFormats: what an upload with a Workspace mimeType converts from.
+pub fn import_formats() -> serde_json::Value {
+    serde_json::json!({
+        "text/plain": [DOCUMENT, PRESENTATION],
+        "text/markdown": [DOCUMENT],
+        "text/html": [DOCUMENT],
+        "application/rtf": [DOCUMENT],
+        (DOCX): [DOCUMENT],
+        (ODT): [DOCUMENT],
+        "text/csv": [SPREADSHEET],
+        "text/tab-separated-values": [SPREADSHEET],
+        (XLSX): [SPREADSHEET],
+        (PPTX): [PRESENTATION],
+    })
+}
+
 /// A short name for a target, used in export links (`exportFormat=docx`).
 pub fn format_name(mime: &str) -> &str {
     match mime {

@@ -72,6 +72,12 @@ pub struct Faults {
     pub jitter_ms: u64,
     /// Drive requests (`/drive/v3/...`, `/upload/...`) fail at these rates.
     pub error_rates: ErrorRates,
+    /// Inject at most this many rate-based errors, then stop (counts down): with a rate of 1.0, "fail the
+    /// next N requests". `None`: no limit.
+    pub error_count: Option<u64>,
+    /// Latency and error rates apply only to these endpoints (`files.get.media`, `upload.resumable.chunk`,
+    /// ... as in the counters); empty: to every request.
+    pub endpoints: Vec<String>,
     /// Drive requests per second per user; beyond it 403 userRateLimitExceeded.
     pub user_requests_per_second: Option<u32>,
     /// Bytes each user may upload per UTC day; beyond it 403 uploadLimitExceeded.
@@ -224,8 +230,10 @@ impl FaultState {
             *u.endpoints.entry(endpoint.to_owned()).or_default() += 1;
         }
         let mut rng = rand::rng();
+        let targeted = self.faults.endpoints.is_empty() || self.faults.endpoints.iter().any(|e| e == endpoint);
         let jitter = if self.faults.jitter_ms > 0 { rng.random_range(0..=self.faults.jitter_ms) } else { 0 };
-        let mut plan = Plan { delay: Duration::from_millis(self.faults.latency_ms + jitter), error: None };
+        let delay = if targeted { Duration::from_millis(self.faults.latency_ms + jitter) } else { Duration::ZERO };
+        let mut plan = Plan { delay, error: None };
         if !drive {
             return plan;
         }
@@ -242,11 +250,17 @@ impl FaultState {
                 return plan;
             }
         }
+        if !targeted || self.faults.error_count == Some(0) {
+            return plan;
+        }
         let roll: f64 = rng.random();
         let mut acc = 0.0;
         for (kind, rate) in self.faults.error_rates.entries() {
             acc += rate;
             if rate > 0.0 && roll < acc {
+                if let Some(n) = &mut self.faults.error_count {
+                    *n -= 1;
+                }
                 self.injected(kind, user);
                 plan.error = Some(injected_error(kind));
                 break;

@@ -1,10 +1,13 @@
-//! An in-memory Google Drive v3 + Google OAuth 2.0 server for development, tests and benchmarks.
+//! A Google Drive v3 + Google OAuth 2.0 server for development, tests and benchmarks.
 //!
-//! One origin serves Google's paths: the OAuth web-server flow (`/o/oauth2/v2/auth`, `/token`,
-//! `/revoke`, userinfo, discovery) and the Drive v3 endpoints Ferry uses (files, media and
-//! resumable uploads, downloads with Range, about, changes). Replies follow
-//! `drive-api-facts.md`: int64 values as strings, Google-shaped JSON errors. Test helpers on
-//! [`EmulatorState`] seed users and files and inspect what clients did.
+//! One origin serves Google's paths: the OAuth web-server flow (`/o/oauth2/v2/auth` with auto-approve or
+//! a consent page, `/token`, `/revoke`, userinfo, discovery) and Drive v3 (files with `q`/paging/`fields`,
+//! media/multipart/resumable uploads and updates, downloads with Range, Workspace conversion and export,
+//! about, changes, shared drives). Replies follow `drive-api-facts.md`: int64 values as strings,
+//! Google-shaped JSON errors. Metadata lives in memory; contents are streamed to disk (a temporary
+//! directory removed when the emulator stops or is dropped, or `data_dir`, which also keeps the state).
+//! Fault injection and counters are under `/__emulator/` ([`faults`]). Test helpers on [`EmulatorState`]
+//! seed users, files and shared drives, change faults and inspect what clients did.
 
 mod admin;
 mod convert;

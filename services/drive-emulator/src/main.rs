@@ -1,4 +1,4 @@
-//! `drive-emulator`: runs the in-memory Google Drive v3 + OAuth server until SIGINT/SIGTERM.
+//! `drive-emulator`: runs the Google Drive v3 + OAuth emulator until SIGINT/SIGTERM.
 
 use std::net::TcpListener;
 use std::time::Duration;
@@ -8,7 +8,7 @@ use clap::Parser;
 use drive_emulator::{EmulatorConfig, Faults};
 
 #[derive(Debug, Parser)]
-#[command(name = "drive-emulator", version, about = "In-memory Google Drive v3 + Google OAuth server")]
+#[command(name = "drive-emulator", version, about = "Google Drive v3 + Google OAuth emulator with fault injection")]
 struct Args {
     /// Address to listen on.
     #[arg(long, env = "EMULATOR_BIND", default_value = "127.0.0.1:8088")]
@@ -35,6 +35,13 @@ struct Args {
     /// backend_error_500, backend_error_503.
     #[arg(long = "error-rate", value_name = "KIND=RATE")]
     error_rates: Vec<String>,
+    /// Fault injection: stop injecting rate-based errors after this many (default: no limit).
+    #[arg(long)]
+    error_count: Option<u64>,
+    /// Fault injection: apply latency and error rates only to this endpoint (repeatable), e.g.
+    /// files.get.media, upload.resumable.chunk, files.list.
+    #[arg(long = "fault-endpoint", value_name = "ENDPOINT")]
+    fault_endpoints: Vec<String>,
     /// Fault injection: Drive requests per second per user (beyond: 403 userRateLimitExceeded).
     #[arg(long, env = "EMULATOR_USER_RPS")]
     user_rps: Option<u32>,
@@ -53,8 +60,8 @@ struct Args {
     /// Keep file contents and state in this directory, so they survive a restart (default: a temporary directory).
     #[arg(long, env = "EMULATOR_DATA_DIR")]
     data_dir: Option<std::path::PathBuf>,
-    /// Load a directory tree at start: each top-level directory is a user (its name the email, or
-    /// `demo@ferry.test` for other names), everything below it their My Drive.
+    /// Load a directory tree at start: top-level directories named like an email address are users (their
+    /// contents that user's My Drive); everything else goes to demo@ferry.test's My Drive.
     #[arg(long, env = "EMULATOR_SEED_DIR")]
     seed_dir: Option<std::path::PathBuf>,
     /// Show a consent page (Allow / Deny, account picked by login_hint or typed) instead of approving at once.
@@ -102,6 +109,8 @@ async fn main() -> anyhow::Result<()> {
         daily_download_bytes: args.daily_download_bytes,
         cut_download_after_bytes: args.cut_download_after,
         cut_download_times: args.cut_download_times,
+        error_count: args.error_count,
+        endpoints: args.fault_endpoints.clone(),
         ..Faults::default()
     };
     for spec in &args.error_rates {

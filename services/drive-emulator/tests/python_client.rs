@@ -67,6 +67,9 @@ async fn google_api_python_client_runs_unmodified() {
     for endpoint in ["about.get", "files.create", "upload.multipart.create", "upload.resumable.chunk", "files.list"] {
         assert!(user.endpoints.get(endpoint).is_some_and(|n| *n > 0), "{endpoint} not called: {counters:?}");
     }
+    // The 429 and the 403 the library retried past.
+    assert_eq!(counters.injected.get("rate_limit_429"), Some(&1), "{counters:?}");
+    assert_eq!(counters.injected.get("user_rate_limit_403"), Some(&1), "{counters:?}");
     // One code exchange, the first refresh (no access token given), the refresh after expiry.
     assert!(counters.endpoints.get("oauth.token").is_some_and(|n| *n >= 3), "{counters:?}");
     emu.stop().await;

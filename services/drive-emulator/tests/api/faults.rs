@@ -379,7 +379,11 @@ async fn binary_flags_set_faults() {
         let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         l.local_addr().expect("addr").port()
     };
+    // The child is killed (no clean shutdown), so its contents go to a directory this test owns.
+    let data_dir = tempfile::tempdir().expect("dir");
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_drive-emulator"))
+        .arg("--data-dir")
+        .arg(data_dir.path())
         .args([
             "--bind",
             &format!("127.0.0.1:{port}"),
@@ -430,6 +434,8 @@ async fn binary_flags_set_faults() {
                 "backend_error_500": 0.5,
                 "backend_error_503": 0.0,
             },
+            "error_count": null,
+            "endpoints": [],
             "user_requests_per_second": 7,
             "daily_upload_bytes": 1000,
             "daily_download_bytes": 2000,
@@ -437,4 +443,33 @@ async fn binary_flags_set_faults() {
             "cut_download_times": 2,
         })
     );
+}
+
+#[tokio::test]
+async fn errors_can_target_endpoints_and_stop_after_a_count() {
+    let t = start().await;
+    let me = "targeted@ferry.test";
+    let file = t.emu.state().create_file(me, None, "t.bin", "application/octet-stream", Bytes::from_static(b"data"));
+    let tokens = t.login(me).await;
+    // Fail the next two media downloads with 503, nothing else.
+    let (s, body) = admin(
+        &t,
+        reqwest::Method::PATCH,
+        "/__emulator/faults",
+        Some(json!({"error_rates": {"backend_error_503": 1.0}, "error_count": 2, "endpoints": ["files.get.media"]})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    let media = || t.http.get(t.url(&format!("/drive/v3/files/{file}?alt=media"))).bearer_auth(&tokens.access).send();
+    for _ in 0..2 {
+        let (s, _) = t.get_json(&tokens.access, &format!("/drive/v3/files/{file}"), &[]).await;
+        assert_eq!(s, StatusCode::OK, "metadata is not targeted");
+        let res = media().await.expect("media");
+        assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+    }
+    let res = media().await.expect("media");
+    assert_eq!(res.status(), StatusCode::OK, "the budget is spent");
+    assert_eq!(res.bytes().await.expect("body"), "data");
+    assert_eq!(t.emu.state().faults().error_count, Some(0));
+    assert_eq!(t.emu.state().counters().injected.get("backend_error_503"), Some(&2));
 }

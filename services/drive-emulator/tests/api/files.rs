@@ -401,3 +401,18 @@ async fn abusive_files_download_only_with_acknowledge_abuse() {
     assert_eq!(s, StatusCode::OK);
     t.emu.stop().await;
 }
+
+#[tokio::test]
+async fn about_lists_import_and_export_formats() {
+    let t = start().await;
+    let tokens = t.login("formats@ferry.test").await;
+    let (s, body) = t
+        .get_json(&tokens.access, "/drive/v3/about", &[("fields", "exportFormats,importFormats,maxImportSizes")])
+        .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    let doc_targets = body["exportFormats"]["application/vnd.google-apps.document"].as_array().expect("doc formats");
+    assert!(doc_targets.contains(&json!("application/vnd.openxmlformats-officedocument.wordprocessingml.document")));
+    assert_eq!(body["importFormats"]["text/csv"], json!(["application/vnd.google-apps.spreadsheet"]));
+    assert_eq!(body["maxImportSizes"]["application/vnd.google-apps.document"], "10485760");
+    t.emu.stop().await;
+}

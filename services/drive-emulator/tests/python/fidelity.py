@@ -90,6 +90,16 @@ def expire_access_tokens(base):
     urllib.request.urlopen(req).read()
 
 
+def set_faults(base, patch):
+    req = urllib.request.Request(
+        f"{base}/__emulator/faults",
+        data=json.dumps(patch).encode(),
+        method="PATCH",
+        headers={"Content-Type": "application/json"},
+    )
+    urllib.request.urlopen(req).read()
+
+
 def error_reason(err):
     body = json.loads(err.content)
     return err.resp.status, body["error"]["errors"][0]["reason"]
@@ -266,6 +276,14 @@ def main():
     ).execute()
     check([f["id"] for f in in_drive["files"]] == [inside["id"]], f"corpora=drive: {in_drive}")
     expect_error(drive.files().get(fileId=inside["id"]), 404, "notFound", "shared-drive item without supportsAllDrives")
+
+    step("injected faults: HttpError 429 rateLimitExceeded; execute(num_retries) rides out a 403 userRateLimitExceeded")
+    set_faults(base, {"error_rates": {"rate_limit_429": 1.0}, "error_count": 1, "endpoints": ["about.get"]})
+    expect_error(drive.about().get(fields="user"), 429, "rateLimitExceeded", "injected 429")
+    set_faults(base, {"error_rates": {"rate_limit_429": None, "user_rate_limit_403": 1.0}, "error_count": 1})
+    about = drive.about().get(fields="user(emailAddress)").execute(num_retries=2)
+    check(about["user"]["emailAddress"] == email, f"retried about.get: {about}")
+    set_faults(base, {"error_rates": None, "error_count": None, "endpoints": None})
 
     step("delete, then 404")
     drive.files().delete(fileId=small_id).execute()
