@@ -149,9 +149,24 @@ impl JobCounts {
     }
 }
 
+impl JobCounts {
+    /// The status of a job whose cancel was requested: it keeps running until its in-flight items finish,
+    /// then it is `cancelled`, whatever finished before the cancel.
+    pub fn status_after_cancel(&self) -> JobStatus {
+        if self.finished() < self.total { JobStatus::Processing } else { JobStatus::Cancelled }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_cancelled_job_ends_cancelled_once_its_running_items_finish() {
+        assert_eq!(counts(3, 1, 0, 1).status_after_cancel(), JobStatus::Processing);
+        assert_eq!(counts(3, 1, 0, 2).status_after_cancel(), JobStatus::Cancelled);
+        assert_eq!(counts(3, 0, 1, 2).status_after_cancel(), JobStatus::Cancelled);
+    }
 
     fn counts(total: i32, completed: i32, failed: i32, cancelled: i32) -> JobCounts {
         JobCounts { total, completed, failed, cancelled }

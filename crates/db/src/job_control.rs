@@ -148,6 +148,12 @@ impl Db {
             .await?;
             let cancelled = file_ids.len() as i64;
             if cancelled == 0 {
+                // Only running items are left: they finish, and the flag ends the job `cancelled` after them.
+                let job = diesel::update(jobs::table.find(job_id.0))
+                    .set((jobs::cancel_requested_at.eq(now), jobs::updated_at.eq(now)))
+                    .returning(Job::as_returning())
+                    .get_result(conn)
+                    .await?;
                 return Ok(CancelOutcome::Cancelled { job, cancelled });
             }
             if job.kind == ferry_core::JobKind::Import.as_str() {
@@ -173,7 +179,11 @@ impl Db {
                 i32,
                 Option<chrono::DateTime<Utc>>,
             ) = diesel::update(jobs::table.find(job_id.0))
-                .set((jobs::cancelled_files.eq(jobs::cancelled_files + added), jobs::updated_at.eq(now)))
+                .set((
+                    jobs::cancelled_files.eq(jobs::cancelled_files + added),
+                    jobs::cancel_requested_at.eq(now),
+                    jobs::updated_at.eq(now),
+                ))
                 .returning((
                     jobs::total_files,
                     jobs::completed_files,
@@ -183,8 +193,12 @@ impl Db {
                 ))
                 .get_result(conn)
                 .await?;
-            let status =
-                JobCounts { total, completed, failed, cancelled: cancelled_files }.status(started_at.is_some());
+            let counts = JobCounts { total, completed, failed, cancelled: cancelled_files };
+            let status = if counts.finished() < total {
+                counts.status(started_at.is_some())
+            } else {
+                counts.status_after_cancel()
+            };
             let completed_at = status.is_terminal().then_some(now);
             let job = diesel::update(jobs::table.find(job_id.0))
                 .set((jobs::status.eq(status.as_str()), jobs::completed_at.eq(completed_at)))

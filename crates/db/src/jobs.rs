@@ -34,6 +34,8 @@ pub struct Job {
     pub updated_at: DateTime<Utc>,
     pub started_at: Option<DateTime<Utc>>,
     pub completed_at: Option<DateTime<Utc>>,
+    /// Set by a cancel: the job ends `cancelled` and no further item of it runs.
+    pub cancel_requested_at: Option<DateTime<Utc>>,
 }
 
 impl Job {
@@ -324,6 +326,11 @@ impl Db {
                 .execute(conn)
                 .await?;
             let job = jobs::table.find(item.job_id).select(Job::as_select()).first(conn).await?;
+            if job.cancel_requested_at.is_some() {
+                // The job was cancelled after this item was handed out again (a retry or a reaped lease).
+                cancel_claimed_item(conn, &item, &job).await?;
+                return Ok(ClaimOutcome::AlreadyFinished);
+            }
             let file =
                 files::table.find(item.file_id).select(crate::files::StoredFile::as_select()).first(conn).await?;
             Ok(ClaimOutcome::Claimed(Box::new(ClaimedItem { item, job, file })))
@@ -578,34 +585,64 @@ async fn finish_item(
 async fn count_on_job(conn: &mut AsyncPgConnection, job_id: Uuid, outcome: ItemStatus) -> Result<JobStatus, DbError> {
     let now = Utc::now();
     let target = jobs::table.find(job_id);
-    let (total, completed, failed, cancelled): (i32, i32, i32, i32) = match outcome {
+    let counters = (
+        jobs::total_files,
+        jobs::completed_files,
+        jobs::failed_files,
+        jobs::cancelled_files,
+        jobs::cancel_requested_at,
+    );
+    type Counters = (i32, i32, i32, i32, Option<DateTime<Utc>>);
+    let (total, completed, failed, cancelled, cancel_requested_at): Counters = match outcome {
         ItemStatus::Succeeded => {
             diesel::update(target)
                 .set((jobs::completed_files.eq(jobs::completed_files + 1), jobs::updated_at.eq(now)))
-                .returning((jobs::total_files, jobs::completed_files, jobs::failed_files, jobs::cancelled_files))
+                .returning(counters)
                 .get_result(conn)
                 .await?
         }
         ItemStatus::Cancelled => {
             diesel::update(target)
                 .set((jobs::cancelled_files.eq(jobs::cancelled_files + 1), jobs::updated_at.eq(now)))
-                .returning((jobs::total_files, jobs::completed_files, jobs::failed_files, jobs::cancelled_files))
+                .returning(counters)
                 .get_result(conn)
                 .await?
         }
         _ => {
             diesel::update(target)
                 .set((jobs::failed_files.eq(jobs::failed_files + 1), jobs::updated_at.eq(now)))
-                .returning((jobs::total_files, jobs::completed_files, jobs::failed_files, jobs::cancelled_files))
+                .returning(counters)
                 .get_result(conn)
                 .await?
         }
     };
-    let status = JobCounts { total, completed, failed, cancelled }.status(true);
+    let counts = JobCounts { total, completed, failed, cancelled };
+    let status = if cancel_requested_at.is_some() { counts.status_after_cancel() } else { counts.status(true) };
     let completed_at = status.is_terminal().then_some(now);
     diesel::update(target)
         .set((jobs::status.eq(status.as_str()), jobs::completed_at.eq(completed_at)))
         .execute(conn)
         .await?;
     Ok(status)
+}
+
+/// Cancels an item that was just claimed for a cancelled job, with its import placeholder, and counts it.
+async fn cancel_claimed_item(conn: &mut AsyncPgConnection, item: &JobItem, job: &Job) -> Result<(), DbError> {
+    let message = "the job was cancelled";
+    if finish_item(conn, item.item_id(), ItemStatus::Cancelled, Some("cancelled"), Some(message)).await?.is_none() {
+        return Ok(());
+    }
+    if job.kind == JobKind::Import.as_str() {
+        diesel::update(files::table.find(item.file_id).filter(files::status.eq(FileStatus::Pending.as_str())))
+            .set((
+                files::status.eq(FileStatus::Failed.as_str()),
+                files::error_code.eq("cancelled"),
+                files::error_message.eq(message),
+                files::updated_at.eq(Utc::now()),
+            ))
+            .execute(conn)
+            .await?;
+    }
+    count_on_job(conn, job.id, ItemStatus::Cancelled).await?;
+    Ok(())
 }

@@ -96,6 +96,7 @@ diesel::table! {
         updated_at -> Timestamptz,
         started_at -> Nullable<Timestamptz>,
         completed_at -> Nullable<Timestamptz>,
+        cancel_requested_at -> Nullable<Timestamptz>,
     }
 }
 

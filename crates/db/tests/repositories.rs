@@ -203,3 +203,53 @@ async fn export_folders_are_claimed_once_per_job() {
     let second = test.db.claim_job_folder(JobId(job.id), "folder-b").await.expect("claim");
     assert_eq!((first.as_str(), second.as_str()), ("folder-a", "folder-a"));
 }
+
+#[tokio::test]
+async fn an_item_handed_out_again_after_a_cancel_is_cancelled_not_run() {
+    let test = TestDatabase::create().await.expect("test database");
+    let (tenant, connection) = tenant_with_connection(&test.db, "acme").await;
+    let new = import_job(tenant, connection, 3);
+    let items: Vec<ItemId> = new.items.iter().map(|i| i.item_id).collect();
+    let job = test.db.create_import_job(new).await.expect("job");
+    let job_id = JobId(job.id);
+
+    assert!(matches!(
+        test.db.claim_item(items[0], "w1", Duration::from_secs(60)).await.expect("claim"),
+        ClaimOutcome::Claimed(_)
+    ));
+    test.db.cancel_job(tenant, job_id).await.expect("cancel");
+    let job = test.db.get_job(tenant, job_id).await.expect("job").expect("exists");
+    assert_eq!((job.status.as_str(), job.cancelled_files), ("processing", 2), "the running item may finish");
+
+    // The running item hits a transient failure and is given back: it must not run again.
+    test.db.release_item(items[0], "drive_backend_error", "503").await.expect("release");
+    assert!(matches!(
+        test.db.claim_item(items[0], "w2", Duration::from_secs(60)).await.expect("claim"),
+        ClaimOutcome::AlreadyFinished
+    ));
+    let job = test.db.get_job(tenant, job_id).await.expect("job").expect("exists");
+    assert_eq!((job.status.as_str(), job.cancelled_files, job.completed_files), ("cancelled", 3, 0));
+    assert!(job.completed_at.is_some());
+    let statuses: Vec<String> =
+        test.db.list_job_items(tenant, job_id).await.expect("items").into_iter().map(|i| i.status).collect();
+    assert_eq!(statuses, ["cancelled", "cancelled", "cancelled"]);
+}
+
+#[tokio::test]
+async fn a_job_cancelled_while_an_item_runs_ends_cancelled_when_it_finishes() {
+    let test = TestDatabase::create().await.expect("test database");
+    let (tenant, connection) = tenant_with_connection(&test.db, "acme").await;
+    let new = import_job(tenant, connection, 2);
+    let items: Vec<ItemId> = new.items.iter().map(|i| i.item_id).collect();
+    let job_id = JobId(test.db.create_import_job(new).await.expect("job").id);
+    for item in &items {
+        assert!(matches!(
+            test.db.claim_item(*item, "w1", Duration::from_secs(60)).await.expect("claim"),
+            ClaimOutcome::Claimed(_)
+        ));
+    }
+    test.db.cancel_job(tenant, job_id).await.expect("cancel");
+    test.db.complete_import_item(items[0], blob("k0")).await.expect("complete");
+    let last = test.db.complete_import_item(items[1], blob("k1")).await.expect("complete");
+    assert_eq!(last.job_status, Some(JobStatus::Cancelled));
+}

@@ -42,6 +42,7 @@ pub struct TestEnv {
     gateway: Option<ferry_gateway::RunningGateway>,
     workers: Vec<WorkerService>,
     queue_prefix: String,
+    queues_deleted: bool,
     _blobs: tempfile::TempDir,
 }
 
@@ -119,6 +120,7 @@ impl TestEnv {
             gateway: Some(gateway),
             workers: running,
             queue_prefix,
+            queues_deleted: false,
             _blobs: blobs,
         };
         env.wait_until_ready().await?;
@@ -225,10 +227,32 @@ impl TestEnv {
         if let Some(gateway) = self.gateway.take() {
             gateway.stop().await;
         }
-        if let Ok(broker) = Broker::connect(&test_amqp_url(), "testkit-cleanup").await {
-            let _ = Topology::new(self.queue_prefix.clone(), self.settings.amqp.delivery_limit).delete(&broker).await;
-            broker.close().await;
+        delete_queues(&self.queue_prefix, self.settings.amqp.delivery_limit).await;
+        self.queues_deleted = true;
+    }
+}
+
+impl Drop for TestEnv {
+    /// A test that panicked never reached [`TestEnv::shutdown`]: its queues are removed here instead, on a
+    /// short-lived thread with its own runtime (the test's runtime cannot be blocked on from `drop`).
+    fn drop(&mut self) {
+        if self.queues_deleted {
+            return;
         }
+        let (prefix, limit) = (self.queue_prefix.clone(), self.settings.amqp.delivery_limit);
+        let cleanup = std::thread::spawn(move || {
+            if let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                runtime.block_on(delete_queues(&prefix, limit));
+            }
+        });
+        let _ = cleanup.join();
+    }
+}
+
+async fn delete_queues(prefix: &str, delivery_limit: u32) {
+    if let Ok(broker) = Broker::connect(&test_amqp_url(), "testkit-cleanup").await {
+        let _ = Topology::new(prefix.to_owned(), delivery_limit).delete(&broker).await;
+        broker.close().await;
     }
 }
 
