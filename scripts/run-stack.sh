@@ -141,7 +141,7 @@ wait_ready exporter http://127.0.0.1:9102/readyz
 cat <<EOF
 
 Ferry is running.
-  API          http://127.0.0.1:8080/api/v2
+  API          http://127.0.0.1:8080/api/v2   (interactive docs: http://127.0.0.1:8080/docs)
   Drive emu    http://127.0.0.1:8088        (stands in for Google OAuth + Drive; demo@ferry.test has sample files)
   Ops          gateway http://127.0.0.1:8080/metrics, importer http://127.0.0.1:9101/metrics, exporter http://127.0.0.1:9102/metrics
   Logs         $LOG_DIR/{drive-emulator,gateway,importer,exporter}.log

@@ -6,18 +6,5 @@
 
 pub mod harness;
 
-use bytes::Bytes;
-
-/// Deterministic pseudo-random bytes (xorshift), so large files need no fixtures.
-pub fn test_bytes(len: usize, seed: u64) -> Bytes {
-    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        out.extend_from_slice(&state.to_le_bytes());
-    }
-    out.truncate(len);
-    Bytes::from(out)
-}
+/// Deterministic pseudo-random bytes, so large files need no fixtures.
+pub use drive_emulator::seed::filler as test_bytes;

@@ -9,19 +9,7 @@ use md5::{Digest, Md5};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-/// Deterministic pseudo-random bytes (xorshift), so large test files need no fixtures.
-fn test_bytes(len: usize, seed: u64) -> Bytes {
-    let mut state = seed | 1;
-    let mut out = Vec::with_capacity(len);
-    while out.len() < len {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        out.extend_from_slice(&state.to_le_bytes());
-    }
-    out.truncate(len);
-    Bytes::from(out)
-}
+use ferry_testkit::drive_emulator::seed::filler as test_bytes;
 
 fn md5_hex(bytes: &[u8]) -> String {
     hex::encode(Md5::digest(bytes))

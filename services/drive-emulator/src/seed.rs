@@ -9,9 +9,11 @@ use bytes::Bytes;
 use crate::convert;
 use crate::state::{DEFAULT_USER_EMAIL, DEFAULT_USER_NAME, EmulatorState, FOLDER_MIME};
 
-/// Deterministic filler bytes (xorshift), so seeded files are the same on every start.
-fn filler(len: usize, seed: u64) -> Bytes {
-    let mut state = seed | 1;
+/// Deterministic filler bytes (xorshift), so seeded files are the same on every start. Tests across the
+/// workspace use it too, to generate large files without fixtures.
+pub fn filler(len: usize, seed: u64) -> Bytes {
+    // Spread the seed so that nearby seeds (2 and 3, say) give different streams.
+    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
     let mut out = Vec::with_capacity(len + 8);
     while out.len() < len {
         state ^= state << 13;
