@@ -149,6 +149,8 @@ pub enum ClaimOutcome {
 /// What an import produced, recorded on the file when the item completes.
 #[derive(Debug, Clone)]
 pub struct ImportedBlob<'a> {
+    /// A new name for the file (an exported Workspace file gains its format's extension); `None` keeps it.
+    pub rename_to: Option<&'a str>,
     pub size_bytes: i64,
     pub mime_type: &'a str,
     pub sha256: &'a str,
@@ -396,6 +398,10 @@ impl Db {
                 ))
                 .execute(conn)
                 .await?;
+            if let Some(name) = blob.rename_to {
+                diesel::update(files::table.find(item.file_id)).set(files::name.eq(name)).execute(conn).await?;
+                diesel::update(job_items::table.find(item.id)).set(job_items::name.eq(name)).execute(conn).await?;
+            }
             let status = count_on_job(conn, item.job_id, ItemStatus::Succeeded).await?;
             Ok(ItemFinish { applied: true, job_status: Some(status) })
         })

@@ -54,7 +54,14 @@ fn import_job(tenant: TenantId, connection: ConnectionId, files: usize) -> NewIm
 }
 
 fn blob(key: &str) -> ImportedBlob<'_> {
-    ImportedBlob { size_bytes: 3, mime_type: "application/octet-stream", sha256: "s", md5: "m", blob_key: key }
+    ImportedBlob {
+        rename_to: None,
+        size_bytes: 3,
+        mime_type: "application/octet-stream",
+        sha256: "s",
+        md5: "m",
+        blob_key: key,
+    }
 }
 
 #[tokio::test]

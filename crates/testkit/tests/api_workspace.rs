@@ -74,7 +74,7 @@ async fn workspace_files_import_as_office_documents() {
                 "connection_id": connection,
                 "files": [
                     { "id": doc, "name": "Notes.docx" },
-                    { "id": sheet, "name": "Budget.xlsx" },
+                    { "id": sheet, "name": "Budget" },
                     { "id": slides, "name": "Deck.pptx" },
                     { "id": drawing, "name": "Sketch.png" },
                     { "id": as_pdf, "name": "Printable.pdf", "export_mime_type": "application/pdf" },
@@ -101,9 +101,11 @@ async fn workspace_files_import_as_office_documents() {
 
     let (meta, bytes) = content_of(&env, &ids[0]).await;
     assert_eq!(meta["mime_type"], "application/vnd.openxmlformats-officedocument.wordprocessingml.document");
+    assert_eq!(meta["name"], "Notes.docx", "a name that already has the extension is kept");
     assert!(bytes.starts_with(b"PK\x03\x04") && contains(&bytes, "word/document.xml"), "a docx");
     let (meta, bytes) = content_of(&env, &ids[1]).await;
     assert_eq!(meta["mime_type"], "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet");
+    assert_eq!(meta["name"], "Budget.xlsx", "an export gains its format's extension");
     assert!(bytes.starts_with(b"PK\x03\x04") && contains(&bytes, "xl/workbook.xml"), "an xlsx");
     let (meta, bytes) = content_of(&env, &ids[2]).await;
     assert_eq!(meta["mime_type"], "application/vnd.openxmlformats-officedocument.presentationml.presentation");

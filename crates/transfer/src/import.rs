@@ -64,6 +64,7 @@ pub(crate) async fn import_item(ctx: &TransferContext, claimed: &ClaimedItem) ->
         .complete_import_item(
             item.item_id(),
             ImportedBlob {
+                rename_to: None,
                 size_bytes,
                 mime_type: &metadata.mime_type,
                 sha256: &stored.sha256_hex,
@@ -168,11 +169,13 @@ async fn import_workspace_file(
     })?;
     let size_bytes = i64::try_from(stored.size)
         .map_err(|_| ItemFailure::permanent("file_too_large", "file size does not fit in 63 bits"))?;
+    let renamed = with_extension(&item.name, target);
     let finish = ctx
         .db
         .complete_import_item(
             item.item_id(),
             ImportedBlob {
+                rename_to: renamed.as_deref(),
                 size_bytes,
                 mime_type: target,
                 sha256: &stored.sha256_hex,
@@ -184,4 +187,47 @@ async fn import_workspace_file(
     tracing::info!(item_id = %item.item_id(), bytes = stored.size, target, job_status = ?finish.job_status, "exported on import");
     metrics::counter!("ferry_import_bytes_total").increment(stored.size);
     Ok(())
+}
+
+/// The file name with the extension of the format it was exported to (`Notes` → `Notes.docx`), or `None` when
+/// it already ends with it, so a downloaded export opens in the right application.
+fn with_extension(name: &str, mime_type: &str) -> Option<String> {
+    let extension = match mime_type {
+        "application/vnd.openxmlformats-officedocument.wordprocessingml.document" => "docx",
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet" => "xlsx",
+        "application/vnd.openxmlformats-officedocument.presentationml.presentation" => "pptx",
+        "application/vnd.oasis.opendocument.text" => "odt",
+        "application/vnd.oasis.opendocument.spreadsheet" => "ods",
+        "application/vnd.oasis.opendocument.presentation" => "odp",
+        "application/pdf" => "pdf",
+        "application/rtf" => "rtf",
+        "application/epub+zip" => "epub",
+        "application/zip" => "zip",
+        "text/plain" => "txt",
+        "text/html" => "html",
+        "text/csv" => "csv",
+        "text/tab-separated-values" => "tsv",
+        "text/markdown" => "md",
+        "image/png" => "png",
+        "image/jpeg" => "jpg",
+        "image/svg+xml" => "svg",
+        _ => return None,
+    };
+    let already = name.rsplit_once('.').is_some_and(|(_, ext)| ext.eq_ignore_ascii_case(extension));
+    (!already).then(|| format!("{name}.{extension}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::with_extension;
+
+    #[test]
+    fn exported_files_gain_their_formats_extension_once() {
+        let docx = "application/vnd.openxmlformats-officedocument.wordprocessingml.document";
+        assert_eq!(with_extension("Quarterly report", docx).as_deref(), Some("Quarterly report.docx"));
+        assert_eq!(with_extension("Notes.DOCX", docx), None);
+        assert_eq!(with_extension("Budget", "application/pdf").as_deref(), Some("Budget.pdf"));
+        assert_eq!(with_extension("v1.2", "text/csv").as_deref(), Some("v1.2.csv"));
+        assert_eq!(with_extension("Odd", "application/x-unknown"), None);
+    }
 }
