@@ -38,3 +38,55 @@ impl Drop for TestDatabase {
         let _ = cleanup.join();
     }
 }
+
+/// A tenant named `name` with one Google Drive connection holding placeholder sealed tokens.
+pub async fn tenant_with_connection(
+    db: &Db,
+    name: &str,
+) -> Result<(ferry_core::TenantId, ferry_core::ConnectionId), DbError> {
+    use ferry_core::{ConnectionId, TenantId};
+    let tenant = TenantId(db.ensure_tenant(name).await?.id);
+    let (connection, _) = db
+        .upsert_connection(crate::connections::ConnectionUpsert {
+            id: ConnectionId::new(),
+            tenant_id: tenant,
+            provider: "google_drive",
+            provider_user_id: "sub-1",
+            provider_email: Some("a@example.com"),
+            provider_display_name: Some("A"),
+            access_token_sealed: "sealed-access",
+            refresh_token_sealed: Some("sealed-refresh"),
+            token_expires_at: chrono::Utc::now(),
+            scopes: None,
+        })
+        .await?;
+    Ok((tenant, ConnectionId(connection.id)))
+}
+
+/// A new import job of `files` items whose commands are the item's position as one byte.
+pub fn import_job(
+    tenant: ferry_core::TenantId,
+    connection: ferry_core::ConnectionId,
+    files: usize,
+) -> crate::jobs::NewImportJob {
+    use ferry_core::{FileId, ItemId, JobId};
+    crate::jobs::NewImportJob {
+        job_id: JobId::new(),
+        tenant_id: tenant,
+        connection_id: connection,
+        tags: vec![],
+        folder_id: None,
+        provider_metadata: None,
+        items: (0..files)
+            .map(|i| crate::jobs::NewImportItem {
+                item_id: ItemId::new(),
+                file_id: FileId::new(),
+                drive_file_id: format!("drive-{i}"),
+                name: format!("f{i}.bin"),
+                mime_type: None,
+                command: vec![i as u8],
+            })
+            .collect(),
+        command_name: "import.item".into(),
+    }
+}

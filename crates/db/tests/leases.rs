@@ -2,54 +2,18 @@
 
 use std::time::Duration;
 
-use chrono::Utc;
-use ferry_core::{ConnectionId, FileId, ItemId, JobId, JobKind, JobStatus, TenantId};
+use ferry_core::{ConnectionId, ItemId, JobKind, JobStatus, TenantId};
 use ferry_db::Db;
-use ferry_db::connections::ConnectionUpsert;
-use ferry_db::jobs::{ClaimOutcome, NewImportItem, NewImportJob};
+use ferry_db::jobs::{ClaimOutcome, NewImportJob};
 use ferry_db::leases::{ReapParams, RequeuedItem};
 use ferry_db::testing::TestDatabase;
 
 async fn tenant_with_connection(db: &Db, name: &str) -> (TenantId, ConnectionId) {
-    let tenant = TenantId(db.ensure_tenant(name).await.expect("tenant").id);
-    let (connection, _) = db
-        .upsert_connection(ConnectionUpsert {
-            id: ConnectionId::new(),
-            tenant_id: tenant,
-            provider: "google_drive",
-            provider_user_id: "sub-1",
-            provider_email: Some("a@example.com"),
-            provider_display_name: Some("A"),
-            access_token_sealed: "sealed-access",
-            refresh_token_sealed: Some("sealed-refresh"),
-            token_expires_at: Utc::now(),
-            scopes: None,
-        })
-        .await
-        .expect("connection");
-    (tenant, ConnectionId(connection.id))
+    ferry_db::testing::tenant_with_connection(db, name).await.expect("tenant with a connection")
 }
 
 fn import_job(tenant: TenantId, connection: ConnectionId, files: usize) -> NewImportJob {
-    NewImportJob {
-        job_id: JobId::new(),
-        tenant_id: tenant,
-        connection_id: connection,
-        tags: vec![],
-        folder_id: None,
-        provider_metadata: None,
-        items: (0..files)
-            .map(|i| NewImportItem {
-                item_id: ItemId::new(),
-                file_id: FileId::new(),
-                drive_file_id: format!("drive-{i}"),
-                name: format!("f{i}.bin"),
-                mime_type: None,
-                command: vec![i as u8],
-            })
-            .collect(),
-        command_name: "import.item".into(),
-    }
+    ferry_db::testing::import_job(tenant, connection, files)
 }
 
 /// Marks every outbox row published and returns their payloads.

@@ -3,54 +3,19 @@
 use std::time::Duration;
 
 use chrono::Utc;
-use ferry_core::{ConnectionId, FileId, ItemId, JobId, JobStatus, TenantId};
+use ferry_core::{ConnectionId, ItemId, JobId, JobStatus, TenantId};
 use ferry_db::connections::{ConnectionFilter, ConnectionUpsert};
-use ferry_db::jobs::{ClaimOutcome, ImportedBlob, NewImportItem, NewImportJob};
+use ferry_db::jobs::{ClaimOutcome, ImportedBlob, NewImportJob};
 use ferry_db::outbox::OutboxListener;
 use ferry_db::testing::TestDatabase;
 use ferry_db::{Db, oauth_states::NewOAuthState};
 
 async fn tenant_with_connection(db: &Db, name: &str) -> (TenantId, ConnectionId) {
-    let tenant = TenantId(db.ensure_tenant(name).await.expect("tenant").id);
-    let (connection, is_new) = db
-        .upsert_connection(ConnectionUpsert {
-            id: ConnectionId::new(),
-            tenant_id: tenant,
-            provider: "google_drive",
-            provider_user_id: "sub-1",
-            provider_email: Some("a@example.com"),
-            provider_display_name: Some("A"),
-            access_token_sealed: "sealed-access",
-            refresh_token_sealed: Some("sealed-refresh"),
-            token_expires_at: Utc::now(),
-            scopes: None,
-        })
-        .await
-        .expect("connection");
-    assert!(is_new);
-    (tenant, ConnectionId(connection.id))
+    ferry_db::testing::tenant_with_connection(db, name).await.expect("tenant with a connection")
 }
 
 fn import_job(tenant: TenantId, connection: ConnectionId, files: usize) -> NewImportJob {
-    NewImportJob {
-        job_id: JobId::new(),
-        tenant_id: tenant,
-        connection_id: connection,
-        tags: vec!["t".into()],
-        folder_id: None,
-        provider_metadata: None,
-        items: (0..files)
-            .map(|i| NewImportItem {
-                item_id: ItemId::new(),
-                file_id: FileId::new(),
-                drive_file_id: format!("drive-{i}"),
-                name: format!("f{i}.bin"),
-                mime_type: None,
-                command: vec![i as u8],
-            })
-            .collect(),
-        command_name: "import.item".into(),
-    }
+    ferry_db::testing::import_job(tenant, connection, files)
 }
 
 fn blob(key: &str) -> ImportedBlob<'_> {
