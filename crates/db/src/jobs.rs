@@ -455,18 +455,7 @@ impl Db {
     /// (and the provider answers "already exists" instead of creating a duplicate).
     pub async fn set_item_drive_file_id(&self, item_id: ItemId, drive_file_id: &str) -> Result<String, DbError> {
         let mut conn = self.conn().await?;
-        let stored: Option<String> = diesel::update(job_items::table.find(item_id.0))
-            .set(
-                job_items::drive_file_id.eq(diesel::dsl::sql::<diesel::sql_types::Nullable<diesel::sql_types::Text>>(
-                    "COALESCE(drive_file_id, ",
-                )
-                .bind::<diesel::sql_types::Text, _>(drive_file_id.to_owned())
-                .sql(")")),
-            )
-            .returning(job_items::drive_file_id)
-            .get_result(&mut conn)
-            .await?;
-        stored.ok_or_else(|| DbError::Corrupt("drive_file_id not stored".into()))
+        set_once(&mut conn, "job_items", "drive_file_id", item_id.0, drive_file_id).await
     }
 
     /// Persists (or clears) the sealed resumable-upload session URI of an export item.
@@ -482,18 +471,7 @@ impl Db {
     /// Sets the job's folder id once: the first caller's candidate wins, and everyone gets the winner.
     pub async fn claim_job_folder(&self, job_id: JobId, candidate_id: &str) -> Result<String, DbError> {
         let mut conn = self.conn().await?;
-        let stored: Option<String> = diesel::update(jobs::table.find(job_id.0))
-            .set(
-                jobs::created_folder_id.eq(diesel::dsl::sql::<diesel::sql_types::Nullable<diesel::sql_types::Text>>(
-                    "COALESCE(created_folder_id, ",
-                )
-                .bind::<diesel::sql_types::Text, _>(candidate_id.to_owned())
-                .sql(")")),
-            )
-            .returning(jobs::created_folder_id)
-            .get_result(&mut conn)
-            .await?;
-        stored.ok_or_else(|| DbError::Corrupt("created_folder_id not stored".into()))
+        set_once(&mut conn, "jobs", "created_folder_id", job_id.0, candidate_id).await
     }
 
     /// Fails every unfinished item of the connection's jobs (the provider revoked access: retrying is pointless).
@@ -521,6 +499,31 @@ impl Db {
         }
         Ok(failed)
     }
+}
+
+/// Writes `candidate` into a nullable text column unless it already holds a value, atomically, and returns
+/// what the column holds afterwards: the first writer wins and every caller learns the winner.
+/// `table` and `column` are compile-time constants of this module, never input.
+async fn set_once(
+    conn: &mut AsyncPgConnection,
+    table: &'static str,
+    column: &'static str,
+    id: Uuid,
+    candidate: &str,
+) -> Result<String, DbError> {
+    #[derive(diesel::QueryableByName)]
+    struct Stored {
+        #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+        value: Option<String>,
+    }
+    let stored: Stored = diesel::sql_query(format!(
+        "UPDATE {table} SET {column} = COALESCE({column}, $2) WHERE id = $1 RETURNING {column} AS value"
+    ))
+    .bind::<diesel::sql_types::Uuid, _>(id)
+    .bind::<diesel::sql_types::Text, _>(candidate)
+    .get_result(conn)
+    .await?;
+    stored.value.ok_or_else(|| DbError::Corrupt(format!("{table}.{column} not stored")))
 }
 
 #[allow(clippy::too_many_arguments)]
