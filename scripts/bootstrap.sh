@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Makes sure what Ferry needs locally is running: PostgreSQL on 127.0.0.1:5432 (user postgres, trust
 # auth) and RabbitMQ on 127.0.0.1:5672 (guest/guest). Idempotent: already-running services are left
-# alone. Used by `make run` and `make test`.
+# alone. Used by `make run` and `make test`. For the tests it also installs the emulator fidelity test's Python
+# client (a venv under the target directory) and Chromium + chromedriver for the console's browser tests.
 #
 # Order for each service: reachable -> fine; installed -> start it; apt-get available and root (or
 # FERRY_ALLOW_INSTALL=1) -> install from the distribution's packages and start; else explain and fail.
@@ -146,6 +147,14 @@ ensure_postgres() {
     if command -v psql >/dev/null 2>&1; then
         pg_ensure_trust || explain_and_fail "PostgreSQL (passwordless login for user postgres)"
     fi
+    # The ferryctl tests read a pg_dump of their database (no plaintext secrets in it).
+    if ! command -v pg_dump >/dev/null 2>&1; then
+        if can_install; then
+            apt_install postgresql-client
+        else
+            warn "pg_dump is missing: the database-dump test will fail (apt-get install postgresql-client)"
+        fi
+    fi
 }
 
 amqp_start() {
@@ -170,6 +179,19 @@ ensure_rabbitmq() {
     wait_for RabbitMQ amqp_ready || explain_and_fail RabbitMQ
 }
 
+# A node whose quorum-queue machinery broke (queues listed as `down`, declares answered INTERNAL_ERROR) pings fine
+# but cannot serve a single test: restart it when this script may manage it (root, local rabbitmqctl).
+rabbitmq_repair_quorum() {
+    command -v rabbitmqctl >/dev/null 2>&1 && [ "$(id -u)" = 0 ] || return 0
+    local down
+    down=$(timeout 60 rabbitmqctl -q list_queues name type state 2>/dev/null | awk '$2 == "quorum" && $3 != "running"' | wc -l)
+    [ "${down:-0}" -gt 0 ] || return 0
+    warn "RabbitMQ lists $down quorum queue(s) that are not running; restarting the local node"
+    timeout 120 rabbitmqctl stop >/dev/null 2>&1 || true
+    amqp_start
+    wait_for RabbitMQ amqp_ready || explain_and_fail RabbitMQ
+}
+
 check_nextest() {
     if cargo nextest --version >/dev/null 2>&1; then
         say "cargo-nextest available"
@@ -181,39 +203,62 @@ check_nextest() {
     fi
 }
 
-# --- Python client for the Drive emulator's fidelity test (services/drive-emulator/tests/python_client.rs) ---
-# google-api-python-client + google-auth in a venv under the cargo target dir, where the test looks first.
-EMULATOR_PY_PACKAGES=("google-api-python-client>=2.100,<3" "google-auth>=2.20,<3")
-ensure_emulator_python() {
+# --- Python tools for tests, in one venv under the cargo target dir, where the tests look first ---
+# google-api-python-client + google-auth: the Drive emulator's fidelity test (services/drive-emulator/tests/python_client.rs).
+# moto[server]: the S3-compatible server the storage and end-to-end tests start (crates/storage/src/testing.rs).
+# kubernetes-validate + jsonschema: offline schema checks of deploy/k8s (scripts/validate-k8s.py).
+TEST_PY_PACKAGES=(
+    "google-api-python-client>=2.100,<3" "google-auth>=2.20,<3"
+    "moto[server]==5.2.5"
+    "kubernetes-validate==1.37.0" "jsonschema==4.26.0"
+)
+ensure_test_python() {
     local root venv probe
     root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
     venv="${CARGO_TARGET_DIR:-$root/target}/emulator-python"
-    probe='import googleapiclient.discovery, googleapiclient.http, google.oauth2.credentials'
+    probe='import googleapiclient.discovery, googleapiclient.http, google.oauth2.credentials, moto.server, kubernetes_validate, jsonschema'
     if [ -x "$venv/bin/python" ] && "$venv/bin/python" -c "$probe" >/dev/null 2>&1; then
-        say "emulator fidelity test: python client ready ($venv)"
+        say "python test tools ready ($venv)"
         return 0
     fi
     if ! command -v python3 >/dev/null 2>&1 || ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
         if can_install; then
             apt_install python3 python3-venv
         else
-            warn "python3 with venv is missing: the emulator fidelity test will fail (apt-get install python3 python3-venv)"
+            warn "python3 with venv is missing: the emulator fidelity, S3 and manifest tests will fail (apt-get install python3 python3-venv)"
             return 0
         fi
     fi
-    say "installing google-api-python-client and google-auth into $venv"
+    say "installing the python test tools (${TEST_PY_PACKAGES[*]}) into $venv"
     if python3 -m venv "$venv" &&
-        "$venv/bin/python" -m pip install -q --disable-pip-version-check "${EMULATOR_PY_PACKAGES[@]}"; then
-        say "emulator fidelity test: python client ready ($venv)"
+        "$venv/bin/python" -m pip install -q --disable-pip-version-check "${TEST_PY_PACKAGES[@]}"; then
+        say "python test tools ready ($venv)"
     else
-        warn "could not install the python client into $venv: the emulator fidelity test will fail"
+        warn "could not install the python test tools into $venv: the emulator fidelity, S3 and manifest tests will fail"
+    fi
+}
+
+# --- Chromium + chromedriver for the console's browser tests (crates/testkit/tests/console_browser.rs) ---
+ensure_chromium() {
+    if command -v chromedriver >/dev/null 2>&1 &&
+        { command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1; }; then
+        say "console browser tests: chromium and chromedriver ready"
+        return 0
+    fi
+    if can_install; then
+        apt_install chromium chromium-driver
+        say "console browser tests: chromium and chromedriver installed"
+    else
+        warn "chromium/chromedriver missing: the console's browser tests will fail (apt-get install chromium chromium-driver)"
     fi
 }
 
 ensure_postgres
 ensure_rabbitmq
+rabbitmq_repair_quorum
 if command -v cargo >/dev/null 2>&1; then
     check_nextest
 fi
-ensure_emulator_python
+ensure_test_python
+ensure_chromium
 say "ready"

@@ -3,6 +3,10 @@
 # drive emulator, gateway, importer and exporter in the background (logs in ./data/logs), waits
 # until each is ready, prints how to use it, and stops everything on Ctrl-C.
 #
+# Blobs go to ./data/blobs, or with FERRY__STORAGE__BACKEND=s3 and no FERRY__STORAGE__S3__ENDPOINT to a
+# local S3-compatible server (moto, from the venv bootstrap.sh prepares) on 127.0.0.1:9000, bucket
+# "ferry-dev"; its objects live in its memory and go when the stack stops.
+#
 # Expects `scripts/bootstrap.sh` to have run and the binaries to be built (`make run` does both).
 set -euo pipefail
 
@@ -46,13 +50,35 @@ port_busy() { # port
     (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
 }
 
-for port in 8088 8080 9101 9102; do
+for port in 8088 8080 9100 9101 9102; do
     if port_busy "$port"; then
         die "port $port is already in use (another Ferry still running?). Stop it first: ss -ltnp 'sport = :$port'"
     fi
 done
 
 mkdir -p "$LOG_DIR" data/blobs
+
+# Settings for the local S3 server are exported before anything loads settings; it starts further down.
+START_DEV_S3=0
+STORAGE_NOTE="./data/blobs"
+if [ "${FERRY__STORAGE__BACKEND:-local}" = s3 ] && [ -z "${FERRY__STORAGE__S3__ENDPOINT:-}" ]; then
+    START_DEV_S3=1
+    S3_PORT="${FERRY_DEV_S3_PORT:-9000}"
+    S3_PYTHON="$TARGET_DIR/emulator-python/bin/python"
+    [ -x "$S3_PYTHON" ] || die "no $S3_PYTHON: run scripts/bootstrap.sh (it installs moto[server] there)"
+    if port_busy "$S3_PORT"; then
+        die "port $S3_PORT is already in use; pick another with FERRY_DEV_S3_PORT"
+    fi
+    export FERRY__STORAGE__S3__ENDPOINT="http://127.0.0.1:$S3_PORT"
+    export FERRY__STORAGE__S3__BUCKET="${FERRY__STORAGE__S3__BUCKET:-ferry-dev}"
+    export FERRY__STORAGE__S3__ALLOW_HTTP=true
+    # moto accepts any credentials; these only make requests signed like real ones.
+    export FERRY__STORAGE__S3__ACCESS_KEY_ID="${FERRY__STORAGE__S3__ACCESS_KEY_ID:-ferry-dev}"
+    export FERRY__STORAGE__S3__SECRET_ACCESS_KEY="${FERRY__STORAGE__S3__SECRET_ACCESS_KEY:-ferry-dev-secret}"
+    STORAGE_NOTE="s3 bucket $FERRY__STORAGE__S3__BUCKET at $FERRY__STORAGE__S3__ENDPOINT (in memory, gone on stop)"
+elif [ "${FERRY__STORAGE__BACKEND:-local}" = s3 ]; then
+    STORAGE_NOTE="s3 bucket ${FERRY__STORAGE__S3__BUCKET:-?} at $FERRY__STORAGE__S3__ENDPOINT"
+fi
 
 say "migrating the database (creating it if missing)"
 "$FERRYCTL" migrate
@@ -129,21 +155,34 @@ wait_ready() { # name url
     say "$name ready"
 }
 
+if [ "$START_DEV_S3" = 1 ]; then
+    start s3 "$S3_PYTHON" -m moto.server -H 127.0.0.1 -p "$S3_PORT"
+    waited=0
+    until curl -fsS -o /dev/null --max-time 2 -X PUT "$FERRY__STORAGE__S3__ENDPOINT/$FERRY__STORAGE__S3__BUCKET" 2>/dev/null; do
+        [ "$waited" -ge "$READY_TIMEOUT" ] && die "the S3 server did not answer within ${READY_TIMEOUT}s (log: $LOG_DIR/s3.log)"
+        sleep 1
+        waited=$((waited + 1))
+    done
+    say "s3 ready (bucket $FERRY__STORAGE__S3__BUCKET)"
+fi
+
 start drive-emulator "$EMULATOR" --seed demo
 wait_ready drive-emulator http://127.0.0.1:8088/.well-known/openid-configuration
 start gateway "$GATEWAY"
 start importer "$IMPORTER"
 start exporter "$EXPORTER"
-wait_ready gateway http://127.0.0.1:8080/readyz
+wait_ready gateway http://127.0.0.1:9100/readyz
 wait_ready importer http://127.0.0.1:9101/readyz
 wait_ready exporter http://127.0.0.1:9102/readyz
 
 cat <<EOF
 
 Ferry is running.
+  Console      http://127.0.0.1:8080/console   (sign in with the API key below)
   API          http://127.0.0.1:8080/api/v2   (interactive docs: http://127.0.0.1:8080/docs)
   Drive emu    http://127.0.0.1:8088        (stands in for Google OAuth + Drive; demo@ferry.test has sample files)
-  Ops          gateway http://127.0.0.1:8080/metrics, importer http://127.0.0.1:9101/metrics, exporter http://127.0.0.1:9102/metrics
+  Ops          gateway http://127.0.0.1:9100/metrics, importer http://127.0.0.1:9101/metrics, exporter http://127.0.0.1:9102/metrics
+  Blobs        $STORAGE_NOTE
   Logs         $LOG_DIR/{drive-emulator,gateway,importer,exporter}.log
   API key      $API_KEY   (tenant "$TENANT"; shown once, stored hashed)
 

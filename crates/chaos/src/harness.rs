@@ -162,6 +162,19 @@ impl PrivateRabbit {
     pub fn start_app(&self) -> anyhow::Result<()> {
         run_checked(Command::new("rabbitmqctl").args(["-n", &self.node, "start_app"]), "rabbitmqctl start_app")
     }
+
+    /// Raises (or clears) the node's memory alarm by moving its high watermark below (or back above) what it
+    /// uses: while it is raised the broker blocks every publishing connection.
+    pub fn memory_alarm(&self, raised: bool) -> anyhow::Result<()> {
+        let mut command = Command::new("rabbitmqctl");
+        command.args(["-n", &self.node, "set_vm_memory_high_watermark"]);
+        if raised {
+            command.args(["absolute", "1"]);
+        } else {
+            command.arg("0.4");
+        }
+        run_checked(&mut command, "rabbitmqctl set_vm_memory_high_watermark")
+    }
 }
 
 impl Drop for PrivateRabbit {
@@ -207,6 +220,16 @@ impl Proc {
     pub fn kill9(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+
+    /// SIGSTOP: the process freezes (its leases run out, its connections stay open) until [`Proc::resume`].
+    pub fn freeze(&self) -> anyhow::Result<()> {
+        run_checked(Command::new("kill").args(["-STOP", &self.pid().to_string()]), "kill -STOP")
+    }
+
+    /// SIGCONT after [`Proc::freeze`].
+    pub fn resume(&self) -> anyhow::Result<()> {
+        run_checked(Command::new("kill").args(["-CONT", &self.pid().to_string()]), "kill -CONT")
     }
 
     /// SIGTERM, then waits up to `limit` for the exit; returns how long it took (None if it had to be killed).
@@ -330,6 +353,7 @@ impl Stack {
                 "FERRY__GOOGLE__REDIRECT_URI".into(),
                 format!("{gateway_url}/api/v2/cloud-storage/auth/google_drive/callback"),
             ),
+            ("FERRY__GATEWAY__OPS_BIND".into(), "127.0.0.1:0".into()),
             ("FERRY__IMPORTER__OPS_BIND".into(), "127.0.0.1:0".into()),
             ("FERRY__EXPORTER__OPS_BIND".into(), "127.0.0.1:0".into()),
             ("FERRY__TELEMETRY__LOG_FORMAT".into(), "json".into()),
@@ -498,7 +522,7 @@ impl Stack {
             .await?;
         let status = response.status();
         let body: Value = response.json().await?;
-        if status != 202 {
+        if status != 200 {
             bail!("import answered {status}: {body}");
         }
         let ids = body["image_ids"].as_array().ok_or_else(|| anyhow!("no image_ids"))?;
@@ -517,10 +541,33 @@ impl Stack {
             .await?;
         let status = response.status();
         let body: Value = response.json().await?;
-        if status != 202 {
+        if status != 200 {
             bail!("export answered {status}: {body}");
         }
         Ok(body["job_id"].as_str().ok_or_else(|| anyhow!("no job_id"))?.to_owned())
+    }
+
+    /// Ready messages of `command` in the broker: its work queue plus every delay tier.
+    pub async fn queued(&self, broker: &ferry_queue::Broker, command: ferry_queue::CommandKind) -> anyhow::Result<i64> {
+        let topology = ferry_queue::Topology::new(self.prefix.clone(), 5);
+        let mut queues = vec![topology.queue(command)];
+        queues.extend(topology.retry_queues(command).into_iter().map(|(_, queue)| queue));
+        let mut total = 0;
+        for queue in queues {
+            total += i64::from(ferry_queue::queue_depth(broker, &queue).await?);
+        }
+        Ok(total)
+    }
+
+    /// Log lines of every process of `service` so far that contain `needle`.
+    pub fn count_log_lines(&self, service: Service, needle: &str) -> usize {
+        let Ok(entries) = std::fs::read_dir(&self.log_dir) else { return 0 };
+        entries
+            .filter_map(Result::ok)
+            .filter(|entry| entry.file_name().to_string_lossy().starts_with(service.binary()))
+            .filter_map(|entry| std::fs::read_to_string(entry.path()).ok())
+            .map(|text| text.lines().filter(|line| line.contains(needle)).count())
+            .sum()
     }
 
     /// Item counts per status, straight from Postgres.

@@ -4,12 +4,12 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail};
-use ferry_chaos::harness::{Figures, PrivatePostgres, PrivateRabbit, Stack};
+use anyhow::{Context, anyhow, bail};
+use ferry_chaos::harness::{Figures, PrivatePostgres, PrivateRabbit, Service, Stack};
 use ferry_messages::Message;
 use rand::Rng;
 
-const SCENARIOS: [&str; 8] = [
+const SCENARIOS: [&str; 13] = [
     "kill-importer",
     "kill-exporter",
     "rabbitmq-restart",
@@ -18,6 +18,11 @@ const SCENARIOS: [&str; 8] = [
     "poison",
     "sigterm",
     "kill-relay",
+    "drive-stall",
+    "stale-worker",
+    "backlog",
+    "broker-alarm",
+    "missing-file",
 ];
 
 struct Infra {
@@ -101,6 +106,11 @@ async fn run(name: &str, infra: &Infra) -> anyhow::Result<Figures> {
         "poison" => poison(infra).await,
         "sigterm" => sigterm(infra).await,
         "kill-relay" => kill_relay(infra).await,
+        "drive-stall" => drive_stall(infra).await,
+        "stale-worker" => stale_worker(infra).await,
+        "backlog" => backlog(infra).await,
+        "broker-alarm" => broker_alarm(infra).await,
+        "missing-file" => missing_file(infra).await,
         other => bail!("unknown scenario {other}"),
     }
 }
@@ -420,7 +430,144 @@ async fn kill_relay(infra: &Infra) -> anyhow::Result<Figures> {
     }
     let last_fault = Instant::now();
     let mut figures = Figures { files: files.len() + extra.len(), ..Figures::default() };
-    for (job_id, image_ids, chunk) in &jobs {
+    check_imports(&stack, &jobs, &mut figures).await?;
+    figures.recover_secs = last_fault.elapsed().as_secs_f64();
+    let (backlog, _) = stack.db.outbox_backlog().await?;
+    figures.notes.push(format!("gateway-kills={} (3 with the broker down) outbox-backlog={backlog}", jobs.len()));
+    stack.teardown().await;
+    Ok(figures)
+}
+
+/// 9. Drive goes silent mid-download and mid-upload (the connection stays open, no bytes move): the progress
+///    watchdog aborts those attempts, the items are retried, everything finishes, and no worker slot stays
+///    taken (a follow-up job needing every slot completes).
+async fn drive_stall(infra: &Infra) -> anyhow::Result<Figures> {
+    let extra = [
+        ("FERRY__IMPORTER__CONCURRENCY", "4"),
+        ("FERRY__EXPORTER__CONCURRENCY", "4"),
+        ("FERRY__RELIABILITY__STALL_TIMEOUT_SECS", "3"),
+    ];
+    let mut stack = stack("drive-stall", infra, drive_emulator::Faults::default(), &extra).await?;
+    let files = stack.seed_files(24, |n| 600_000 + n * 1000);
+    // Eight downloads stall for good after 200 KB: more than the importer has slots.
+    let stalls = drive_emulator::Faults {
+        stall_download_after_bytes: Some(200_000),
+        stall_times: Some(8),
+        ..drive_emulator::Faults::default()
+    };
+    stack.emulator.state().update_faults(|faults| *faults = stalls).map_err(|err| anyhow!("{err}"))?;
+    stack.start_importer()?;
+    stack.start_exporter()?;
+    let started = Instant::now();
+    let (import_id, image_ids) = stack.start_import(&files).await?;
+    stack.wait_job(&import_id, Duration::from_secs(120)).await?;
+    let mut figures = Figures { files: files.len(), ..Figures::default() };
+    stack.check_import(&import_id, &image_ids, &files, &mut figures).await?;
+
+    // Six uploads stall for good after 100 KB of their chunk.
+    let stalls = drive_emulator::Faults {
+        stall_upload_after_bytes: Some(100_000),
+        stall_times: Some(6),
+        ..drive_emulator::Faults::default()
+    };
+    stack.emulator.state().update_faults(|faults| *faults = stalls).map_err(|err| anyhow!("{err}"))?;
+    let export_id = stack.start_export(&image_ids, "Stalled Export").await?;
+    stack.wait_job(&export_id, Duration::from_secs(120)).await?;
+    let mut export = Figures::default();
+    stack.check_export(&export_id, "Stalled Export", &files, &mut export).await?;
+    figures.recover_secs = started.elapsed().as_secs_f64();
+
+    // Every slot is free again: a job of twice the concurrency completes with Drive healthy.
+    stack
+        .emulator
+        .state()
+        .update_faults(|faults| *faults = drive_emulator::Faults::default())
+        .map_err(|err| anyhow!("{err}"))?;
+    let more = stack.seed_files(8, |n| 10_000 + n);
+    let (follow_up, follow_ids) = stack.start_import(&more).await?;
+    stack.wait_job(&follow_up, Duration::from_secs(60)).await?;
+    let mut after = Figures::default();
+    stack.check_import(&follow_up, &follow_ids, &more, &mut after).await?;
+    let injected = stack.emulator.state().counters().injected;
+    figures.lost += export.lost + after.lost;
+    figures.duplicated += export.duplicated + after.duplicated;
+    figures.stuck += export.stuck + after.stuck;
+    figures.notes.push(format!(
+        "stalled-downloads={} stalled-uploads={} watchdog-aborts={} follow-up-job=ok",
+        injected.get("stall_download").copied().unwrap_or(0),
+        injected.get("stall_upload").copied().unwrap_or(0),
+        stack.count_log_lines(Service::Importer, "transfer_stalled")
+            + stack.count_log_lines(Service::Exporter, "transfer_stalled"),
+    ));
+    stack.teardown().await;
+    Ok(figures)
+}
+
+/// 10. An importer and an exporter frozen (SIGSTOP) past their leases while others take their items over, then
+///     thawed (SIGCONT): the stale workers' writes are refused, nothing is duplicated, counters are exact.
+async fn stale_worker(infra: &Infra) -> anyhow::Result<Figures> {
+    let mut faults = latency();
+    faults.latency_ms = 100;
+    let extra = [("FERRY__IMPORTER__CONCURRENCY", "4"), ("FERRY__EXPORTER__CONCURRENCY", "4")];
+    let mut stack = stack("stale-worker", infra, faults, &extra).await?;
+    let files = stack.seed_files(60, |n| 200_000 + n * 1000);
+    stack.start_importer()?;
+    let started = Instant::now();
+    let (import_id, image_ids) = stack.start_import(&files).await?;
+    wait_running(&stack, &import_id, 4).await?;
+    freeze_past_lease(&mut stack, Service::Importer).await?;
+    stack.wait_job(&import_id, Duration::from_secs(120)).await?;
+    let mut figures = Figures { files: files.len(), ..Figures::default() };
+    stack.check_import(&import_id, &image_ids, &files, &mut figures).await?;
+
+    stack.start_exporter()?;
+    let export_id = stack.start_export(&image_ids, "Stale Export").await?;
+    wait_running(&stack, &export_id, 4).await?;
+    freeze_past_lease(&mut stack, Service::Exporter).await?;
+    stack.wait_job(&export_id, Duration::from_secs(120)).await?;
+    let mut export = Figures::default();
+    stack.check_export(&export_id, "Stale Export", &files, &mut export).await?;
+    figures.lost += export.lost;
+    figures.duplicated += export.duplicated;
+    figures.stuck += export.stuck;
+    figures.recover_secs = started.elapsed().as_secs_f64();
+    // Give the thawed workers a moment to try their writes and log the refusals.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let refused =
+        stack.count_log_lines(Service::Importer, "lease lost") + stack.count_log_lines(Service::Exporter, "lease lost");
+    figures.notes.push(format!("frozen=10s stale-results-dropped={refused}"));
+    stack.teardown().await;
+    Ok(figures)
+}
+
+/// Freezes the newest worker of `service` (SIGSTOP) with items in hand, starts a replacement, and thaws the frozen
+/// one after 10 s: with a 6 s lease and the reaper every second, its items belong to the replacement by then.
+async fn freeze_past_lease(stack: &mut Stack, service: Service) -> anyhow::Result<()> {
+    let workers = match service {
+        Service::Exporter => &mut stack.exporters,
+        _ => &mut stack.importers,
+    };
+    let frozen = workers.pop().context("no worker to freeze")?;
+    frozen.freeze()?;
+    match service {
+        Service::Exporter => stack.start_exporter()?,
+        _ => stack.start_importer()?,
+    }
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    frozen.resume()?;
+    match service {
+        Service::Exporter => stack.exporters.push(frozen),
+        _ => stack.importers.push(frozen),
+    }
+    Ok(())
+}
+
+/// A started import: job id, image ids, and the seeded files (drive id, name, bytes) it imports.
+type ImportRun = (String, Vec<String>, Vec<(String, String, bytes::Bytes)>);
+
+/// Waits for each import job and adds its lost / duplicated / stuck files to `figures`.
+async fn check_imports(stack: &Stack, jobs: &[ImportRun], figures: &mut Figures) -> anyhow::Result<()> {
+    for (job_id, image_ids, chunk) in jobs {
         stack.wait_job(job_id, Duration::from_secs(120)).await?;
         let mut one = Figures::default();
         stack.check_import(job_id, image_ids, chunk, &mut one).await?;
@@ -428,9 +575,152 @@ async fn kill_relay(infra: &Infra) -> anyhow::Result<Figures> {
         figures.duplicated += one.duplicated;
         figures.stuck += one.stuck;
     }
-    figures.recover_secs = last_fault.elapsed().as_secs_f64();
-    let (backlog, _) = stack.db.outbox_backlog().await?;
-    figures.notes.push(format!("gateway-kills={} (3 with the broker down) outbox-backlog={backlog}", jobs.len()));
+    Ok(())
+}
+
+/// Waits until at least `count` items of the job are running.
+async fn wait_running(stack: &Stack, job_id: &str, count: i64) -> anyhow::Result<()> {
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(60) {
+        if stack.item_counts(job_id).await?.get("running").copied().unwrap_or(0) >= count {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    bail!("fewer than {count} items of {job_id} ever ran at once")
+}
+
+/// 11. A long backlog older than `stale_pending_secs` (5 s here): the reaper must not take it for lost
+///     messages. Queue depth never exceeds the pending items, and no finished item is delivered again.
+async fn backlog(infra: &Infra) -> anyhow::Result<Figures> {
+    let mut faults = latency();
+    faults.latency_ms = 150;
+    faults.jitter_ms = 0;
+    let extra = [("FERRY__IMPORTER__CONCURRENCY", "2"), ("FERRY__RELIABILITY__STALE_PENDING_SECS", "5")];
+    let mut stack = stack("backlog", infra, faults, &extra).await?;
+    let files = stack.seed_files(150, |n| 2048 + n);
+    stack.start_importer()?;
+    let broker = ferry_queue::Broker::connect(&stack.amqp_url, "chaos-backlog").await?;
+    let started = Instant::now();
+    let (job_id, image_ids) = stack.start_import(&files).await?;
+    let mut worst_excess = i64::MIN;
+    let mut samples = 0;
+    loop {
+        // Pending first, then the queue: the queue only shrinks in between unless someone adds messages.
+        let counts = stack.item_counts(&job_id).await?;
+        let pending = counts.get("pending").copied().unwrap_or(0);
+        let queued = stack.queued(&broker, ferry_queue::CommandKind::ImportItem).await?;
+        worst_excess = worst_excess.max(queued - pending);
+        samples += 1;
+        if counts.keys().all(|status| status == "succeeded") {
+            break;
+        }
+        if started.elapsed() > Duration::from_secs(150) {
+            bail!("backlog job did not finish: {counts:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let mut figures =
+        Figures { files: files.len(), recover_secs: started.elapsed().as_secs_f64(), ..Figures::default() };
+    stack.wait_job(&job_id, Duration::from_secs(30)).await?;
+    stack.check_import(&job_id, &image_ids, &files, &mut figures).await?;
+    let downloads = stack.emulator.state().counters().endpoints.get("files.get.media").copied().unwrap_or(0);
+    let redelivered = stack.count_log_lines(Service::Importer, "duplicate delivery of a finished item");
+    figures.duplicated += redelivered + usize::try_from(downloads).unwrap_or(0).saturating_sub(files.len());
+    if worst_excess > 0 {
+        figures.notes.push(format!("FAIL: the queue held {worst_excess} more messages than pending items"));
+        figures.duplicated += usize::try_from(worst_excess).unwrap_or(0);
+    }
+    figures.notes.push(format!(
+        "backlog-lasted={:.0}s samples={samples} max(queued-pending)={worst_excess} downloads={downloads} \
+         finished-redelivered={redelivered}",
+        started.elapsed().as_secs_f64()
+    ));
+    broker.close().await;
+    stack.teardown().await;
+    Ok(figures)
+}
+
+/// 12. The private RabbitMQ node raises a memory alarm (publishers blocked) while jobs are created: the API keeps
+///     answering 200 (jobs go to the outbox), publishing resumes when the alarm clears, nothing is lost.
+async fn broker_alarm(infra: &Infra) -> anyhow::Result<Figures> {
+    let extra = [("FERRY__IMPORTER__CONCURRENCY", "4"), ("FERRY__RELIABILITY__CONFIRM_TIMEOUT_SECS", "2")];
+    let mut stack = stack("broker-alarm", infra, drive_emulator::Faults::default(), &extra).await?;
+    let files = stack.seed_files(100, |n| 4096 + n * 10);
+    stack.start_importer()?;
+    // One job first, so the relay's connection has published and is subject to the block.
+    let (first_id, first_images) = stack.start_import(&files[..10]).await?;
+    stack.wait_job(&first_id, Duration::from_secs(60)).await?;
+    infra.rabbit.memory_alarm(true)?;
+    let alarm = Instant::now();
+    let result = async {
+        let mut jobs = vec![(first_id, first_images, files[..10].to_vec())];
+        let mut statuses = std::collections::BTreeMap::<u16, usize>::new();
+        for chunk in files[10..].chunks(10) {
+            let created = stack.start_import(chunk).await;
+            *statuses.entry(if created.is_ok() { 200 } else { 0 }).or_default() += 1;
+            let (job_id, image_ids) = created?;
+            let polled = stack.api(reqwest::Method::GET, &format!("/cloud-storage/jobs/{job_id}")).send().await?;
+            *statuses.entry(polled.status().as_u16()).or_default() += 1;
+            jobs.push((job_id, image_ids, chunk.to_vec()));
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        let (backlog, _) = stack.db.outbox_backlog().await?;
+        Ok::<_, anyhow::Error>((jobs, statuses, backlog))
+    }
+    .await;
+    tokio::time::sleep(Duration::from_secs(8).saturating_sub(alarm.elapsed())).await;
+    infra.rabbit.memory_alarm(false)?;
+    let cleared = Instant::now();
+    let (jobs, statuses, backlog_during) = result?;
+    let mut figures = Figures { files: files.len(), ..Figures::default() };
+    check_imports(&stack, &jobs, &mut figures).await?;
+    figures.recover_secs = cleared.elapsed().as_secs_f64();
+    let non_200: usize = statuses.iter().filter(|(status, _)| **status != 200).map(|(_, n)| n).sum();
+    if non_200 > 0 {
+        figures.notes.push(format!("FAIL: {non_200} API answers were not 200"));
+        figures.stuck += non_200;
+    }
+    figures.notes.push(format!("alarm=8s statuses={statuses:?} outbox-backlog-during-alarm={backlog_during}"));
+    stack.teardown().await;
+    Ok(figures)
+}
+
+/// 13. File rows deleted under queued items (as a damaged database would have it): those items fail with
+///     `file_missing`, the others complete, and the job ends instead of retrying forever.
+async fn missing_file(infra: &Infra) -> anyhow::Result<Figures> {
+    let mut stack = stack("missing-file", infra, drive_emulator::Faults::default(), &[]).await?;
+    let files = stack.seed_files(30, |n| 4096 + n);
+    // No importer yet: every item is queued when the rows disappear.
+    let (job_id, image_ids) = stack.start_import(&files).await?;
+    let missing: Vec<&String> = image_ids.iter().step_by(5).collect();
+    for image_id in &missing {
+        let file_id = ferry_core::FileId::parse(image_id).map_err(|err| anyhow!("{err}"))?;
+        ferry_db::testing::delete_file_row_unchecked(&stack.db, file_id).await?;
+    }
+    stack.start_importer()?;
+    let started = Instant::now();
+    let job = stack.wait_job(&job_id, Duration::from_secs(60)).await?;
+    let mut figures =
+        Figures { files: files.len(), recover_secs: started.elapsed().as_secs_f64(), ..Figures::default() };
+    let items = stack
+        .db
+        .list_job_items(stack.tenant_id, ferry_core::JobId::parse(&job_id).map_err(|e| anyhow!("{e}"))?)
+        .await?;
+    let failed_missing = items.iter().filter(|item| item.error_code.as_deref() == Some("file_missing")).count();
+    let succeeded = items.iter().filter(|item| item.status == "succeeded").count();
+    let unfinished = items.iter().filter(|item| item.status == "pending" || item.status == "running").count();
+    figures.stuck += unfinished;
+    figures.lost += (files.len() - missing.len()).saturating_sub(succeeded);
+    if failed_missing != missing.len() {
+        figures.notes.push(format!("FAIL: {failed_missing} items failed file_missing, expected {}", missing.len()));
+        figures.stuck += missing.len().abs_diff(failed_missing);
+    }
+    figures.notes.push(format!(
+        "rows-deleted={} failed-file_missing={failed_missing} succeeded={succeeded} job-status={}",
+        missing.len(),
+        job.status
+    ));
     stack.teardown().await;
     Ok(figures)
 }

@@ -19,7 +19,7 @@ async fn import(env: &TestEnv, connection_id: &str, files: &[(String, String)]) 
         .send()
         .await
         .expect("import");
-    assert_eq!(response.status(), 202);
+    assert_eq!(response.status(), 200);
     let body: Value = response.json().await.expect("json");
     let image_ids = body["image_ids"].as_array().expect("ids").iter().map(|v| v.as_str().expect("id").to_owned());
     (body["job_id"].as_str().expect("job").to_owned(), image_ids.collect())
@@ -263,7 +263,7 @@ async fn daily_caps_and_missing_files_fail_at_once_without_a_retry_loop() {
         .send()
         .await
         .expect("export");
-    assert_eq!(response.status(), 202);
+    assert_eq!(response.status(), 200);
     let body: Value = response.json().await.expect("json");
     let export_id = body["job_id"].as_str().expect("job").to_owned();
     let job = env.wait_for_job(&export_id, Duration::from_secs(60)).await.expect("export finishes");

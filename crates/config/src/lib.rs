@@ -69,12 +69,14 @@ pub struct Settings {
     pub amqp: AmqpSettings,
     pub gateway: GatewaySettings,
     pub google: GoogleSettings,
+    pub drive: DriveSettings,
     pub storage: StorageSettings,
     pub crypto: CryptoSettings,
     pub importer: ImporterSettings,
     pub exporter: ExporterSettings,
     pub telemetry: TelemetrySettings,
     pub reliability: ReliabilitySettings,
+    pub maintenance: MaintenanceSettings,
 }
 
 impl Default for Settings {
@@ -85,12 +87,14 @@ impl Default for Settings {
             amqp: AmqpSettings::default(),
             gateway: GatewaySettings::default(),
             google: GoogleSettings::default(),
+            drive: DriveSettings::default(),
             storage: StorageSettings::default(),
             crypto: CryptoSettings::default(),
             importer: ImporterSettings::default(),
             exporter: ExporterSettings::default(),
             telemetry: TelemetrySettings::default(),
             reliability: ReliabilitySettings::default(),
+            maintenance: MaintenanceSettings::default(),
         }
     }
 }
@@ -169,8 +173,10 @@ impl fmt::Debug for AmqpSettings {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct GatewaySettings {
-    /// Listen address, `host:port`.
+    /// Listen address of the public API, `host:port`.
     pub bind: String,
+    /// Listen address of the ops endpoints (`/livez`, `/readyz`, `/metrics`), kept off the public port.
+    pub ops_bind: String,
     /// Externally visible base URL of the gateway (used to build links).
     pub public_url: String,
     /// The origin the OAuth popup page posts its result to (`window.opener.postMessage`).
@@ -185,6 +191,7 @@ impl Default for GatewaySettings {
     fn default() -> Self {
         Self {
             bind: "127.0.0.1:8080".into(),
+            ops_bind: "127.0.0.1:9100".into(),
             public_url: "http://127.0.0.1:8080".into(),
             popup_origin: "http://127.0.0.1:8080".into(),
             oauth_state_ttl_secs: 600,
@@ -247,19 +254,48 @@ impl Default for GoogleSettings {
     }
 }
 
-/// Where blobs live. Only the local filesystem is built in today; S3 comes with object_store's
-/// `aws` feature.
+/// Timeouts of every outbound HTTP call to Google (Drive, OAuth token and refresh, userinfo, revoke).
+/// There is deliberately no total timeout: a large transfer may take hours, so only silence is bounded.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DriveSettings {
+    /// Longest wait for a TCP (and TLS) connection to be established.
+    pub connect_timeout_secs: u64,
+    /// Longest wait for the next bytes of a response (headers or body); a stalled answer fails after this.
+    pub read_timeout_secs: u64,
+}
+
+impl Default for DriveSettings {
+    fn default() -> Self {
+        Self { connect_timeout_secs: 10, read_timeout_secs: 60 }
+    }
+}
+
+impl DriveSettings {
+    pub fn connect_timeout(&self) -> Duration {
+        Duration::from_secs(self.connect_timeout_secs)
+    }
+
+    pub fn read_timeout(&self) -> Duration {
+        Duration::from_secs(self.read_timeout_secs)
+    }
+}
+
+/// Where blobs live: the local filesystem (default, one machine or a shared volume) or an
+/// S3-compatible object store (production).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum StorageBackend {
     #[default]
     Local,
+    S3,
 }
 
 impl StorageBackend {
     pub fn as_str(self) -> &'static str {
         match self {
             StorageBackend::Local => "local",
+            StorageBackend::S3 => "s3",
         }
     }
 }
@@ -270,11 +306,41 @@ pub struct StorageSettings {
     pub backend: StorageBackend,
     /// Root directory for the `local` backend (created if missing).
     pub root: String,
+    /// The `s3` backend (read only when `backend = "s3"`).
+    pub s3: S3Settings,
 }
 
 impl Default for StorageSettings {
     fn default() -> Self {
-        Self { backend: StorageBackend::Local, root: "./data/blobs".into() }
+        Self { backend: StorageBackend::Local, root: "./data/blobs".into(), s3: S3Settings::default() }
+    }
+}
+
+/// An S3 bucket, on AWS or any S3-compatible server (MinIO, Ceph, moto, ...).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct S3Settings {
+    pub bucket: String,
+    /// Base URL of an S3-compatible server (path-style requests); empty means AWS for `region`.
+    pub endpoint: String,
+    pub region: String,
+    /// Static credentials; leave both empty to use the platform's (instance profile, pod identity).
+    pub access_key_id: String,
+    pub secret_access_key: Secret<String>,
+    /// Allow a plain `http://` endpoint (development servers only).
+    pub allow_http: bool,
+}
+
+impl Default for S3Settings {
+    fn default() -> Self {
+        Self {
+            bucket: String::new(),
+            endpoint: String::new(),
+            region: "us-east-1".into(),
+            access_key_id: String::new(),
+            secret_access_key: Secret::default(),
+            allow_http: false,
+        }
     }
 }
 
@@ -352,8 +418,10 @@ pub struct ReliabilitySettings {
     pub lease_secs: u64,
     /// How often each worker's reaper looks for items whose lease expired or whose message was lost.
     pub reaper_interval_secs: u64,
-    /// A `pending` item untouched for this long has lost its message (dead-lettered, purged): re-enqueue it.
-    /// Must exceed the longest retry delay plus the time a message can wait in a busy queue.
+    /// A `pending` item untouched for this long may have lost its message (dead-lettered, purged). The reaper
+    /// re-enqueues such items only as far as the pending items outnumber the messages the broker holds for
+    /// them (work queue and delay tiers) and the outbox rows still to publish, so a long queue is never
+    /// mistaken for lost messages.
     pub stale_pending_secs: u64,
     /// Claims of one item (across messages, retries and reaps) before a transient failure fails it for good.
     pub max_item_attempts: u32,
@@ -361,6 +429,12 @@ pub struct ReliabilitySettings {
     pub drive_requests_per_sec: u32,
     /// Time in-flight items get after SIGTERM before the worker gives them back and exits.
     pub shutdown_deadline_secs: u64,
+    /// A transfer attempt that moves no bytes (and finishes no Drive call) for this long is aborted; the item is
+    /// released and retried through the delay tiers.
+    pub stall_timeout_secs: u64,
+    /// How long the outbox relay waits for the broker to confirm a batch before it gives up on it (the rows
+    /// stay unpublished and are tried again).
+    pub confirm_timeout_secs: u64,
 }
 
 impl Default for ReliabilitySettings {
@@ -372,7 +446,30 @@ impl Default for ReliabilitySettings {
             max_item_attempts: 12,
             drive_requests_per_sec: 20,
             shutdown_deadline_secs: 25,
+            stall_timeout_secs: 60,
+            confirm_timeout_secs: 15,
         }
+    }
+}
+
+/// Housekeeping by `ferryctl prune`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MaintenanceSettings {
+    /// Published outbox rows, expired OAuth states and expired picker sessions are kept this long (for
+    /// investigations), then pruned.
+    pub retention_hours: u64,
+}
+
+impl Default for MaintenanceSettings {
+    fn default() -> Self {
+        Self { retention_hours: 168 }
+    }
+}
+
+impl MaintenanceSettings {
+    pub fn retention(&self) -> Duration {
+        Duration::from_secs(self.retention_hours.saturating_mul(3600))
     }
 }
 

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use base64::Engine as _;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 
-use crate::{DRIVE_CHUNK_GRANULARITY, Secret, Settings};
+use crate::{DRIVE_CHUNK_GRANULARITY, S3Settings, Secret, Settings, StorageBackend};
 
 pub(crate) fn problems(s: &Settings) -> Vec<String> {
     let mut p = Problems::default();
@@ -35,6 +35,10 @@ pub(crate) fn problems(s: &Settings) -> Vec<String> {
 
     // gateway
     p.bind("gateway.bind", &s.gateway.bind);
+    p.bind("gateway.ops_bind", &s.gateway.ops_bind);
+    if s.gateway.ops_bind == s.gateway.bind && !s.gateway.bind.ends_with(":0") {
+        p.push("gateway.ops_bind", "must differ from gateway.bind (metrics stay off the public port)");
+    }
     p.url("gateway.public_url", &s.gateway.public_url, HTTP);
     p.origin("gateway.popup_origin", &s.gateway.popup_origin);
     if s.gateway.outbox_poll_interval_secs == 0 {
@@ -68,9 +72,24 @@ pub(crate) fn problems(s: &Settings) -> Vec<String> {
         p.push("google.scopes", "must list at least one scope");
     }
 
+    // drive (outbound HTTP to Google)
+    for (key, secs) in [
+        ("drive.connect_timeout_secs", s.drive.connect_timeout_secs),
+        ("drive.read_timeout_secs", s.drive.read_timeout_secs),
+    ] {
+        if !(1..=3600).contains(&secs) {
+            p.push(key, format!("{secs} must be between 1 and 3600 seconds"));
+        }
+    }
+
     // storage
-    if s.storage.root.trim().is_empty() {
-        p.push("storage.root", "must not be empty");
+    match s.storage.backend {
+        StorageBackend::Local => {
+            if s.storage.root.trim().is_empty() {
+                p.push("storage.root", "must not be empty");
+            }
+        }
+        StorageBackend::S3 => check_s3(&mut p, &s.storage.s3),
     }
 
     // crypto
@@ -121,8 +140,14 @@ pub(crate) fn problems(s: &Settings) -> Vec<String> {
     if r.reaper_interval_secs == 0 {
         p.push("reliability.reaper_interval_secs", "must be at least 1");
     }
-    if r.stale_pending_secs < 40 {
-        p.push("reliability.stale_pending_secs", "must be at least 40 (longer than the longest retry delay, 32 s)");
+    if r.stale_pending_secs < 5 {
+        p.push("reliability.stale_pending_secs", "must be at least 5");
+    }
+    if r.stall_timeout_secs < 2 {
+        p.push("reliability.stall_timeout_secs", "must be at least 2");
+    }
+    if r.confirm_timeout_secs == 0 {
+        p.push("reliability.confirm_timeout_secs", "must be at least 1");
     }
     if r.max_item_attempts == 0 {
         p.push("reliability.max_item_attempts", "must be at least 1");
@@ -180,6 +205,44 @@ impl Problems {
         if !ok {
             self.push(key, format!("{value:?} must be host:port, e.g. \"0.0.0.0:8080\""));
         }
+    }
+}
+
+fn check_s3(p: &mut Problems, s3: &S3Settings) {
+    let bucket = &s3.bucket;
+    let bucket_ok = (3..=63).contains(&bucket.len())
+        && bucket.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '-'))
+        && bucket.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && bucket.ends_with(|c: char| c.is_ascii_alphanumeric());
+    if !bucket_ok {
+        p.push(
+            "storage.s3.bucket",
+            format!("{bucket:?} must be an S3 bucket name: 3-63 lowercase letters, digits, '.', '-' (required when storage.backend = \"s3\")"),
+        );
+    }
+    if s3.region.trim().is_empty() {
+        p.push("storage.s3.region", "must not be empty (e.g. \"us-east-1\")");
+    }
+    if !s3.endpoint.is_empty() {
+        match url::Url::parse(&s3.endpoint) {
+            Ok(url) if url.scheme() == "https" => {}
+            Ok(url) if url.scheme() == "http" => {
+                if !s3.allow_http {
+                    p.push(
+                        "storage.s3.endpoint",
+                        "is plain http: set storage.s3.allow_http = true to allow it (development servers only)",
+                    );
+                }
+            }
+            Ok(url) => p.push("storage.s3.endpoint", format!("scheme {:?} is not one of http, https", url.scheme())),
+            Err(e) => p.push("storage.s3.endpoint", format!("is not a valid URL ({e})")),
+        }
+    }
+    if s3.access_key_id.is_empty() != s3.secret_access_key.is_empty() {
+        p.push(
+            "storage.s3.access_key_id",
+            "and storage.s3.secret_access_key must be set together (or both left empty to use the platform's credentials)",
+        );
     }
 }
 

@@ -26,6 +26,9 @@ fn defaults_load_and_validate() {
     assert_eq!(s.amqp.prefetch, 8);
     assert_eq!(s.amqp.delivery_limit, 5);
     assert_eq!(s.gateway.bind, "127.0.0.1:8080");
+    assert_eq!(s.gateway.ops_bind, "127.0.0.1:9100");
+    assert_eq!(s.drive.connect_timeout_secs, 10);
+    assert_eq!(s.drive.read_timeout_secs, 60);
     assert_eq!(s.gateway.popup_origin, "http://127.0.0.1:8080");
     assert_eq!(s.gateway.max_upload_bytes, 1024 * 1024 * 1024);
     assert_eq!(s.google.drive_root_url, "http://127.0.0.1:8088/");
@@ -155,6 +158,8 @@ fn validation_lists_every_problem_clearly() {
         ("gateway.popup_origin", "http://127.0.0.1:8080/popup"),
         ("importer.ops_bind", "nowhere"),
         ("amqp.prefetch", "0"),
+        ("drive.read_timeout_secs", "0"),
+        ("gateway.ops_bind", "127.0.0.1:8080"),
     ])
     .expect("loads");
     let problems = problems(s.validate().expect_err("invalid"));
@@ -167,6 +172,8 @@ fn validation_lists_every_problem_clearly() {
         "gateway.popup_origin",
         "importer.ops_bind",
         "amqp.prefetch",
+        "drive.read_timeout_secs",
+        "gateway.ops_bind",
     ] {
         assert!(problems.iter().any(|p| p.starts_with(key)), "no problem for {key} in:\n{all}");
     }
@@ -221,4 +228,61 @@ fn secrets_never_print() {
     assert_eq!(format!("{secret}"), "[redacted]");
     assert_eq!(format!("{secret:?}"), "[redacted]");
     assert_eq!(secret.expose(), "x");
+}
+
+#[test]
+fn s3_storage_loads_from_the_environment_and_keeps_its_secret() {
+    let s = Settings::loader()
+        .env_vars([
+            ("FERRY__STORAGE__BACKEND", "s3"),
+            ("FERRY__STORAGE__S3__BUCKET", "ferry-blobs"),
+            ("FERRY__STORAGE__S3__ENDPOINT", "http://127.0.0.1:9000"),
+            ("FERRY__STORAGE__S3__REGION", "eu-west-1"),
+            ("FERRY__STORAGE__S3__ACCESS_KEY_ID", "AKIAEXAMPLE"),
+            ("FERRY__STORAGE__S3__SECRET_ACCESS_KEY", "very-secret-value"),
+            ("FERRY__STORAGE__S3__ALLOW_HTTP", "true"),
+        ])
+        .load()
+        .expect("loads");
+    s.validate().expect("valid");
+    assert_eq!(s.storage.backend, StorageBackend::S3);
+    assert_eq!(s.storage.s3.bucket, "ferry-blobs");
+    assert_eq!(s.storage.s3.endpoint, "http://127.0.0.1:9000");
+    assert_eq!(s.storage.s3.region, "eu-west-1");
+    assert_eq!(s.storage.s3.access_key_id, "AKIAEXAMPLE");
+    assert_eq!(s.storage.s3.secret_access_key.expose(), "very-secret-value");
+    assert!(s.storage.s3.allow_http);
+    assert!(!format!("{s:?}").contains("very-secret-value"), "the secret never prints");
+}
+
+#[test]
+fn s3_storage_problems_name_the_key_to_fix() {
+    let s = Settings::from_sources(&[
+        ("storage.backend", "s3"),
+        ("storage.s3.bucket", "Not_A_Bucket"),
+        ("storage.s3.endpoint", "http://127.0.0.1:9000"),
+        ("storage.s3.region", " "),
+        ("storage.s3.secret_access_key", "only-half"),
+    ])
+    .expect("loads");
+    let listed = problems(s.validate().expect_err("invalid"));
+    let joined = listed.join("\n");
+    assert_eq!(listed.len(), 4, "{joined}");
+    assert!(joined.contains("storage.s3.bucket: \"Not_A_Bucket\" must be an S3 bucket name"), "{joined}");
+    assert!(joined.contains("storage.s3.region: must not be empty"), "{joined}");
+    assert!(joined.contains("storage.s3.endpoint: is plain http: set storage.s3.allow_http = true"), "{joined}");
+    assert!(joined.contains("storage.s3.access_key_id: and storage.s3.secret_access_key must be set together"));
+
+    // The local backend ignores the s3 section; s3 ignores the local root.
+    let local = Settings::from_sources(&[("storage.s3.bucket", "X")]).expect("loads");
+    local.validate().expect("s3 settings are not read by the local backend");
+    let s3 = Settings::from_sources(&[
+        ("storage.backend", "s3"),
+        ("storage.root", ""),
+        ("storage.s3.bucket", "ferry-prod"),
+        ("storage.s3.endpoint", "ftp://x"),
+    ])
+    .expect("loads");
+    let s3_problems = problems(s3.validate().expect_err("invalid"));
+    assert_eq!(s3_problems, vec!["storage.s3.endpoint: scheme \"ftp\" is not one of http, https".to_owned()]);
 }

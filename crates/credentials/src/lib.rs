@@ -1,6 +1,8 @@
 //! Connection credentials: sealing provider tokens for storage, and handing out a valid access token,
 //! refreshing it at most once at a time per connection. A refresh the provider refuses (`invalid_grant`)
-//! marks the connection as needing re-authorisation.
+//! marks the connection as needing re-authorisation. [`rotation`] re-seals stored secrets under a new key.
+
+pub mod rotation;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -51,7 +53,7 @@ pub struct SealedTokenSet {
 
 /// Binds a sealed token to its row and role, so a ciphertext copied to another row or column does not open.
 fn associated_data(connection_id: ConnectionId, role: &str) -> Vec<u8> {
-    format!("connection:{connection_id}:{role}").into_bytes()
+    ferry_crypto::binding::connection_token(&connection_id, role)
 }
 
 #[derive(Clone)]
@@ -203,11 +205,13 @@ pub struct ProviderClients {
 impl ProviderClients {
     pub fn from_settings(settings: &ferry_config::Settings) -> anyhow::Result<Self> {
         use anyhow::Context;
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .connect_timeout(std::time::Duration::from_secs(10))
-            .build()
-            .context("building the HTTP client")?;
+        // Every call to Google is bounded by a connect and a read (idle) timeout; none has a total timeout,
+        // so a large transfer runs as long as bytes keep moving.
+        let timeouts = ferry_drive::HttpTimeouts {
+            connect: settings.drive.connect_timeout(),
+            read: settings.drive.read_timeout(),
+        };
+        let http = timeouts.client().context("building the HTTP client")?;
         let google = &settings.google;
         let endpoints = ferry_drive::GoogleEndpoints {
             auth_url: google.auth_url.clone(),
@@ -220,6 +224,7 @@ impl ProviderClients {
             &endpoints,
             ferry_drive::OAuthClientConfig {
                 client_id: google.client_id.clone(),
+                timeouts,
                 client_secret: google.client_secret.expose().to_owned(),
                 redirect_uri: google.redirect_uri.clone(),
                 scopes: google.scopes.clone(),
@@ -229,17 +234,24 @@ impl ProviderClients {
         .context("configuring the OAuth client")?;
         let drive =
             ferry_drive::DriveClient::new(&google.drive_root_url, http).context("configuring the Drive client")?;
-        let previous: Vec<(String, String)> = settings
-            .crypto
-            .previous_keys()
-            .context("reading crypto.previous_token_keys")?
-            .into_iter()
-            .map(|(id, key)| (id, key.expose().to_owned()))
-            .collect();
-        let cipher = TokenCipher::new(&settings.crypto.token_key_id, settings.crypto.token_key.expose())
-            .context("crypto.token_key")?
-            .with_previous_keys(previous)
-            .context("crypto.previous_token_keys")?;
+        let cipher = token_cipher(settings)?;
         Ok(ProviderClients { oauth, drive, cipher })
     }
+}
+
+/// The token cipher the settings describe: `crypto.token_key` for sealing, `crypto.previous_token_keys` for opening
+/// what older keys sealed.
+pub fn token_cipher(settings: &ferry_config::Settings) -> anyhow::Result<TokenCipher> {
+    use anyhow::Context;
+    let previous: Vec<(String, String)> = settings
+        .crypto
+        .previous_keys()
+        .context("reading crypto.previous_token_keys")?
+        .into_iter()
+        .map(|(id, key)| (id, key.expose().to_owned()))
+        .collect();
+    TokenCipher::new(&settings.crypto.token_key_id, settings.crypto.token_key.expose())
+        .context("crypto.token_key")?
+        .with_previous_keys(previous)
+        .context("crypto.previous_token_keys")
 }

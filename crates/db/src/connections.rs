@@ -7,7 +7,7 @@ use ferry_core::{ConnectionId, TenantId};
 use uuid::Uuid;
 
 use crate::schema::connections;
-use crate::{Db, DbError};
+use crate::{Db, DbError, TenantDb};
 
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = connections)]
@@ -113,64 +113,6 @@ impl Db {
         Ok((row, is_new))
     }
 
-    /// The id of the tenant's connection to this provider account, if it was ever connected.
-    pub async fn find_connection_id(
-        &self,
-        tenant_id: TenantId,
-        provider: &str,
-        provider_user_id: &str,
-    ) -> Result<Option<ConnectionId>, DbError> {
-        let mut conn = self.conn().await?;
-        let found: Option<Uuid> = connections::table
-            .filter(connections::tenant_id.eq(tenant_id.0))
-            .filter(connections::provider.eq(provider))
-            .filter(connections::provider_user_id.eq(provider_user_id))
-            .select(connections::id)
-            .first(&mut conn)
-            .await
-            .optional()?;
-        Ok(found.map(ConnectionId))
-    }
-
-    /// A connection of this tenant (another tenant's id is simply not found).
-    pub async fn get_connection(&self, tenant_id: TenantId, id: ConnectionId) -> Result<Option<Connection>, DbError> {
-        let mut conn = self.conn().await?;
-        Ok(connections::table
-            .filter(connections::id.eq(id.0))
-            .filter(connections::tenant_id.eq(tenant_id.0))
-            .select(Connection::as_select())
-            .first(&mut conn)
-            .await
-            .optional()?)
-    }
-
-    pub async fn list_connections(
-        &self,
-        tenant_id: TenantId,
-        filter: &ConnectionFilter<'_>,
-    ) -> Result<(Vec<Connection>, i64), DbError> {
-        let mut conn = self.conn().await?;
-        let mut count_query = connections::table.filter(connections::tenant_id.eq(tenant_id.0)).into_boxed();
-        let mut query = connections::table.filter(connections::tenant_id.eq(tenant_id.0)).into_boxed();
-        if let Some(provider) = filter.provider {
-            count_query = count_query.filter(connections::provider.eq(provider.to_owned()));
-            query = query.filter(connections::provider.eq(provider.to_owned()));
-        }
-        if filter.active_only {
-            count_query = count_query.filter(connections::is_active.eq(true));
-            query = query.filter(connections::is_active.eq(true));
-        }
-        let total: i64 = count_query.count().get_result(&mut conn).await?;
-        let rows = query
-            .order((connections::connected_at.desc(), connections::id.desc()))
-            .limit(filter.limit)
-            .offset(filter.offset)
-            .select(Connection::as_select())
-            .load(&mut conn)
-            .await?;
-        Ok((rows, total))
-    }
-
     pub async fn connection_tokens(&self, id: ConnectionId) -> Result<Option<SealedTokens>, DbError> {
         let mut conn = self.conn().await?;
         Ok(connections::table.find(id.0).select(SealedTokens::as_select()).first(&mut conn).await.optional()?)
@@ -221,10 +163,65 @@ impl Db {
             .await?;
         Ok(())
     }
+}
+
+impl TenantDb {
+    /// The id of the tenant's connection to this provider account, if it was ever connected.
+    pub async fn find_connection_id(
+        &self,
+        provider: &str,
+        provider_user_id: &str,
+    ) -> Result<Option<ConnectionId>, DbError> {
+        let mut conn = self.conn().await?;
+        let found: Option<Uuid> = connections::table
+            .filter(connections::tenant_id.eq(self.tenant.0))
+            .filter(connections::provider.eq(provider))
+            .filter(connections::provider_user_id.eq(provider_user_id))
+            .select(connections::id)
+            .first(&mut conn)
+            .await
+            .optional()?;
+        Ok(found.map(ConnectionId))
+    }
+
+    /// A connection of this tenant (another tenant's id is simply not found).
+    pub async fn get_connection(&self, id: ConnectionId) -> Result<Option<Connection>, DbError> {
+        let mut conn = self.conn().await?;
+        Ok(connections::table
+            .filter(connections::id.eq(id.0))
+            .filter(connections::tenant_id.eq(self.tenant.0))
+            .select(Connection::as_select())
+            .first(&mut conn)
+            .await
+            .optional()?)
+    }
+
+    pub async fn list_connections(&self, filter: &ConnectionFilter<'_>) -> Result<(Vec<Connection>, i64), DbError> {
+        let mut conn = self.conn().await?;
+        let mut count_query = connections::table.filter(connections::tenant_id.eq(self.tenant.0)).into_boxed();
+        let mut query = connections::table.filter(connections::tenant_id.eq(self.tenant.0)).into_boxed();
+        if let Some(provider) = filter.provider {
+            count_query = count_query.filter(connections::provider.eq(provider.to_owned()));
+            query = query.filter(connections::provider.eq(provider.to_owned()));
+        }
+        if filter.active_only {
+            count_query = count_query.filter(connections::is_active.eq(true));
+            query = query.filter(connections::is_active.eq(true));
+        }
+        let total: i64 = count_query.count().get_result(&mut conn).await?;
+        let rows = query
+            .order((connections::connected_at.desc(), connections::id.desc()))
+            .limit(filter.limit)
+            .offset(filter.offset)
+            .select(Connection::as_select())
+            .load(&mut conn)
+            .await?;
+        Ok((rows, total))
+    }
 
     pub async fn touch_connection(&self, id: ConnectionId) -> Result<(), DbError> {
         let mut conn = self.conn().await?;
-        diesel::update(connections::table.find(id.0))
+        diesel::update(connections::table.find(id.0).filter(connections::tenant_id.eq(self.tenant.0)))
             .set(connections::last_used_at.eq(Utc::now()))
             .execute(&mut conn)
             .await?;
@@ -233,13 +230,13 @@ impl Db {
 
     /// Deactivates the connection and forgets its tokens (jobs keep referring to it, so the row stays).
     /// Returns false when the tenant has no such active connection.
-    pub async fn disconnect_connection(&self, tenant_id: TenantId, id: ConnectionId) -> Result<bool, DbError> {
+    pub async fn disconnect_connection(&self, id: ConnectionId) -> Result<bool, DbError> {
         let mut conn = self.conn().await?;
         let now = Utc::now();
         let updated = diesel::update(
             connections::table
                 .filter(connections::id.eq(id.0))
-                .filter(connections::tenant_id.eq(tenant_id.0))
+                .filter(connections::tenant_id.eq(self.tenant.0))
                 .filter(connections::is_active.eq(true)),
         )
         .set((
@@ -252,5 +249,25 @@ impl Db {
         .execute(&mut conn)
         .await?;
         Ok(updated == 1)
+    }
+
+    /// [`Db::upsert_connection`] for this tenant (the handle's tenant wins over `new.tenant_id`).
+    pub async fn upsert_connection(&self, new: ConnectionUpsert<'_>) -> Result<(Connection, bool), DbError> {
+        self.db.upsert_connection(ConnectionUpsert { tenant_id: self.tenant, ..new }).await
+    }
+
+    /// Stores freshly sealed tokens on this tenant's connection; false when the tenant has no such connection.
+    pub async fn update_connection_tokens(
+        &self,
+        id: ConnectionId,
+        access_token_sealed: &str,
+        refresh_token_sealed: Option<&str>,
+        expires_at: DateTime<Utc>,
+    ) -> Result<bool, DbError> {
+        if self.get_connection(id).await?.is_none() {
+            return Ok(false);
+        }
+        self.db.update_connection_tokens(id, access_token_sealed, refresh_token_sealed, expires_at).await?;
+        Ok(true)
     }
 }

@@ -3,11 +3,11 @@
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
-use ferry_core::{FileId, FileStatus, TenantId};
+use ferry_core::{FileId, FileStatus};
 use uuid::Uuid;
 
 use crate::schema::files;
-use crate::{Db, DbError};
+use crate::{DbError, TenantDb};
 
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = files)]
@@ -25,7 +25,8 @@ pub struct StoredFile {
     pub tags: Vec<String>,
     pub source_connection_id: Option<Uuid>,
     pub source_file_id: Option<String>,
-    pub provider_metadata: Option<serde_json::Value>,
+    /// The import job that created this file (its `provider_metadata` is the file's).
+    pub import_job_id: Option<Uuid>,
     pub error_code: Option<String>,
     pub error_message: Option<String>,
     pub created_at: DateTime<Utc>,
@@ -46,7 +47,6 @@ impl StoredFile {
 #[derive(Debug, Clone)]
 pub struct NewUploadedFile<'a> {
     pub id: FileId,
-    pub tenant_id: TenantId,
     pub name: &'a str,
     pub mime_type: &'a str,
     pub size_bytes: i64,
@@ -56,13 +56,14 @@ pub struct NewUploadedFile<'a> {
     pub tags: &'a [String],
 }
 
-impl Db {
+impl TenantDb {
+    /// Records an uploaded file of this tenant.
     pub async fn insert_uploaded_file(&self, new: NewUploadedFile<'_>) -> Result<StoredFile, DbError> {
         let mut conn = self.conn().await?;
         Ok(diesel::insert_into(files::table)
             .values((
                 files::id.eq(new.id.0),
-                files::tenant_id.eq(new.tenant_id.0),
+                files::tenant_id.eq(self.tenant.0),
                 files::name.eq(new.name),
                 files::mime_type.eq(new.mime_type),
                 files::size_bytes.eq(new.size_bytes),
@@ -78,11 +79,11 @@ impl Db {
     }
 
     /// A file of this tenant (another tenant's id is simply not found).
-    pub async fn get_file(&self, tenant_id: TenantId, id: FileId) -> Result<Option<StoredFile>, DbError> {
+    pub async fn get_file(&self, id: FileId) -> Result<Option<StoredFile>, DbError> {
         let mut conn = self.conn().await?;
         Ok(files::table
             .filter(files::id.eq(id.0))
-            .filter(files::tenant_id.eq(tenant_id.0))
+            .filter(files::tenant_id.eq(self.tenant.0))
             .select(StoredFile::as_select())
             .first(&mut conn)
             .await
@@ -90,28 +91,23 @@ impl Db {
     }
 
     /// The tenant's files among `ids` (missing or foreign ids are simply absent from the result).
-    pub async fn get_files(&self, tenant_id: TenantId, ids: &[FileId]) -> Result<Vec<StoredFile>, DbError> {
+    pub async fn get_files(&self, ids: &[FileId]) -> Result<Vec<StoredFile>, DbError> {
         let mut conn = self.conn().await?;
         let raw: Vec<Uuid> = ids.iter().map(|id| id.0).collect();
         Ok(files::table
             .filter(files::id.eq_any(raw))
-            .filter(files::tenant_id.eq(tenant_id.0))
+            .filter(files::tenant_id.eq(self.tenant.0))
             .select(StoredFile::as_select())
             .load(&mut conn)
             .await?)
     }
 
     /// Newest first.
-    pub async fn list_files(
-        &self,
-        tenant_id: TenantId,
-        limit: i64,
-        offset: i64,
-    ) -> Result<(Vec<StoredFile>, i64), DbError> {
+    pub async fn list_files(&self, limit: i64, offset: i64) -> Result<(Vec<StoredFile>, i64), DbError> {
         let mut conn = self.conn().await?;
-        let total: i64 = files::table.filter(files::tenant_id.eq(tenant_id.0)).count().get_result(&mut conn).await?;
+        let total: i64 = files::table.filter(files::tenant_id.eq(self.tenant.0)).count().get_result(&mut conn).await?;
         let rows = files::table
-            .filter(files::tenant_id.eq(tenant_id.0))
+            .filter(files::tenant_id.eq(self.tenant.0))
             .order((files::created_at.desc(), files::id.desc()))
             .limit(limit)
             .offset(offset)

@@ -4,12 +4,12 @@
 use chrono::Utc;
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, RunQueryDsl};
-use ferry_core::{FileStatus, ItemStatus, JobCounts, JobId, JobStatus, TenantId};
+use ferry_core::{FileStatus, ItemStatus, JobCounts, JobId, JobStatus};
 use uuid::Uuid;
 
 use crate::jobs::{Job, JobItem};
 use crate::schema::{files, job_items, jobs};
-use crate::{Db, DbError};
+use crate::{DbError, TenantDb};
 
 /// Which jobs to list. Status words are the stored ones.
 #[derive(Debug, Clone, Default)]
@@ -37,12 +37,17 @@ pub enum CancelOutcome {
 pub const CANCELLED_CODE: &str = "cancelled";
 pub const CANCELLED_MESSAGE: &str = "The job was cancelled before this file was transferred";
 
-impl Db {
+/// Stored job status words matching a public status word (`in_progress`, `partial`, or a stored word).
+pub fn stored_status_words(public: &str) -> Option<&'static str> {
+    JobStatus::from_api_name(public).ok().map(|s| s.as_str())
+}
+
+impl TenantDb {
     /// The tenant's jobs, newest first, with the total matching the filter.
-    pub async fn list_jobs(&self, tenant_id: TenantId, filter: &JobFilter<'_>) -> Result<(Vec<Job>, i64), DbError> {
+    pub async fn list_jobs(&self, filter: &JobFilter<'_>) -> Result<(Vec<Job>, i64), DbError> {
         let mut conn = self.conn().await?;
         let query = || {
-            let mut query = jobs::table.filter(jobs::tenant_id.eq(tenant_id.0)).into_boxed();
+            let mut query = jobs::table.filter(jobs::tenant_id.eq(self.tenant.0)).into_boxed();
             if let Some(statuses) = filter.statuses {
                 query = query.filter(jobs::status.eq_any(statuses.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>()));
             }
@@ -65,7 +70,6 @@ impl Db {
     /// One page of a job's items in request order, with the job's item total. The job must be the tenant's.
     pub async fn page_job_items(
         &self,
-        tenant_id: TenantId,
         job_id: JobId,
         status: Option<&str>,
         limit: i64,
@@ -75,7 +79,7 @@ impl Db {
         let query = || {
             let mut query = job_items::table
                 .filter(job_items::job_id.eq(job_id.0))
-                .filter(job_items::tenant_id.eq(tenant_id.0))
+                .filter(job_items::tenant_id.eq(self.tenant.0))
                 .into_boxed();
             if let Some(status) = status {
                 query = query.filter(job_items::status.eq(status.to_owned()));
@@ -94,11 +98,11 @@ impl Db {
     }
 
     /// The Drive ids of an export job's uploaded files, in request order.
-    pub async fn exported_drive_ids(&self, tenant_id: TenantId, job_id: JobId) -> Result<Vec<String>, DbError> {
+    pub async fn exported_drive_ids(&self, job_id: JobId) -> Result<Vec<String>, DbError> {
         let mut conn = self.conn().await?;
         let ids: Vec<Option<String>> = job_items::table
             .filter(job_items::job_id.eq(job_id.0))
-            .filter(job_items::tenant_id.eq(tenant_id.0))
+            .filter(job_items::tenant_id.eq(self.tenant.0))
             .filter(job_items::status.eq(ItemStatus::Succeeded.as_str()))
             .order(job_items::position.asc())
             .select(job_items::drive_file_id)
@@ -112,12 +116,12 @@ impl Db {
     /// items can be claimed. An import's placeholder files of cancelled items are marked failed (`cancelled`).
     ///
     /// Items are updated before the job row, in the same order as a claim, so the two never deadlock.
-    pub async fn cancel_job(&self, tenant_id: TenantId, job_id: JobId) -> Result<CancelOutcome, DbError> {
+    pub async fn cancel_job(&self, job_id: JobId) -> Result<CancelOutcome, DbError> {
         let mut conn = self.conn().await?;
         conn.transaction::<_, DbError, _>(async |conn| {
             let Some(job) = jobs::table
                 .filter(jobs::id.eq(job_id.0))
-                .filter(jobs::tenant_id.eq(tenant_id.0))
+                .filter(jobs::tenant_id.eq(self.tenant.0))
                 .select(Job::as_select())
                 .first(conn)
                 .await
@@ -209,9 +213,4 @@ impl Db {
         })
         .await
     }
-}
-
-/// Stored job status words matching a public status word (`in_progress`, `partial`, or a stored word).
-pub fn stored_status_words(public: &str) -> Option<&'static str> {
-    JobStatus::from_api_name(public).ok().map(|s| s.as_str())
 }

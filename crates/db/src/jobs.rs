@@ -11,8 +11,9 @@ use ferry_core::{
 };
 use uuid::Uuid;
 
+use crate::clock::{db_now, db_now_nullable, db_now_plus};
 use crate::schema::{files, job_items, jobs, outbox};
-use crate::{Db, DbError};
+use crate::{Db, DbError, TenantDb};
 
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = jobs)]
@@ -36,6 +37,8 @@ pub struct Job {
     pub completed_at: Option<DateTime<Utc>>,
     /// Set by a cancel: the job ends `cancelled` and no further item of it runs.
     pub cancel_requested_at: Option<DateTime<Utc>>,
+    /// The caller's metadata of an import, stored once for the job (its files read it from here).
+    pub provider_metadata: Option<serde_json::Value>,
 }
 
 impl Job {
@@ -120,7 +123,6 @@ pub struct NewExportItem {
 #[derive(Debug, Clone)]
 pub struct NewExportJob {
     pub job_id: JobId,
-    pub tenant_id: TenantId,
     pub connection_id: ConnectionId,
     pub target_folder_id: Option<String>,
     pub target_folder_name: Option<String>,
@@ -128,9 +130,20 @@ pub struct NewExportJob {
     pub command_name: String,
 }
 
+/// The claim a worker holds on an item: owner and attempt number, as the claim wrote them. Every write the
+/// worker makes about the item is conditioned on it, so a worker whose lease was taken over (it stalled past
+/// its lease, and the reaper handed the item to someone else) changes nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claim {
+    pub item_id: ItemId,
+    pub owner: String,
+    pub attempt: i32,
+}
+
 /// An item a worker now holds, with what it needs to do the work.
 #[derive(Debug, Clone)]
 pub struct ClaimedItem {
+    pub claim: Claim,
     pub item: JobItem,
     pub job: Job,
     pub file: crate::files::StoredFile,
@@ -144,6 +157,11 @@ pub enum ClaimOutcome {
     /// Another worker holds an unexpired lease on it.
     LeasedElsewhere,
     NotFound,
+    /// The item cannot be worked on (for example its file row is gone): it was failed with this stable code in
+    /// the claim's transaction, and counted on its job.
+    Failed {
+        code: &'static str,
+    },
 }
 
 /// What an import produced, recorded on the file when the item completes.
@@ -170,12 +188,32 @@ impl Db {
     /// Writes the job, one item and one placeholder file per requested file, and one outbox row per item,
     /// in a single transaction: either the whole job exists with all its commands, or nothing does.
     pub async fn create_import_job(&self, new: NewImportJob) -> Result<Job, DbError> {
+        self.create_import_job_with_formats(new, &[]).await
+    }
+
+    /// [`Db::create_import_job`], also recording the export formats chosen for Workspace files (placeholder
+    /// file id → formats) in the same transaction, so no worker can claim an item without seeing its format.
+    async fn create_import_job_with_formats(
+        &self,
+        new: NewImportJob,
+        formats: &[(FileId, serde_json::Value)],
+    ) -> Result<Job, DbError> {
         let mut conn = self.conn().await?;
         conn.transaction::<_, DbError, _>(async |conn| {
             let total = i32::try_from(new.items.len()).map_err(|_| DbError::Corrupt("too many items".into()))?;
             let job =
                 insert_job(conn, &new.job_id, new.tenant_id, new.connection_id, JobKind::Import, total, None, None)
                     .await?;
+            let job = match &new.provider_metadata {
+                None => job,
+                Some(metadata) => {
+                    diesel::update(jobs::table.find(job.id))
+                        .set(jobs::provider_metadata.eq(metadata))
+                        .returning(Job::as_returning())
+                        .get_result(conn)
+                        .await?
+                }
+            };
             let file_rows: Vec<_> = new
                 .items
                 .iter()
@@ -190,7 +228,7 @@ impl Db {
                         files::tags.eq(new.tags.clone()),
                         files::source_connection_id.eq(new.connection_id.0),
                         files::source_file_id.eq(item.drive_file_id.clone()),
-                        files::provider_metadata.eq(new.provider_metadata.clone()),
+                        files::import_job_id.eq(new.job_id.0),
                     )
                 })
                 .collect();
@@ -214,47 +252,16 @@ impl Db {
                 })
                 .collect();
             diesel::insert_into(job_items::table).values(item_rows).execute(conn).await?;
-            let commands: Vec<_> = new.items.iter().map(|item| item.command.clone()).collect();
-            insert_outbox(conn, &new.command_name, commands).await?;
-            Ok(job)
-        })
-        .await
-    }
-
-    /// Writes an export job, its items and their outbox rows in one transaction.
-    pub async fn create_export_job(&self, new: NewExportJob) -> Result<Job, DbError> {
-        let mut conn = self.conn().await?;
-        conn.transaction::<_, DbError, _>(async |conn| {
-            let total = i32::try_from(new.items.len()).map_err(|_| DbError::Corrupt("too many items".into()))?;
-            let job = insert_job(
-                conn,
-                &new.job_id,
-                new.tenant_id,
-                new.connection_id,
-                JobKind::Export,
-                total,
-                new.target_folder_id.clone(),
-                new.target_folder_name.clone(),
-            )
-            .await?;
-            let item_rows: Vec<_> = new
-                .items
-                .iter()
-                .enumerate()
-                .map(|(position, item)| {
-                    (
-                        job_items::id.eq(item.item_id.0),
-                        job_items::job_id.eq(new.job_id.0),
-                        job_items::tenant_id.eq(new.tenant_id.0),
-                        job_items::position.eq(position as i32),
-                        job_items::file_id.eq(item.file_id.0),
-                        job_items::name.eq(item.name.clone()),
-                        job_items::mime_type.eq(item.mime_type.clone()),
-                        job_items::status.eq(ItemStatus::Pending.as_str()),
-                    )
-                })
-                .collect();
-            diesel::insert_into(job_items::table).values(item_rows).execute(conn).await?;
+            if !formats.is_empty() {
+                use crate::schema::import_export_formats;
+                let rows: Vec<_> = formats
+                    .iter()
+                    .map(|(id, value)| {
+                        (import_export_formats::file_id.eq(id.0), import_export_formats::formats.eq(value))
+                    })
+                    .collect();
+                diesel::insert_into(import_export_formats::table).values(rows).execute(conn).await?;
+            }
             let commands: Vec<_> = new.items.iter().map(|item| item.command.clone()).collect();
             insert_outbox(conn, &new.command_name, commands).await?;
             Ok(job)
@@ -285,31 +292,32 @@ impl Db {
             .await?)
     }
 
-    /// Takes an item for `worker_id` until `lease` from now: only a pending item, or a running one whose
-    /// previous worker's lease ran out, can be taken. The job moves to `processing` on its first claim.
+    /// Takes an item for `worker_id` for `lease` (measured by the database's clock): only a pending item, or a
+    /// running one whose previous worker's lease ran out, can be taken. The job moves to `processing` on its
+    /// first claim. An item whose file row is missing is failed (`file_missing`) here instead of being handed
+    /// out, so it can never loop.
     pub async fn claim_item(&self, item_id: ItemId, worker_id: &str, lease: Duration) -> Result<ClaimOutcome, DbError> {
         let mut conn = self.conn().await?;
         let worker_id = worker_id.to_owned();
         conn.transaction::<_, DbError, _>(async |conn| {
-            let now = Utc::now();
-            let lease_until = now + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::minutes(5));
-            let claimed: Option<JobItem> =
-                diesel::update(job_items::table.filter(job_items::id.eq(item_id.0)).filter(
-                    job_items::status.eq(ItemStatus::Pending.as_str()).or(
-                        job_items::status.eq(ItemStatus::Running.as_str()).and(job_items::lease_expires_at.lt(now)),
-                    ),
-                ))
-                .set((
-                    job_items::status.eq(ItemStatus::Running.as_str()),
-                    job_items::attempts.eq(job_items::attempts + 1),
-                    job_items::lease_owner.eq(&worker_id),
-                    job_items::lease_expires_at.eq(lease_until),
-                    job_items::updated_at.eq(now),
-                ))
-                .returning(JobItem::as_returning())
-                .get_result(conn)
-                .await
-                .optional()?;
+            let claimed: Option<JobItem> = diesel::update(
+                job_items::table.filter(job_items::id.eq(item_id.0)).filter(
+                    job_items::status.eq(ItemStatus::Pending.as_str()).or(job_items::status
+                        .eq(ItemStatus::Running.as_str())
+                        .and(job_items::lease_expires_at.lt(db_now_nullable()))),
+                ),
+            )
+            .set((
+                job_items::status.eq(ItemStatus::Running.as_str()),
+                job_items::attempts.eq(job_items::attempts + 1),
+                job_items::lease_owner.eq(&worker_id),
+                job_items::lease_expires_at.eq(db_now_plus(lease)),
+                job_items::updated_at.eq(db_now()),
+            ))
+            .returning(JobItem::as_returning())
+            .get_result(conn)
+            .await
+            .optional()?;
             let Some(item) = claimed else {
                 let existing: Option<String> =
                     job_items::table.find(item_id.0).select(job_items::status).first(conn).await.optional()?;
@@ -319,71 +327,73 @@ impl Db {
                     Some(_) => ClaimOutcome::LeasedElsewhere,
                 });
             };
+            let claim = Claim { item_id, owner: worker_id.clone(), attempt: item.attempts };
             diesel::update(jobs::table.find(item.job_id).filter(jobs::status.eq(JobStatus::Pending.as_str())))
                 .set((
                     jobs::status.eq(JobStatus::Processing.as_str()),
-                    jobs::started_at.eq(now),
-                    jobs::updated_at.eq(now),
+                    jobs::started_at.eq(db_now_nullable()),
+                    jobs::updated_at.eq(db_now()),
                 ))
                 .execute(conn)
                 .await?;
             let job = jobs::table.find(item.job_id).select(Job::as_select()).first(conn).await?;
             if job.cancel_requested_at.is_some() {
                 // The job was cancelled after this item was handed out again (a retry or a reaped lease).
-                cancel_claimed_item(conn, &item, &job).await?;
+                cancel_claimed_item(conn, &claim, &job).await?;
                 return Ok(ClaimOutcome::AlreadyFinished);
             }
-            let file =
-                files::table.find(item.file_id).select(crate::files::StoredFile::as_select()).first(conn).await?;
-            Ok(ClaimOutcome::Claimed(Box::new(ClaimedItem { item, job, file })))
+            let file = files::table
+                .find(item.file_id)
+                .select(crate::files::StoredFile::as_select())
+                .first(conn)
+                .await
+                .optional()?;
+            let Some(file) = file else {
+                let message = "the stored file this item refers to no longer exists";
+                finish_claimed(conn, &claim, ItemStatus::Failed, Some(FILE_MISSING), Some(message)).await?;
+                count_on_job(conn, job.id, ItemStatus::Failed).await?;
+                return Ok(ClaimOutcome::Failed { code: FILE_MISSING });
+            };
+            Ok(ClaimOutcome::Claimed(Box::new(ClaimedItem { claim, item, job, file })))
         })
         .await
     }
 
-    /// Pushes the lease forward during a long transfer. False when the item is no longer this worker's.
-    pub async fn extend_lease(&self, item_id: ItemId, worker_id: &str, lease: Duration) -> Result<bool, DbError> {
+    /// Pushes the lease forward (by the database's clock) during a long transfer. False when the claim no
+    /// longer holds the item: the worker must stop the attempt.
+    pub async fn extend_lease(&self, claim: &Claim, lease: Duration) -> Result<bool, DbError> {
         let mut conn = self.conn().await?;
-        let until = Utc::now() + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::minutes(5));
-        let updated = diesel::update(
-            job_items::table
-                .filter(job_items::id.eq(item_id.0))
-                .filter(job_items::status.eq(ItemStatus::Running.as_str()))
-                .filter(job_items::lease_owner.eq(worker_id)),
-        )
-        .set(job_items::lease_expires_at.eq(until))
-        .execute(&mut conn)
-        .await?;
+        let updated = diesel::update(held_by(claim))
+            .set(job_items::lease_expires_at.eq(db_now_plus(lease)))
+            .execute(&mut conn)
+            .await?;
         Ok(updated == 1)
     }
 
-    /// Gives a running item back (a transient failure or a shutdown): it will be claimed again.
-    pub async fn release_item(&self, item_id: ItemId, error_code: &str, message: &str) -> Result<(), DbError> {
+    /// Gives a running item back (a transient failure): it will be claimed again. Refused
+    /// ([`DbError::LeaseLost`]) when the claim no longer holds the item.
+    pub async fn release_item(&self, claim: &Claim, error_code: &str, message: &str) -> Result<(), DbError> {
         let mut conn = self.conn().await?;
-        diesel::update(
-            job_items::table
-                .filter(job_items::id.eq(item_id.0))
-                .filter(job_items::status.eq(ItemStatus::Running.as_str())),
-        )
-        .set((
-            job_items::status.eq(ItemStatus::Pending.as_str()),
-            job_items::lease_owner.eq(None::<String>),
-            job_items::lease_expires_at.eq(None::<DateTime<Utc>>),
-            job_items::error_code.eq(error_code),
-            job_items::error_message.eq(message),
-            job_items::updated_at.eq(Utc::now()),
-        ))
-        .execute(&mut conn)
-        .await?;
-        Ok(())
+        let updated = diesel::update(held_by(claim))
+            .set((
+                job_items::status.eq(ItemStatus::Pending.as_str()),
+                job_items::lease_owner.eq(None::<String>),
+                job_items::lease_expires_at.eq(None::<DateTime<Utc>>),
+                job_items::error_code.eq(error_code),
+                job_items::error_message.eq(message),
+                job_items::updated_at.eq(db_now()),
+            ))
+            .execute(&mut conn)
+            .await?;
+        if updated == 1 { Ok(()) } else { Err(DbError::LeaseLost { item_id: claim.item_id.0 }) }
     }
 
-    /// Marks an import item done and its file ready, and counts it on the job, in one transaction.
-    pub async fn complete_import_item(&self, item_id: ItemId, blob: ImportedBlob<'_>) -> Result<ItemFinish, DbError> {
+    /// Marks an import item done and its file ready, and counts it on the job, in one transaction; refused
+    /// ([`DbError::LeaseLost`]) when the claim no longer holds the item.
+    pub async fn complete_import_item(&self, claim: &Claim, blob: ImportedBlob<'_>) -> Result<ItemFinish, DbError> {
         let mut conn = self.conn().await?;
         conn.transaction::<_, DbError, _>(async |conn| {
-            let Some(item) = finish_item(conn, item_id, ItemStatus::Succeeded, None, None).await? else {
-                return Ok(ItemFinish { applied: false, job_status: None });
-            };
+            let item = finish_claimed(conn, claim, ItemStatus::Succeeded, None, None).await?;
             diesel::update(files::table.find(item.file_id))
                 .set((
                     files::status.eq(FileStatus::Ready.as_str()),
@@ -394,7 +404,7 @@ impl Db {
                     files::blob_key.eq(blob.blob_key),
                     files::error_code.eq(None::<String>),
                     files::error_message.eq(None::<String>),
-                    files::updated_at.eq(Utc::now()),
+                    files::updated_at.eq(db_now()),
                 ))
                 .execute(conn)
                 .await?;
@@ -408,14 +418,13 @@ impl Db {
         .await
     }
 
-    /// Marks an export item done with the Drive id it produced, and counts it on the job.
-    pub async fn complete_export_item(&self, item_id: ItemId, drive_file_id: &str) -> Result<ItemFinish, DbError> {
+    /// Marks an export item done with the Drive id it produced, and counts it on the job; refused
+    /// ([`DbError::LeaseLost`]) when the claim no longer holds the item.
+    pub async fn complete_export_item(&self, claim: &Claim, drive_file_id: &str) -> Result<ItemFinish, DbError> {
         let mut conn = self.conn().await?;
         let drive_file_id = drive_file_id.to_owned();
         conn.transaction::<_, DbError, _>(async |conn| {
-            let Some(item) = finish_item(conn, item_id, ItemStatus::Succeeded, None, None).await? else {
-                return Ok(ItemFinish { applied: false, job_status: None });
-            };
+            let item = finish_claimed(conn, claim, ItemStatus::Succeeded, None, None).await?;
             diesel::update(job_items::table.find(item.id))
                 .set(job_items::drive_file_id.eq(&drive_file_id))
                 .execute(conn)
@@ -426,25 +435,66 @@ impl Db {
         .await
     }
 
-    /// Fails an item for good (with a stable code and a message for the API), and counts it on the job.
-    /// An import item's placeholder file is marked failed too.
-    pub async fn fail_item(&self, item_id: ItemId, error_code: &str, message: &str) -> Result<ItemFinish, DbError> {
+    /// Fails the claimed item for good (a stable code and a message for the API) and counts it on the job;
+    /// an import item's placeholder file is marked failed too. Refused ([`DbError::LeaseLost`]) when the claim
+    /// no longer holds the item.
+    pub async fn fail_claimed_item(
+        &self,
+        claim: &Claim,
+        error_code: &str,
+        message: &str,
+    ) -> Result<ItemFinish, DbError> {
+        let mut conn = self.conn().await?;
+        conn.transaction::<_, DbError, _>(async |conn| {
+            let item = finish_claimed(conn, claim, ItemStatus::Failed, Some(error_code), Some(message)).await?;
+            fail_placeholder(conn, item.file_id, error_code, message).await?;
+            let status = count_on_job(conn, item.job_id, ItemStatus::Failed).await?;
+            Ok(ItemFinish { applied: true, job_status: Some(status) })
+        })
+        .await
+    }
+
+    /// Fails an item nobody holds a live claim on (system decisions: a connection lost its grant, the reaper
+    /// found an item out of attempts, a message whose item row cannot be read). With `expected_attempts`, only
+    /// if the item still has that attempt count and is pending or running with an expired lease, so a worker
+    /// that claimed it meanwhile keeps it. `applied` is false when nothing was failed.
+    pub async fn fail_item_unclaimed(
+        &self,
+        item_id: ItemId,
+        expected_attempts: Option<i32>,
+        error_code: &str,
+        message: &str,
+    ) -> Result<ItemFinish, DbError> {
         let mut conn = self.conn().await?;
         let (error_code, message) = (error_code.to_owned(), message.to_owned());
         conn.transaction::<_, DbError, _>(async |conn| {
-            let Some(item) = finish_item(conn, item_id, ItemStatus::Failed, Some(&error_code), Some(&message)).await?
-            else {
-                return Ok(ItemFinish { applied: false, job_status: None });
+            let open = job_items::table
+                .filter(job_items::id.eq(item_id.0))
+                .filter(job_items::status.eq_any([ItemStatus::Pending.as_str(), ItemStatus::Running.as_str()]));
+            let ids: Vec<Uuid> = match expected_attempts {
+                None => open.select(job_items::id).for_update().load(conn).await?,
+                Some(attempts) => {
+                    open.filter(job_items::attempts.eq(attempts))
+                        .filter(
+                            job_items::status
+                                .eq(ItemStatus::Pending.as_str())
+                                .or(job_items::lease_expires_at.lt(db_now_nullable())),
+                        )
+                        .select(job_items::id)
+                        .for_update()
+                        .load(conn)
+                        .await?
+                }
             };
-            diesel::update(files::table.find(item.file_id).filter(files::status.eq(FileStatus::Pending.as_str())))
-                .set((
-                    files::status.eq(FileStatus::Failed.as_str()),
-                    files::error_code.eq(&error_code),
-                    files::error_message.eq(&message),
-                    files::updated_at.eq(Utc::now()),
-                ))
-                .execute(conn)
+            if ids.is_empty() {
+                return Ok(ItemFinish { applied: false, job_status: None });
+            }
+            let item: JobItem = diesel::update(job_items::table.filter(job_items::id.eq_any(&ids)))
+                .set(finished_columns(ItemStatus::Failed, Some(&error_code), Some(&message)))
+                .returning(JobItem::as_returning())
+                .get_result(conn)
                 .await?;
+            fail_placeholder(conn, item.file_id, &error_code, &message).await?;
             let status = count_on_job(conn, item.job_id, ItemStatus::Failed).await?;
             Ok(ItemFinish { applied: true, job_status: Some(status) })
         })
@@ -452,26 +502,28 @@ impl Db {
     }
 
     /// Records the Drive id chosen for an export item before the upload starts, so a retry reuses it
-    /// (and the provider answers "already exists" instead of creating a duplicate).
-    pub async fn set_item_drive_file_id(&self, item_id: ItemId, drive_file_id: &str) -> Result<String, DbError> {
+    /// (and the provider answers "already exists" instead of creating a duplicate). The first id stored wins
+    /// and is returned; refused ([`DbError::LeaseLost`]) when the claim no longer holds the item.
+    pub async fn set_item_drive_file_id(&self, claim: &Claim, drive_file_id: &str) -> Result<String, DbError> {
         let mut conn = self.conn().await?;
-        set_once(&mut conn, "job_items", "drive_file_id", item_id.0, drive_file_id).await
+        set_once_fenced(&mut conn, "job_items", "drive_file_id", claim.item_id.0, drive_file_id, claim).await
     }
 
-    /// Persists (or clears) the sealed resumable-upload session URI of an export item.
-    pub async fn set_item_upload_session(&self, item_id: ItemId, sealed: Option<&str>) -> Result<(), DbError> {
+    /// Persists (or clears) the sealed resumable-upload session URI of the claimed export item; refused
+    /// ([`DbError::LeaseLost`]) when the claim no longer holds the item.
+    pub async fn set_item_upload_session(&self, claim: &Claim, sealed: Option<&str>) -> Result<(), DbError> {
         let mut conn = self.conn().await?;
-        diesel::update(job_items::table.find(item_id.0))
-            .set(job_items::upload_session_sealed.eq(sealed))
-            .execute(&mut conn)
-            .await?;
-        Ok(())
+        let updated =
+            diesel::update(held_by(claim)).set(job_items::upload_session_sealed.eq(sealed)).execute(&mut conn).await?;
+        if updated == 1 { Ok(()) } else { Err(DbError::LeaseLost { item_id: claim.item_id.0 }) }
     }
 
-    /// Sets the job's folder id once: the first caller's candidate wins, and everyone gets the winner.
-    pub async fn claim_job_folder(&self, job_id: JobId, candidate_id: &str) -> Result<String, DbError> {
+    /// Sets the job's folder id once, on behalf of a claimed item of that job: the first caller's candidate
+    /// wins, and everyone gets the winner. Refused ([`DbError::LeaseLost`]) when the claim no longer holds its
+    /// item.
+    pub async fn claim_job_folder(&self, claim: &Claim, job_id: JobId, candidate_id: &str) -> Result<String, DbError> {
         let mut conn = self.conn().await?;
-        set_once(&mut conn, "jobs", "created_folder_id", job_id.0, candidate_id).await
+        set_once_fenced(&mut conn, "jobs", "created_folder_id", job_id.0, candidate_id, claim).await
     }
 
     /// Fails every unfinished item of the connection's jobs (the provider revoked access: retrying is pointless).
@@ -493,7 +545,7 @@ impl Db {
         };
         let mut failed = 0;
         for id in open {
-            if self.fail_item(ItemId(id), error_code, message).await?.applied {
+            if self.fail_item_unclaimed(ItemId(id), None, error_code, message).await?.applied {
                 failed += 1;
             }
         }
@@ -502,27 +554,38 @@ impl Db {
 }
 
 /// Writes `candidate` into a nullable text column unless it already holds a value, atomically, and returns
-/// what the column holds afterwards: the first writer wins and every caller learns the winner.
+/// what the column holds afterwards: the first writer wins and every caller learns the winner. Only while
+/// `claim` still holds its item; otherwise nothing is written and the answer is [`DbError::LeaseLost`].
 /// `table` and `column` are compile-time constants of this module, never input.
-async fn set_once(
+async fn set_once_fenced(
     conn: &mut AsyncPgConnection,
     table: &'static str,
     column: &'static str,
     id: Uuid,
     candidate: &str,
+    claim: &Claim,
 ) -> Result<String, DbError> {
+    use diesel::sql_types::{Integer, Nullable, Text, Uuid as SqlUuid};
     #[derive(diesel::QueryableByName)]
     struct Stored {
-        #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+        #[diesel(sql_type = Nullable<Text>)]
         value: Option<String>,
     }
-    let stored: Stored = diesel::sql_query(format!(
-        "UPDATE {table} SET {column} = COALESCE({column}, $2) WHERE id = $1 RETURNING {column} AS value"
+    let stored: Option<Stored> = diesel::sql_query(format!(
+        "UPDATE {table} SET {column} = COALESCE({column}, $2) WHERE id = $1 AND EXISTS (\
+            SELECT 1 FROM job_items held WHERE held.id = $3 AND held.status = 'running' \
+            AND held.lease_owner = $4 AND held.attempts = $5) \
+         RETURNING {column} AS value"
     ))
-    .bind::<diesel::sql_types::Uuid, _>(id)
-    .bind::<diesel::sql_types::Text, _>(candidate)
+    .bind::<SqlUuid, _>(id)
+    .bind::<Text, _>(candidate)
+    .bind::<SqlUuid, _>(claim.item_id.0)
+    .bind::<Text, _>(&claim.owner)
+    .bind::<Integer, _>(claim.attempt)
     .get_result(conn)
-    .await?;
+    .await
+    .optional()?;
+    let stored = stored.ok_or(DbError::LeaseLost { item_id: claim.item_id.0 })?;
     stored.value.ok_or_else(|| DbError::Corrupt(format!("{table}.{column} not stored")))
 }
 
@@ -560,39 +623,100 @@ async fn insert_outbox(conn: &mut AsyncPgConnection, command: &str, payloads: Ve
     Ok(())
 }
 
-/// Moves a non-terminal item to a terminal status; `None` when it was already terminal (a duplicate).
-async fn finish_item(
-    conn: &mut AsyncPgConnection,
-    item_id: ItemId,
-    status: ItemStatus,
-    error_code: Option<&str>,
-    message: Option<&str>,
-) -> Result<Option<JobItem>, DbError> {
-    let now = Utc::now();
-    Ok(diesel::update(
-        job_items::table
-            .filter(job_items::id.eq(item_id.0))
-            .filter(job_items::status.eq_any([ItemStatus::Pending.as_str(), ItemStatus::Running.as_str()])),
+/// The stable code of an item whose file row disappeared under it.
+pub const FILE_MISSING: &str = "file_missing";
+
+/// The item row, only while `claim` holds it: running, with the claim's owner and attempt number.
+type HeldBy<'a> = diesel::dsl::Filter<
+    job_items::table,
+    diesel::dsl::And<
+        diesel::dsl::And<
+            diesel::dsl::And<diesel::dsl::Eq<job_items::id, Uuid>, diesel::dsl::Eq<job_items::status, &'static str>>,
+            diesel::dsl::Eq<job_items::lease_owner, &'a str>,
+        >,
+        diesel::dsl::Eq<job_items::attempts, i32>,
+    >,
+>;
+
+fn held_by(claim: &Claim) -> HeldBy<'_> {
+    job_items::table.filter(
+        job_items::id
+            .eq(claim.item_id.0)
+            .and(job_items::status.eq(ItemStatus::Running.as_str()))
+            .and(job_items::lease_owner.eq(claim.owner.as_str()))
+            .and(job_items::attempts.eq(claim.attempt)),
     )
-    .set((
+}
+
+/// The columns a terminal status writes on an item: outcome, no lease, no upload session, completion time.
+#[allow(clippy::type_complexity)]
+fn finished_columns<'a>(
+    status: ItemStatus,
+    error_code: Option<&'a str>,
+    message: Option<&'a str>,
+) -> (
+    diesel::dsl::Eq<job_items::status, &'static str>,
+    diesel::dsl::Eq<job_items::error_code, Option<&'a str>>,
+    diesel::dsl::Eq<job_items::error_message, Option<&'a str>>,
+    diesel::dsl::Eq<job_items::lease_owner, Option<String>>,
+    diesel::dsl::Eq<job_items::lease_expires_at, Option<DateTime<Utc>>>,
+    diesel::dsl::Eq<job_items::upload_session_sealed, Option<String>>,
+    diesel::dsl::Eq<
+        job_items::completed_at,
+        diesel::expression::SqlLiteral<diesel::sql_types::Nullable<diesel::sql_types::Timestamptz>>,
+    >,
+    diesel::dsl::Eq<job_items::updated_at, diesel::expression::SqlLiteral<diesel::sql_types::Timestamptz>>,
+) {
+    (
         job_items::status.eq(status.as_str()),
         job_items::error_code.eq(error_code),
         job_items::error_message.eq(message),
         job_items::lease_owner.eq(None::<String>),
         job_items::lease_expires_at.eq(None::<DateTime<Utc>>),
         job_items::upload_session_sealed.eq(None::<String>),
-        job_items::completed_at.eq(now),
-        job_items::updated_at.eq(now),
-    ))
-    .returning(JobItem::as_returning())
-    .get_result(conn)
-    .await
-    .optional()?)
+        job_items::completed_at.eq(db_now_nullable()),
+        job_items::updated_at.eq(db_now()),
+    )
+}
+
+/// Moves the claimed item to a terminal status; [`DbError::LeaseLost`] when the claim no longer holds it.
+async fn finish_claimed(
+    conn: &mut AsyncPgConnection,
+    claim: &Claim,
+    status: ItemStatus,
+    error_code: Option<&str>,
+    message: Option<&str>,
+) -> Result<JobItem, DbError> {
+    diesel::update(held_by(claim))
+        .set(finished_columns(status, error_code, message))
+        .returning(JobItem::as_returning())
+        .get_result(conn)
+        .await
+        .optional()?
+        .ok_or(DbError::LeaseLost { item_id: claim.item_id.0 })
+}
+
+/// Marks an import item's placeholder file failed (an export's file is already ready and left alone).
+async fn fail_placeholder(
+    conn: &mut AsyncPgConnection,
+    file_id: Uuid,
+    error_code: &str,
+    message: &str,
+) -> Result<(), DbError> {
+    diesel::update(files::table.find(file_id).filter(files::status.eq(FileStatus::Pending.as_str())))
+        .set((
+            files::status.eq(FileStatus::Failed.as_str()),
+            files::error_code.eq(error_code),
+            files::error_message.eq(message),
+            files::updated_at.eq(db_now()),
+        ))
+        .execute(conn)
+        .await?;
+    Ok(())
 }
 
 /// Counts a finished item on its job and moves the job to the status its counters imply.
 async fn count_on_job(conn: &mut AsyncPgConnection, job_id: Uuid, outcome: ItemStatus) -> Result<JobStatus, DbError> {
-    let now = Utc::now();
     let target = jobs::table.find(job_id);
     let counters = (
         jobs::total_files,
@@ -605,21 +729,21 @@ async fn count_on_job(conn: &mut AsyncPgConnection, job_id: Uuid, outcome: ItemS
     let (total, completed, failed, cancelled, cancel_requested_at): Counters = match outcome {
         ItemStatus::Succeeded => {
             diesel::update(target)
-                .set((jobs::completed_files.eq(jobs::completed_files + 1), jobs::updated_at.eq(now)))
+                .set((jobs::completed_files.eq(jobs::completed_files + 1), jobs::updated_at.eq(db_now())))
                 .returning(counters)
                 .get_result(conn)
                 .await?
         }
         ItemStatus::Cancelled => {
             diesel::update(target)
-                .set((jobs::cancelled_files.eq(jobs::cancelled_files + 1), jobs::updated_at.eq(now)))
+                .set((jobs::cancelled_files.eq(jobs::cancelled_files + 1), jobs::updated_at.eq(db_now())))
                 .returning(counters)
                 .get_result(conn)
                 .await?
         }
         _ => {
             diesel::update(target)
-                .set((jobs::failed_files.eq(jobs::failed_files + 1), jobs::updated_at.eq(now)))
+                .set((jobs::failed_files.eq(jobs::failed_files + 1), jobs::updated_at.eq(db_now())))
                 .returning(counters)
                 .get_result(conn)
                 .await?
@@ -627,31 +751,102 @@ async fn count_on_job(conn: &mut AsyncPgConnection, job_id: Uuid, outcome: ItemS
     };
     let counts = JobCounts { total, completed, failed, cancelled };
     let status = if cancel_requested_at.is_some() { counts.status_after_cancel() } else { counts.status(true) };
-    let completed_at = status.is_terminal().then_some(now);
+    let completed_at = if status.is_terminal() { "now()" } else { "NULL" };
     diesel::update(target)
-        .set((jobs::status.eq(status.as_str()), jobs::completed_at.eq(completed_at)))
+        .set((
+            jobs::status.eq(status.as_str()),
+            jobs::completed_at
+                .eq(diesel::dsl::sql::<diesel::sql_types::Nullable<diesel::sql_types::Timestamptz>>(completed_at)),
+        ))
         .execute(conn)
         .await?;
     Ok(status)
 }
 
 /// Cancels an item that was just claimed for a cancelled job, with its import placeholder, and counts it.
-async fn cancel_claimed_item(conn: &mut AsyncPgConnection, item: &JobItem, job: &Job) -> Result<(), DbError> {
+async fn cancel_claimed_item(conn: &mut AsyncPgConnection, claim: &Claim, job: &Job) -> Result<(), DbError> {
     let message = "the job was cancelled";
-    if finish_item(conn, item.item_id(), ItemStatus::Cancelled, Some("cancelled"), Some(message)).await?.is_none() {
-        return Ok(());
-    }
+    let item = finish_claimed(conn, claim, ItemStatus::Cancelled, Some("cancelled"), Some(message)).await?;
     if job.kind == JobKind::Import.as_str() {
-        diesel::update(files::table.find(item.file_id).filter(files::status.eq(FileStatus::Pending.as_str())))
-            .set((
-                files::status.eq(FileStatus::Failed.as_str()),
-                files::error_code.eq("cancelled"),
-                files::error_message.eq(message),
-                files::updated_at.eq(Utc::now()),
-            ))
-            .execute(conn)
-            .await?;
+        fail_placeholder(conn, item.file_id, "cancelled", message).await?;
     }
     count_on_job(conn, job.id, ItemStatus::Cancelled).await?;
     Ok(())
+}
+
+impl TenantDb {
+    /// Writes an export job, its items and their outbox rows in one transaction.
+    pub async fn create_export_job(&self, new: NewExportJob) -> Result<Job, DbError> {
+        let mut conn = self.conn().await?;
+        conn.transaction::<_, DbError, _>(async |conn| {
+            let total = i32::try_from(new.items.len()).map_err(|_| DbError::Corrupt("too many items".into()))?;
+            let job = insert_job(
+                conn,
+                &new.job_id,
+                self.tenant,
+                new.connection_id,
+                JobKind::Export,
+                total,
+                new.target_folder_id.clone(),
+                new.target_folder_name.clone(),
+            )
+            .await?;
+            let item_rows: Vec<_> = new
+                .items
+                .iter()
+                .enumerate()
+                .map(|(position, item)| {
+                    (
+                        job_items::id.eq(item.item_id.0),
+                        job_items::job_id.eq(new.job_id.0),
+                        job_items::tenant_id.eq(self.tenant.0),
+                        job_items::position.eq(position as i32),
+                        job_items::file_id.eq(item.file_id.0),
+                        job_items::name.eq(item.name.clone()),
+                        job_items::mime_type.eq(item.mime_type.clone()),
+                        job_items::status.eq(ItemStatus::Pending.as_str()),
+                    )
+                })
+                .collect();
+            diesel::insert_into(job_items::table).values(item_rows).execute(conn).await?;
+            let commands: Vec<_> = new.items.iter().map(|item| item.command.clone()).collect();
+            insert_outbox(conn, &new.command_name, commands).await?;
+            Ok(job)
+        })
+        .await
+    }
+
+    /// Writes an import job for this tenant (the handle's tenant wins over `new.tenant_id`) with its items,
+    /// placeholder files, export format choices and outbox rows, all in one transaction.
+    pub async fn create_import_job(
+        &self,
+        new: NewImportJob,
+        formats: &[(FileId, serde_json::Value)],
+    ) -> Result<Job, DbError> {
+        self.db.create_import_job_with_formats(NewImportJob { tenant_id: self.tenant, ..new }, formats).await
+    }
+
+    /// A job of this tenant (another tenant's id is simply not found).
+    pub async fn get_job(&self, id: JobId) -> Result<Option<Job>, DbError> {
+        self.db.get_job(self.tenant, id).await
+    }
+
+    /// The `provider_metadata` of this tenant's import jobs among `job_ids` (jobs without any are absent).
+    pub async fn import_metadata(
+        &self,
+        job_ids: &[Uuid],
+    ) -> Result<std::collections::HashMap<Uuid, serde_json::Value>, DbError> {
+        if job_ids.is_empty() {
+            return Ok(Default::default());
+        }
+        let mut conn = self.conn().await?;
+        let rows: Vec<(Uuid, Option<serde_json::Value>)> = jobs::table
+            .filter(jobs::id.eq_any(job_ids))
+            .filter(jobs::tenant_id.eq(self.tenant.0))
+            .filter(jobs::provider_metadata.is_not_null())
+            .select((jobs::id, jobs::provider_metadata))
+            .load(&mut conn)
+            .await?;
+        Ok(rows.into_iter().filter_map(|(id, metadata)| Some((id, metadata?))).collect())
+    }
 }

@@ -52,8 +52,12 @@ pub struct ReapParams<'a> {
     pub kind: JobKind,
     /// The outbox `command` column for this kind (the routing key workers consume).
     pub command: &'a str,
-    /// A pending item untouched for longer than this has lost its message.
+    /// A pending item untouched for longer than this may have lost its message.
     pub stale_pending: Duration,
+    /// At most this many stale pending items are re-enqueued: the messages the caller could prove lost (see
+    /// [`Db::estimate_lost_messages`]). A queue that is merely long holds every pending item's message, and
+    /// re-enqueueing would only duplicate them.
+    pub lost_messages: i64,
     /// Items claimed this many times are failed (`attempts_exhausted`) instead of re-enqueued, so an item that
     /// kills its worker every time cannot loop forever.
     pub max_attempts: i32,
@@ -72,20 +76,34 @@ impl Db {
         let stale_secs = params.stale_pending.as_secs_f64();
         let (report, exhausted) = conn
             .transaction::<_, DbError, _>(async |conn| {
-                let found: Vec<RequeuedItem> = diesel::sql_query(
+                let mut found: Vec<RequeuedItem> = diesel::sql_query(
                     "SELECT i.id AS item_id, i.job_id, i.tenant_id, i.status, i.attempts \
                      FROM job_items i JOIN jobs j ON j.id = i.job_id \
-                     WHERE j.kind = $1 AND ( \
-                        (i.status = 'running' AND i.lease_expires_at < now()) \
-                        OR (i.status = 'pending' AND i.updated_at < now() - make_interval(secs => $2)) ) \
-                     ORDER BY i.updated_at LIMIT $3 \
+                     WHERE j.kind = $1 AND i.status = 'running' AND i.lease_expires_at < now() \
+                     ORDER BY i.updated_at LIMIT $2 \
                      FOR UPDATE OF i SKIP LOCKED",
                 )
                 .bind::<Text, _>(params.kind.as_str())
-                .bind::<Double, _>(stale_secs)
                 .bind::<BigInt, _>(params.limit)
                 .load(conn)
                 .await?;
+                let lost = params.lost_messages;
+                if lost > 0 {
+                    let stale: Vec<RequeuedItem> = diesel::sql_query(
+                        "SELECT i.id AS item_id, i.job_id, i.tenant_id, i.status, i.attempts \
+                         FROM job_items i JOIN jobs j ON j.id = i.job_id \
+                         WHERE j.kind = $1 AND i.status = 'pending' \
+                           AND i.updated_at < now() - make_interval(secs => $2) \
+                         ORDER BY i.updated_at LIMIT $3 \
+                         FOR UPDATE OF i SKIP LOCKED",
+                    )
+                    .bind::<Text, _>(params.kind.as_str())
+                    .bind::<Double, _>(stale_secs)
+                    .bind::<BigInt, _>(lost.min(params.limit))
+                    .load(conn)
+                    .await?;
+                    found.extend(stale);
+                }
                 let mut report = ReapReport::default();
                 let mut exhausted = Vec::new();
                 let mut requeue = Vec::new();
@@ -106,16 +124,27 @@ impl Db {
             })
             .await?;
         let mut report = report;
-        // Failing goes through the normal path (item, file and job counters in one transaction each); an item
-        // a worker finished in the meantime is left alone because only unfinished items can be failed.
+        // Failing goes through the normal path (item, file and job counters in one transaction each), and only
+        // if the item still has the attempt count seen here: one a worker claimed meanwhile is left alone.
         for item in exhausted {
             let message =
                 format!("gave up after {} attempts (workers kept dying or the item kept failing)", item.attempts);
-            if self.fail_item(ItemId(item.item_id), "attempts_exhausted", &message).await?.applied {
+            let failed = self
+                .fail_item_unclaimed(ItemId(item.item_id), Some(item.attempts), "attempts_exhausted", &message)
+                .await?;
+            if failed.applied {
                 report.exhausted += 1;
             }
         }
         Ok(report)
+    }
+
+    /// How many messages of `kind` can be proven lost: pending items beyond the messages the broker holds for
+    /// them (`queued`: ready in the work queue and its delay tiers) and the outbox rows not published yet. Zero
+    /// while a backlog holds a message for every pending item.
+    pub async fn estimate_lost_messages(&self, kind: JobKind, command: &str, queued: i64) -> Result<i64, DbError> {
+        let mut conn = self.conn().await?;
+        lost_messages(&mut conn, kind, command, queued).await
     }
 
     /// Gives back every item `worker_id` still holds (a worker shutting down past its deadline), so they can be
@@ -134,7 +163,7 @@ impl Db {
             job_items::lease_expires_at.eq(None::<DateTime<Utc>>),
             job_items::error_code.eq("worker_shutdown"),
             job_items::error_message.eq("the worker stopped before finishing; the item will be retried"),
-            job_items::updated_at.eq(Utc::now()),
+            job_items::updated_at.eq(crate::clock::db_now()),
         ))
         .execute(&mut conn)
         .await?)
@@ -223,6 +252,34 @@ impl Db {
     }
 }
 
+/// See [`Db::estimate_lost_messages`].
+async fn lost_messages(
+    conn: &mut diesel_async::AsyncPgConnection,
+    kind: JobKind,
+    command: &str,
+    queued: i64,
+) -> Result<i64, DbError> {
+    #[derive(QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = BigInt)]
+        count: i64,
+    }
+    let pending: Count = diesel::sql_query(
+        "SELECT count(*) AS count FROM job_items i JOIN jobs j ON j.id = i.job_id \
+         WHERE j.kind = $1 AND i.status = 'pending'",
+    )
+    .bind::<Text, _>(kind.as_str())
+    .get_result(conn)
+    .await?;
+    let unpublished: Count = diesel::sql_query(
+        "SELECT count(*) AS count FROM outbox WHERE published_at IS NULL AND parked_at IS NULL AND command = $1",
+    )
+    .bind::<Text, _>(command)
+    .get_result(conn)
+    .await?;
+    Ok((pending.count - unpublished.count - queued).max(0))
+}
+
 /// Puts items back to `pending` (no lease) and writes one outbox row each, in the caller's transaction.
 async fn reset_and_enqueue(
     conn: &mut diesel_async::AsyncPgConnection,
@@ -239,7 +296,7 @@ async fn reset_and_enqueue(
             job_items::status.eq(ItemStatus::Pending.as_str()),
             job_items::lease_owner.eq(None::<String>),
             job_items::lease_expires_at.eq(None::<DateTime<Utc>>),
-            job_items::updated_at.eq(Utc::now()),
+            job_items::updated_at.eq(crate::clock::db_now()),
         ))
         .execute(conn)
         .await?;

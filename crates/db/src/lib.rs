@@ -1,16 +1,22 @@
 //! Ferry's Postgres layer: schema, embedded migrations and the repositories every service uses.
 //! This is the only crate that knows diesel; callers see plain structs and [`DbError`].
 
+pub mod api_keys;
+mod clock;
 pub mod connections;
 pub mod files;
 pub mod job_control;
 pub mod jobs;
 pub mod leases;
 pub mod library;
+pub mod maintenance;
 pub mod oauth_states;
+pub mod operator;
 pub mod outbox;
 pub mod picker;
+pub mod resealing;
 mod schema;
+pub mod tenant;
 pub mod tenants;
 #[cfg(feature = "test-support")]
 pub mod testing;
@@ -37,11 +43,29 @@ pub enum DbError {
     Corrupt(String),
     #[error("migration failed: {0}")]
     Migration(String),
+    /// A fenced write found the item no longer held by the claim that made it (its lease expired and another
+    /// worker took it over, or it was settled meanwhile): nothing was changed.
+    #[error("item {item_id} is no longer held by this claim; the write was refused")]
+    LeaseLost { item_id: uuid::Uuid },
 }
 
 impl DbError {
     pub fn is_unavailable(&self) -> bool {
         matches!(self, DbError::Unavailable(_))
+    }
+
+    /// True when trying again later may succeed. Only a missing or unreadable row, a refused fence and a failed
+    /// migration are certain to fail again; anything else the database answered (a lost connection, a server
+    /// shutting down, a serialization failure) may be of the moment.
+    pub fn is_transient(&self) -> bool {
+        use diesel::result::Error;
+        !matches!(
+            self,
+            DbError::Corrupt(_)
+                | DbError::LeaseLost { .. }
+                | DbError::Migration(_)
+                | DbError::Query(Error::NotFound | Error::DeserializationError(_))
+        )
     }
 }
 
@@ -62,6 +86,8 @@ impl From<ferry_core::UnknownValue> for DbError {
         DbError::Corrupt(err.to_string())
     }
 }
+
+pub use tenant::{ApiDb, TenantDb};
 
 pub type PooledConnection = Object<AsyncPgConnection>;
 

@@ -3,12 +3,12 @@
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, RunQueryDsl};
-use ferry_core::{FileId, ItemStatus, TenantId};
+use ferry_core::{FileId, ItemStatus};
 use uuid::Uuid;
 
 use crate::files::StoredFile;
 use crate::schema::{files, folders, job_items};
-use crate::{Db, DbError};
+use crate::{Db, DbError, TenantDb};
 
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = folders)]
@@ -70,18 +70,34 @@ pub enum FileDelete {
 }
 
 impl Db {
-    pub async fn create_folder(
-        &self,
-        tenant_id: TenantId,
-        id: Uuid,
-        name: &str,
-        parent_id: Option<Uuid>,
-    ) -> Result<Folder, DbError> {
+    /// The export format an import chose for this placeholder file when its Drive file has `workspace_mime`
+    /// (an entry for that type, else the `*` entry), if any.
+    pub async fn import_export_format(&self, file_id: FileId, workspace_mime: &str) -> Result<Option<String>, DbError> {
+        let formats = self.import_export_formats(file_id).await?;
+        Ok(formats
+            .and_then(|f| f.get(workspace_mime).or_else(|| f.get("*")).and_then(|v| v.as_str()).map(str::to_owned)))
+    }
+
+    /// The export formats an import chose for this placeholder file, if any.
+    pub async fn import_export_formats(&self, file_id: FileId) -> Result<Option<serde_json::Value>, DbError> {
+        use crate::schema::import_export_formats;
+        let mut conn = self.conn().await?;
+        Ok(import_export_formats::table
+            .find(file_id.0)
+            .select(import_export_formats::formats)
+            .first(&mut conn)
+            .await
+            .optional()?)
+    }
+}
+
+impl TenantDb {
+    pub async fn create_folder(&self, id: Uuid, name: &str, parent_id: Option<Uuid>) -> Result<Folder, DbError> {
         let mut conn = self.conn().await?;
         Ok(diesel::insert_into(folders::table)
             .values((
                 folders::id.eq(id),
-                folders::tenant_id.eq(tenant_id.0),
+                folders::tenant_id.eq(self.tenant.0),
                 folders::name.eq(name),
                 folders::parent_id.eq(parent_id),
             ))
@@ -91,11 +107,11 @@ impl Db {
     }
 
     /// A folder of this tenant (another tenant's id is simply not found).
-    pub async fn get_folder(&self, tenant_id: TenantId, id: Uuid) -> Result<Option<Folder>, DbError> {
+    pub async fn get_folder(&self, id: Uuid) -> Result<Option<Folder>, DbError> {
         let mut conn = self.conn().await?;
         Ok(folders::table
             .filter(folders::id.eq(id))
-            .filter(folders::tenant_id.eq(tenant_id.0))
+            .filter(folders::tenant_id.eq(self.tenant.0))
             .select(Folder::as_select())
             .first(&mut conn)
             .await
@@ -105,14 +121,13 @@ impl Db {
     /// The folders directly inside `parent` (`None`: top level), by name.
     pub async fn list_folders(
         &self,
-        tenant_id: TenantId,
         parent: Option<Uuid>,
         limit: i64,
         offset: i64,
     ) -> Result<(Vec<Folder>, i64), DbError> {
         let mut conn = self.conn().await?;
         let query = || {
-            let query = folders::table.filter(folders::tenant_id.eq(tenant_id.0)).into_boxed();
+            let query = folders::table.filter(folders::tenant_id.eq(self.tenant.0)).into_boxed();
             match parent {
                 Some(parent) => query.filter(folders::parent_id.eq(parent)),
                 None => query.filter(folders::parent_id.is_null()),
@@ -129,9 +144,9 @@ impl Db {
         Ok((rows, total))
     }
 
-    pub async fn rename_folder(&self, tenant_id: TenantId, id: Uuid, name: &str) -> Result<Option<Folder>, DbError> {
+    pub async fn rename_folder(&self, id: Uuid, name: &str) -> Result<Option<Folder>, DbError> {
         let mut conn = self.conn().await?;
-        Ok(diesel::update(folders::table.filter(folders::id.eq(id)).filter(folders::tenant_id.eq(tenant_id.0)))
+        Ok(diesel::update(folders::table.filter(folders::id.eq(id)).filter(folders::tenant_id.eq(self.tenant.0)))
             .set((folders::name.eq(name), folders::updated_at.eq(Utc::now())))
             .returning(Folder::as_returning())
             .get_result(&mut conn)
@@ -140,12 +155,12 @@ impl Db {
     }
 
     /// Deletes a folder only when no file and no folder is inside it (checked under a lock on the folder).
-    pub async fn delete_folder(&self, tenant_id: TenantId, id: Uuid) -> Result<FolderDelete, DbError> {
+    pub async fn delete_folder(&self, id: Uuid) -> Result<FolderDelete, DbError> {
         let mut conn = self.conn().await?;
         conn.transaction::<_, DbError, _>(async |conn| {
             let found: Option<Uuid> = folders::table
                 .filter(folders::id.eq(id))
-                .filter(folders::tenant_id.eq(tenant_id.0))
+                .filter(folders::tenant_id.eq(self.tenant.0))
                 .select(folders::id)
                 .for_update()
                 .first(conn)
@@ -166,15 +181,11 @@ impl Db {
     }
 
     /// Files matching the filter, newest first, with the total matching it.
-    pub async fn list_files_filtered(
-        &self,
-        tenant_id: TenantId,
-        filter: &FileFilter<'_>,
-    ) -> Result<(Vec<StoredFile>, i64), DbError> {
+    pub async fn list_files_filtered(&self, filter: &FileFilter<'_>) -> Result<(Vec<StoredFile>, i64), DbError> {
         use diesel::PgArrayExpressionMethods;
         let mut conn = self.conn().await?;
         let query = || {
-            let mut query = files::table.filter(files::tenant_id.eq(tenant_id.0)).into_boxed();
+            let mut query = files::table.filter(files::tenant_id.eq(self.tenant.0)).into_boxed();
             match filter.folder {
                 FolderScope::Any => {}
                 FolderScope::Root => query = query.filter(files::folder_id.is_null()),
@@ -200,14 +211,9 @@ impl Db {
     }
 
     /// Applies `update` to the tenant's file; `None` when there is no such file.
-    pub async fn update_file(
-        &self,
-        tenant_id: TenantId,
-        id: FileId,
-        update: &FileUpdate,
-    ) -> Result<Option<StoredFile>, DbError> {
+    pub async fn update_file(&self, id: FileId, update: &FileUpdate) -> Result<Option<StoredFile>, DbError> {
         let mut conn = self.conn().await?;
-        Ok(diesel::update(files::table.filter(files::id.eq(id.0)).filter(files::tenant_id.eq(tenant_id.0)))
+        Ok(diesel::update(files::table.filter(files::id.eq(id.0)).filter(files::tenant_id.eq(self.tenant.0)))
             .set((update, files::updated_at.eq(Utc::now())))
             .returning(StoredFile::as_returning())
             .get_result(&mut conn)
@@ -216,12 +222,12 @@ impl Db {
     }
 
     /// Deletes the file's row unless an unfinished job item still needs it. Finished items keep the id.
-    pub async fn delete_file(&self, tenant_id: TenantId, id: FileId) -> Result<FileDelete, DbError> {
+    pub async fn delete_file(&self, id: FileId) -> Result<FileDelete, DbError> {
         let mut conn = self.conn().await?;
         conn.transaction::<_, DbError, _>(async |conn| {
             let Some(file) = files::table
                 .filter(files::id.eq(id.0))
-                .filter(files::tenant_id.eq(tenant_id.0))
+                .filter(files::tenant_id.eq(self.tenant.0))
                 .select(StoredFile::as_select())
                 .for_update()
                 .first(conn)
@@ -245,47 +251,5 @@ impl Db {
             Ok(FileDelete::Deleted(Box::new(file)))
         })
         .await
-    }
-}
-
-impl Db {
-    /// Records the export formats chosen for the Workspace files of an import. Called before the job is
-    /// created (the file ids are generated up front), so the importer never sees the job without them.
-    pub async fn set_import_export_formats(&self, formats: &[(FileId, serde_json::Value)]) -> Result<(), DbError> {
-        use crate::schema::import_export_formats;
-        if formats.is_empty() {
-            return Ok(());
-        }
-        let mut conn = self.conn().await?;
-        let rows: Vec<_> = formats
-            .iter()
-            .map(|(id, value)| (import_export_formats::file_id.eq(id.0), import_export_formats::formats.eq(value)))
-            .collect();
-        diesel::insert_into(import_export_formats::table)
-            .values(rows)
-            .on_conflict_do_nothing()
-            .execute(&mut conn)
-            .await?;
-        Ok(())
-    }
-
-    /// The export format an import chose for this placeholder file when its Drive file has `workspace_mime`
-    /// (an entry for that type, else the `*` entry), if any.
-    pub async fn import_export_format(&self, file_id: FileId, workspace_mime: &str) -> Result<Option<String>, DbError> {
-        let formats = self.import_export_formats(file_id).await?;
-        Ok(formats
-            .and_then(|f| f.get(workspace_mime).or_else(|| f.get("*")).and_then(|v| v.as_str()).map(str::to_owned)))
-    }
-
-    /// The export formats an import chose for this placeholder file, if any.
-    pub async fn import_export_formats(&self, file_id: FileId) -> Result<Option<serde_json::Value>, DbError> {
-        use crate::schema::import_export_formats;
-        let mut conn = self.conn().await?;
-        Ok(import_export_formats::table
-            .find(file_id.0)
-            .select(import_export_formats::formats)
-            .first(&mut conn)
-            .await
-            .optional()?)
     }
 }

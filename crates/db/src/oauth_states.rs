@@ -6,12 +6,11 @@ use diesel_async::RunQueryDsl;
 use ferry_core::TenantId;
 
 use crate::schema::oauth_states;
-use crate::{Db, DbError};
+use crate::{Db, DbError, TenantDb};
 
 #[derive(Debug, Clone)]
 pub struct NewOAuthState<'a> {
     pub state: &'a str,
-    pub tenant_id: TenantId,
     pub provider: &'a str,
     pub pkce_verifier_sealed: &'a str,
     pub redirect_uri: Option<&'a str>,
@@ -30,22 +29,6 @@ pub struct ConsumedOAuthState {
 }
 
 impl Db {
-    pub async fn insert_oauth_state(&self, new: NewOAuthState<'_>) -> Result<(), DbError> {
-        let mut conn = self.conn().await?;
-        diesel::insert_into(oauth_states::table)
-            .values((
-                oauth_states::state.eq(new.state),
-                oauth_states::tenant_id.eq(new.tenant_id.0),
-                oauth_states::provider.eq(new.provider),
-                oauth_states::pkce_verifier_sealed.eq(new.pkce_verifier_sealed),
-                oauth_states::redirect_uri.eq(new.redirect_uri),
-                oauth_states::expires_at.eq(new.expires_at),
-            ))
-            .execute(&mut conn)
-            .await?;
-        Ok(())
-    }
-
     /// Marks the state used and returns it, if it exists, is unused, unexpired and belongs to the tenant
     /// (`None` for the tenant means the browser redirect, which carries no API key: the state alone binds it).
     /// One statement, so two concurrent callbacks cannot both succeed.
@@ -79,5 +62,32 @@ impl Db {
             }
         };
         Ok(consumed.optional()?)
+    }
+}
+
+impl TenantDb {
+    pub async fn insert_oauth_state(&self, new: NewOAuthState<'_>) -> Result<(), DbError> {
+        let mut conn = self.conn().await?;
+        diesel::insert_into(oauth_states::table)
+            .values((
+                oauth_states::state.eq(new.state),
+                oauth_states::tenant_id.eq(self.tenant.0),
+                oauth_states::provider.eq(new.provider),
+                oauth_states::pkce_verifier_sealed.eq(new.pkce_verifier_sealed),
+                oauth_states::redirect_uri.eq(new.redirect_uri),
+                oauth_states::expires_at.eq(new.expires_at),
+            ))
+            .execute(&mut conn)
+            .await?;
+        Ok(())
+    }
+
+    /// Consumes a state this tenant started (see [`Db::consume_oauth_state`]).
+    pub async fn consume_oauth_state(
+        &self,
+        state: &str,
+        provider: &str,
+    ) -> Result<Option<ConsumedOAuthState>, DbError> {
+        self.db.consume_oauth_state(state, provider, Some(self.tenant)).await
     }
 }

@@ -36,55 +36,132 @@ impl<E: std::error::Error + 'static> From<diesel::result::Error> for RelayError<
     }
 }
 
+/// What became of one row handed to the relay's publisher.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RowOutcome {
+    /// The broker confirmed it: mark it published.
+    Published,
+    /// It can never be published as it is: set it aside with this reason, so the rows behind it flow.
+    Park(String),
+    /// Not confirmed this time: leave it for a later batch.
+    Retry,
+}
+
+/// What one relay batch did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RelayedRows {
+    pub published: usize,
+    pub parked: usize,
+    pub retry: usize,
+}
+
 impl Db {
-    /// Claims up to `limit` unpublished rows (locked with SKIP LOCKED so several relays never take the same
-    /// ones), hands them to `publish`, and marks them published in the same transaction only when `publish`
-    /// succeeded. A crash between the broker's confirm and the commit publishes the rows again: consumers are
-    /// idempotent, so that is a harmless duplicate, never a loss.
-    pub async fn relay_outbox_batch<F, Fut, E>(&self, limit: i64, publish: F) -> Result<usize, RelayError<E>>
+    /// Claims up to `limit` unpublished, unparked rows (locked with SKIP LOCKED so several relays never take the
+    /// same ones), hands them to `publish`, which answers one [`RowOutcome`] per row in order, and in the same
+    /// transaction marks the confirmed ones published and parks the unpublishable ones. A crash between the
+    /// broker's confirm and the commit publishes the rows again: consumers are idempotent, so that is a
+    /// harmless duplicate, never a loss.
+    pub async fn relay_outbox_rows<F, Fut>(&self, limit: i64, publish: F) -> Result<RelayedRows, DbError>
     where
         F: FnOnce(Vec<OutboxRow>) -> Fut + Send,
-        Fut: Future<Output = Result<(), E>> + Send,
-        E: std::error::Error + Send + 'static,
+        Fut: Future<Output = Vec<RowOutcome>> + Send,
     {
         let mut conn = self.conn().await?;
-        conn.transaction::<_, RelayError<E>, _>(async |conn| {
+        conn.transaction::<_, DbError, _>(async |conn| {
             let rows: Vec<OutboxRow> = outbox::table
                 .filter(outbox::published_at.is_null())
+                .filter(outbox::parked_at.is_null())
                 .order(outbox::id.asc())
                 .limit(limit)
                 .for_update()
                 .skip_locked()
                 .select(OutboxRow::as_select())
                 .load(conn)
-                .await
-                .map_err(DbError::from)?;
+                .await?;
             if rows.is_empty() {
-                return Ok(0);
+                return Ok(RelayedRows::default());
             }
             let ids: Vec<i64> = rows.iter().map(|row| row.id).collect();
-            publish(rows).await.map_err(RelayError::Publish)?;
-            diesel::update(outbox::table.filter(outbox::id.eq_any(&ids)))
-                .set(outbox::published_at.eq(chrono::Utc::now()))
-                .execute(conn)
-                .await
-                .map_err(DbError::from)?;
-            Ok(ids.len())
+            let outcomes = publish(rows).await;
+            let mut relayed = RelayedRows::default();
+            let mut published = Vec::new();
+            for (id, outcome) in ids.iter().zip(outcomes.into_iter().chain(std::iter::repeat(RowOutcome::Retry))) {
+                match outcome {
+                    RowOutcome::Published => published.push(*id),
+                    RowOutcome::Park(reason) => {
+                        diesel::update(outbox::table.find(id))
+                            .set((
+                                outbox::parked_at.eq(crate::clock::db_now_nullable()),
+                                outbox::park_reason.eq(reason),
+                            ))
+                            .execute(conn)
+                            .await?;
+                        relayed.parked += 1;
+                    }
+                    RowOutcome::Retry => relayed.retry += 1,
+                }
+            }
+            if !published.is_empty() {
+                diesel::update(outbox::table.filter(outbox::id.eq_any(&published)))
+                    .set(outbox::published_at.eq(crate::clock::db_now_nullable()))
+                    .execute(conn)
+                    .await?;
+            }
+            relayed.published = published.len();
+            Ok(relayed)
         })
         .await
     }
 
-    /// Unpublished rows and the age of the oldest, in seconds (for metrics and tests).
+    /// All-or-nothing relay of up to `limit` rows: marked published only when `publish` succeeded for the whole
+    /// batch (tools and tests that drain the outbox use it). Returns how many rows were published.
+    pub async fn relay_outbox_batch<F, Fut, E>(&self, limit: i64, publish: F) -> Result<usize, RelayError<E>>
+    where
+        F: FnOnce(Vec<OutboxRow>) -> Fut + Send,
+        Fut: Future<Output = Result<(), E>> + Send,
+        E: std::error::Error + Send + 'static,
+    {
+        let mut failure = None;
+        let relayed = self
+            .relay_outbox_rows(limit, async |rows| {
+                let count = rows.len();
+                match publish(rows).await {
+                    Ok(()) => vec![RowOutcome::Published; count],
+                    Err(err) => {
+                        failure = Some(err);
+                        vec![RowOutcome::Retry; count]
+                    }
+                }
+            })
+            .await?;
+        match failure {
+            Some(err) => Err(RelayError::Publish(err)),
+            None => Ok(relayed.published),
+        }
+    }
+
+    /// Unpublished (and unparked) rows and the age of the oldest, in seconds (for metrics and tests).
     pub async fn outbox_backlog(&self) -> Result<(i64, f64), DbError> {
         let mut conn = self.conn().await?;
-        let pending: i64 = outbox::table.filter(outbox::published_at.is_null()).count().get_result(&mut conn).await?;
-        let oldest: Option<chrono::DateTime<chrono::Utc>> = outbox::table
-            .filter(outbox::published_at.is_null())
-            .select(diesel::dsl::min(outbox::created_at))
-            .first(&mut conn)
-            .await?;
+        let waiting = outbox::table.filter(outbox::published_at.is_null()).filter(outbox::parked_at.is_null());
+        let pending: i64 = waiting.count().get_result(&mut conn).await?;
+        let oldest: Option<chrono::DateTime<chrono::Utc>> =
+            waiting.select(diesel::dsl::min(outbox::created_at)).first(&mut conn).await?;
         let age = oldest.map(|t| (chrono::Utc::now() - t).num_milliseconds() as f64 / 1000.0).unwrap_or(0.0);
         Ok((pending, age))
+    }
+
+    /// Parked rows with their reasons, oldest first (for operators and tests).
+    pub async fn parked_outbox_rows(&self, limit: i64) -> Result<Vec<(i64, String, String)>, DbError> {
+        let mut conn = self.conn().await?;
+        let rows: Vec<(i64, String, Option<String>)> = outbox::table
+            .filter(outbox::parked_at.is_not_null())
+            .order(outbox::id.asc())
+            .limit(limit)
+            .select((outbox::id, outbox::command, outbox::park_reason))
+            .load(&mut conn)
+            .await?;
+        Ok(rows.into_iter().map(|(id, command, reason)| (id, command, reason.unwrap_or_default())).collect())
     }
 }
 

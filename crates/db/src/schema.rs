@@ -69,7 +69,7 @@ diesel::table! {
         tags -> Array<Text>,
         source_connection_id -> Nullable<Uuid>,
         source_file_id -> Nullable<Text>,
-        provider_metadata -> Nullable<Jsonb>,
+        import_job_id -> Nullable<Uuid>,
         error_code -> Nullable<Text>,
         error_message -> Nullable<Text>,
         created_at -> Timestamptz,
@@ -97,6 +97,7 @@ diesel::table! {
         started_at -> Nullable<Timestamptz>,
         completed_at -> Nullable<Timestamptz>,
         cancel_requested_at -> Nullable<Timestamptz>,
+        provider_metadata -> Nullable<Jsonb>,
     }
 }
 
@@ -130,6 +131,8 @@ diesel::table! {
         payload -> Bytea,
         created_at -> Timestamptz,
         published_at -> Nullable<Timestamptz>,
+        parked_at -> Nullable<Timestamptz>,
+        park_reason -> Nullable<Text>,
     }
 }
 

@@ -90,3 +90,41 @@ pub fn import_job(
         command_name: "import.item".into(),
     }
 }
+
+/// Claims `item_id` for `worker` with a one-minute lease. Panics (failing the calling test) when the item cannot
+/// be claimed: tests use it where a claim must succeed.
+pub async fn claimed_by(db: &crate::Db, item_id: ferry_core::ItemId, worker: &str) -> Box<crate::jobs::ClaimedItem> {
+    match db.claim_item(item_id, worker, std::time::Duration::from_secs(60)).await {
+        Ok(crate::jobs::ClaimOutcome::Claimed(claimed)) => claimed,
+        other => panic!("expected {worker} to claim item {item_id}, got {other:?}"),
+    }
+}
+
+/// Deletes a stored file's row while job items still point at it, bypassing the foreign keys the way a damaged
+/// database or a manual repair would: failure tests use it to prove such items fail instead of looping.
+pub async fn delete_file_row_unchecked(db: &crate::Db, file_id: ferry_core::FileId) -> Result<(), crate::DbError> {
+    use diesel_async::{AsyncConnection, RunQueryDsl};
+    let mut conn = db.conn().await?;
+    conn.transaction::<_, crate::DbError, _>(async |conn| {
+        diesel::sql_query("SET LOCAL session_replication_role = replica").execute(conn).await?;
+        diesel::sql_query("DELETE FROM files WHERE id = $1")
+            .bind::<diesel::sql_types::Uuid, _>(file_id.0)
+            .execute(conn)
+            .await?;
+        Ok(())
+    })
+    .await
+}
+
+/// Writes an outbox row as a foreign or corrupted writer could (any command name, any payload), so relay tests
+/// can prove that such a row is parked instead of blocking the rows behind it.
+pub async fn insert_outbox_row(db: &crate::Db, command: &str, payload: &[u8]) -> Result<(), crate::DbError> {
+    use diesel::ExpressionMethods;
+    use diesel_async::RunQueryDsl;
+    let mut conn = db.conn().await?;
+    diesel::insert_into(crate::schema::outbox::table)
+        .values((crate::schema::outbox::command.eq(command), crate::schema::outbox::payload.eq(payload)))
+        .execute(&mut conn)
+        .await?;
+    Ok(())
+}

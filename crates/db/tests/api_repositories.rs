@@ -10,18 +10,18 @@ use ferry_db::{Db, DbError};
 
 async fn upload(db: &Db, tenant: TenantId, name: &str, tags: &[String]) -> Result<FileId, DbError> {
     let id = FileId::new();
-    db.insert_uploaded_file(NewUploadedFile {
-        id,
-        tenant_id: tenant,
-        name,
-        mime_type: "text/plain",
-        size_bytes: 1,
-        sha256: "s",
-        md5: "m",
-        blob_key: "k",
-        tags,
-    })
-    .await?;
+    db.tenant(tenant)
+        .insert_uploaded_file(NewUploadedFile {
+            id,
+            name,
+            mime_type: "text/plain",
+            size_bytes: 1,
+            sha256: "s",
+            md5: "m",
+            blob_key: "k",
+            tags,
+        })
+        .await?;
     Ok(id)
 }
 
@@ -31,13 +31,14 @@ async fn folders_files_and_filters() {
     let db = &test.db;
     let tenant = TenantId(db.ensure_tenant("lib-a").await.expect("tenant").id);
     let other = TenantId(db.ensure_tenant("lib-b").await.expect("tenant").id);
-    let folder = db.create_folder(tenant, uuid::Uuid::now_v7(), "Docs", None).await.expect("folder");
-    assert!(db.get_folder(other, folder.id).await.expect("get").is_none(), "tenant-scoped");
+    let folder = db.tenant(tenant).create_folder(uuid::Uuid::now_v7(), "Docs", None).await.expect("folder");
+    assert!(db.tenant(other).get_folder(folder.id).await.expect("get").is_none(), "tenant-scoped");
     let a = upload(db, tenant, "a", &["x".into(), "y".into()]).await.expect("a");
     let _b = upload(db, tenant, "b", &["x".into()]).await.expect("b");
 
     let moved = db
-        .update_file(tenant, a, &FileUpdate { folder_id: Some(Some(folder.id)), ..FileUpdate::default() })
+        .tenant(tenant)
+        .update_file(a, &FileUpdate { folder_id: Some(Some(folder.id)), ..FileUpdate::default() })
         .await
         .expect("update")
         .expect("found");
@@ -45,21 +46,21 @@ async fn folders_files_and_filters() {
     assert_eq!(moved.name, "a", "untouched fields stay");
     let tags = vec!["x".to_owned()];
     let both = FileFilter { tags: &tags, limit: 10, ..FileFilter::default() };
-    assert_eq!(db.list_files_filtered(tenant, &both).await.expect("list").1, 2);
+    assert_eq!(db.tenant(tenant).list_files_filtered(&both).await.expect("list").1, 2);
     let in_folder = FileFilter { folder: FolderScope::In(folder.id), limit: 10, ..FileFilter::default() };
-    assert_eq!(db.list_files_filtered(tenant, &in_folder).await.expect("list").1, 1);
+    assert_eq!(db.tenant(tenant).list_files_filtered(&in_folder).await.expect("list").1, 1);
     let at_root = FileFilter { folder: FolderScope::Root, limit: 10, ..FileFilter::default() };
-    assert_eq!(db.list_files_filtered(tenant, &at_root).await.expect("list").1, 1);
-    assert_eq!(db.list_files_filtered(other, &both).await.expect("list").1, 0);
+    assert_eq!(db.tenant(tenant).list_files_filtered(&at_root).await.expect("list").1, 1);
+    assert_eq!(db.tenant(other).list_files_filtered(&both).await.expect("list").1, 0);
 
     assert!(matches!(
-        db.delete_folder(tenant, folder.id).await.expect("delete"),
+        db.tenant(tenant).delete_folder(folder.id).await.expect("delete"),
         FolderDelete::NotEmpty { files: 1, folders: 0 }
     ));
-    assert!(matches!(db.delete_file(other, a).await.expect("foreign"), FileDelete::NotFound));
-    assert!(matches!(db.delete_file(tenant, a).await.expect("delete"), FileDelete::Deleted(_)));
-    assert!(matches!(db.delete_folder(tenant, folder.id).await.expect("delete"), FolderDelete::Deleted));
-    assert!(matches!(db.delete_folder(tenant, folder.id).await.expect("again"), FolderDelete::NotFound));
+    assert!(matches!(db.tenant(other).delete_file(a).await.expect("foreign"), FileDelete::NotFound));
+    assert!(matches!(db.tenant(tenant).delete_file(a).await.expect("delete"), FileDelete::Deleted(_)));
+    assert!(matches!(db.tenant(tenant).delete_folder(folder.id).await.expect("delete"), FolderDelete::Deleted));
+    assert!(matches!(db.tenant(tenant).delete_folder(folder.id).await.expect("again"), FolderDelete::NotFound));
 }
 
 #[tokio::test]
@@ -84,10 +85,10 @@ async fn picker_sessions_are_tenant_bound_and_expire() {
         .await
         .expect("connection");
     let expires = Utc::now() + chrono::Duration::minutes(10);
-    db.create_picker_session("hash-1", tenant, ConnectionId(connection.id), expires).await.expect("create");
-    assert!(db.find_picker_session("hash-1", tenant).await.expect("find").is_some());
-    assert!(db.find_picker_session("hash-1", other).await.expect("find").is_none(), "another tenant's");
-    assert!(db.find_picker_session("hash-2", tenant).await.expect("find").is_none());
+    db.tenant(tenant).create_picker_session("hash-1", ConnectionId(connection.id), expires).await.expect("create");
+    assert!(db.tenant(tenant).find_picker_session("hash-1").await.expect("find").is_some());
+    assert!(db.tenant(other).find_picker_session("hash-1").await.expect("find").is_none(), "another tenant's");
+    assert!(db.tenant(tenant).find_picker_session("hash-2").await.expect("find").is_none());
     db.set_picker_session_expiry("hash-1", Utc::now() - chrono::Duration::seconds(1)).await.expect("expire");
-    assert!(db.find_picker_session("hash-1", tenant).await.expect("find").is_none(), "expired");
+    assert!(db.tenant(tenant).find_picker_session("hash-1").await.expect("find").is_none(), "expired");
 }

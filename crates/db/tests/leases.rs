@@ -33,7 +33,14 @@ fn encode(item: &RequeuedItem) -> Vec<u8> {
 }
 
 fn params(stale_pending: Duration, max_attempts: i32) -> ReapParams<'static> {
-    ReapParams { kind: JobKind::Import, command: "import.item", stale_pending, max_attempts, limit: 100 }
+    ReapParams {
+        kind: JobKind::Import,
+        command: "import.item",
+        stale_pending,
+        lost_messages: 100,
+        max_attempts,
+        limit: 100,
+    }
 }
 
 #[tokio::test]
@@ -112,10 +119,12 @@ async fn shutdown_release_and_operator_requeue_put_items_back_in_play() {
         Ok(ClaimOutcome::Claimed(_))
     ));
     assert_eq!(test.db.release_items_of_worker("stopping").await.expect("release"), 1);
-    assert!(matches!(test.db.claim_item(ids[0], "next", Duration::from_secs(60)).await, Ok(ClaimOutcome::Claimed(_))));
+    let Ok(ClaimOutcome::Claimed(next)) = test.db.claim_item(ids[0], "next", Duration::from_secs(60)).await else {
+        panic!("the released item can be claimed at once");
+    };
 
-    test.db.fail_item(ids[0], "drive_backend_error", "boom").await.expect("fail");
-    test.db.fail_item(ids[1], "drive_backend_error", "boom").await.expect("fail");
+    test.db.fail_claimed_item(&next.claim, "drive_backend_error", "boom").await.expect("fail");
+    test.db.fail_item_unclaimed(ids[1], None, "drive_backend_error", "boom").await.expect("fail");
     let job_row = test.db.get_job(tenant, job_id).await.expect("get").expect("job");
     assert_eq!(job_row.status().expect("status"), JobStatus::Failed);
 

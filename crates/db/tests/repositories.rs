@@ -7,8 +7,8 @@ use ferry_core::{ConnectionId, ItemId, JobId, JobStatus, TenantId};
 use ferry_db::connections::{ConnectionFilter, ConnectionUpsert};
 use ferry_db::jobs::{ClaimOutcome, ImportedBlob, NewImportJob};
 use ferry_db::outbox::OutboxListener;
-use ferry_db::testing::TestDatabase;
-use ferry_db::{Db, oauth_states::NewOAuthState};
+use ferry_db::testing::{TestDatabase, claimed_by};
+use ferry_db::{Db, DbError, oauth_states::NewOAuthState};
 
 async fn tenant_with_connection(db: &Db, name: &str) -> (TenantId, ConnectionId) {
     ferry_db::testing::tenant_with_connection(db, name).await.expect("tenant with a connection")
@@ -51,17 +51,17 @@ async fn reconnecting_the_same_account_updates_the_connection_in_place() {
         .expect("upsert");
     assert!(!is_new);
     assert_eq!(again.id, first.0);
-    assert_eq!(test.db.find_connection_id(tenant, "google_drive", "sub-1").await.expect("find"), Some(first));
+    assert_eq!(test.db.tenant(tenant).find_connection_id("google_drive", "sub-1").await.expect("find"), Some(first));
     assert_eq!(again.provider_email.as_deref(), Some("new@example.com"));
     let tokens = test.db.connection_tokens(first).await.expect("tokens").expect("exists");
     assert_eq!(tokens.refresh_token_sealed.as_deref(), Some("sealed-refresh"), "refresh token kept");
 
     let other = TenantId(test.db.ensure_tenant("other").await.expect("tenant").id);
-    assert!(test.db.get_connection(other, first).await.expect("query").is_none());
+    assert!(test.db.tenant(other).get_connection(first).await.expect("query").is_none());
     let filter = ConnectionFilter { provider: None, active_only: true, limit: 10, offset: 0 };
-    assert_eq!(test.db.list_connections(other, &filter).await.expect("list").1, 0);
-    assert!(test.db.disconnect_connection(tenant, first).await.expect("disconnect"));
-    assert_eq!(test.db.list_connections(tenant, &filter).await.expect("list").1, 0);
+    assert_eq!(test.db.tenant(other).list_connections(&filter).await.expect("list").1, 0);
+    assert!(test.db.tenant(tenant).disconnect_connection(first).await.expect("disconnect"));
+    assert_eq!(test.db.tenant(tenant).list_connections(&filter).await.expect("list").1, 0);
 }
 
 #[tokio::test]
@@ -71,20 +71,19 @@ async fn oauth_states_are_single_use_and_bound_to_their_tenant() {
     let other = TenantId(test.db.ensure_tenant("other").await.expect("tenant").id);
     let new = |state| NewOAuthState {
         state,
-        tenant_id: tenant,
         provider: "google_drive",
         pkce_verifier_sealed: "v",
         redirect_uri: None,
         expires_at: Utc::now() + chrono::Duration::minutes(10),
     };
-    test.db.insert_oauth_state(new("s1")).await.expect("insert");
+    test.db.tenant(tenant).insert_oauth_state(new("s1")).await.expect("insert");
     assert!(test.db.consume_oauth_state("s1", "google_drive", Some(other)).await.expect("q").is_none());
     assert!(test.db.consume_oauth_state("s1", "google_drive", Some(tenant)).await.expect("q").is_some());
     assert!(test.db.consume_oauth_state("s1", "google_drive", Some(tenant)).await.expect("q").is_none());
 
     let mut expired = new("s2");
     expired.expires_at = Utc::now() - chrono::Duration::seconds(1);
-    test.db.insert_oauth_state(expired).await.expect("insert");
+    test.db.tenant(tenant).insert_oauth_state(expired).await.expect("insert");
     assert!(test.db.consume_oauth_state("s2", "google_drive", None).await.expect("q").is_none());
 }
 
@@ -110,10 +109,10 @@ async fn items_finish_once_and_the_job_status_follows_its_counters() {
         ClaimOutcome::LeasedElsewhere
     ));
 
-    let done = test.db.complete_import_item(items[0], blob("k0")).await.expect("complete");
+    let done = test.db.complete_import_item(&claimed.claim, blob("k0")).await.expect("complete");
     assert_eq!(done.job_status, Some(JobStatus::Processing));
-    let duplicate = test.db.complete_import_item(items[0], blob("k0")).await.expect("complete again");
-    assert!(!duplicate.applied, "a duplicate completion is not counted twice");
+    let duplicate = test.db.complete_import_item(&claimed.claim, blob("k0")).await;
+    assert!(matches!(duplicate, Err(DbError::LeaseLost { .. })), "a duplicate completion is refused: {duplicate:?}");
     assert!(matches!(
         test.db.claim_item(items[0], "w2", Duration::from_secs(60)).await.expect("claim"),
         ClaimOutcome::AlreadyFinished
@@ -125,18 +124,16 @@ async fn items_finish_once_and_the_job_status_follows_its_counters() {
         ClaimOutcome::Claimed(_)
     ));
     tokio::time::sleep(Duration::from_millis(20)).await;
-    assert!(matches!(
-        test.db.claim_item(items[1], "w2", Duration::from_secs(60)).await.expect("claim"),
-        ClaimOutcome::Claimed(_)
-    ));
-    test.db.complete_import_item(items[1], blob("k1")).await.expect("complete");
-    let last = test.db.fail_item(items[2], "drive_not_found", "gone").await.expect("fail");
+    let second = claimed_by(&test.db, items[1], "w2").await;
+    test.db.complete_import_item(&second.claim, blob("k1")).await.expect("complete");
+    let third = claimed_by(&test.db, items[2], "w1").await;
+    let last = test.db.fail_claimed_item(&third.claim, "drive_not_found", "gone").await.expect("fail");
     assert_eq!(last.job_status, Some(JobStatus::CompletedWithErrors));
 
     let job = test.db.get_job(tenant, JobId(job.id)).await.expect("job").expect("exists");
     assert_eq!((job.completed_files, job.failed_files, job.status.as_str()), (2, 1, "completed_with_errors"));
     assert!(job.completed_at.is_some());
-    let files = test.db.list_files(tenant, 10, 0).await.expect("files").0;
+    let files = test.db.tenant(tenant).list_files(10, 0).await.expect("files").0;
     let mut statuses: Vec<_> = files.iter().map(|f| f.status.as_str()).collect();
     statuses.sort();
     assert_eq!(statuses, ["failed", "ready", "ready"]);
@@ -170,9 +167,12 @@ async fn the_relay_marks_rows_published_only_when_publishing_succeeds() {
 async fn export_folders_are_claimed_once_per_job() {
     let test = TestDatabase::create().await.expect("test database");
     let (tenant, connection) = tenant_with_connection(&test.db, "acme").await;
-    let job = test.db.create_import_job(import_job(tenant, connection, 1)).await.expect("job");
-    let first = test.db.claim_job_folder(JobId(job.id), "folder-a").await.expect("claim");
-    let second = test.db.claim_job_folder(JobId(job.id), "folder-b").await.expect("claim");
+    let new = import_job(tenant, connection, 2);
+    let items: Vec<ItemId> = new.items.iter().map(|i| i.item_id).collect();
+    let job = test.db.create_import_job(new).await.expect("job");
+    let (a, b) = (claimed_by(&test.db, items[0], "w1").await, claimed_by(&test.db, items[1], "w2").await);
+    let first = test.db.claim_job_folder(&a.claim, JobId(job.id), "folder-a").await.expect("claim");
+    let second = test.db.claim_job_folder(&b.claim, JobId(job.id), "folder-b").await.expect("claim");
     assert_eq!((first.as_str(), second.as_str()), ("folder-a", "folder-a"));
 }
 
@@ -185,16 +185,13 @@ async fn an_item_handed_out_again_after_a_cancel_is_cancelled_not_run() {
     let job = test.db.create_import_job(new).await.expect("job");
     let job_id = JobId(job.id);
 
-    assert!(matches!(
-        test.db.claim_item(items[0], "w1", Duration::from_secs(60)).await.expect("claim"),
-        ClaimOutcome::Claimed(_)
-    ));
-    test.db.cancel_job(tenant, job_id).await.expect("cancel");
+    let running = claimed_by(&test.db, items[0], "w1").await;
+    test.db.tenant(tenant).cancel_job(job_id).await.expect("cancel");
     let job = test.db.get_job(tenant, job_id).await.expect("job").expect("exists");
     assert_eq!((job.status.as_str(), job.cancelled_files), ("processing", 2), "the running item may finish");
 
     // The running item hits a transient failure and is given back: it must not run again.
-    test.db.release_item(items[0], "drive_backend_error", "503").await.expect("release");
+    test.db.release_item(&running.claim, "drive_backend_error", "503").await.expect("release");
     assert!(matches!(
         test.db.claim_item(items[0], "w2", Duration::from_secs(60)).await.expect("claim"),
         ClaimOutcome::AlreadyFinished
@@ -214,14 +211,9 @@ async fn a_job_cancelled_while_an_item_runs_ends_cancelled_when_it_finishes() {
     let new = import_job(tenant, connection, 2);
     let items: Vec<ItemId> = new.items.iter().map(|i| i.item_id).collect();
     let job_id = JobId(test.db.create_import_job(new).await.expect("job").id);
-    for item in &items {
-        assert!(matches!(
-            test.db.claim_item(*item, "w1", Duration::from_secs(60)).await.expect("claim"),
-            ClaimOutcome::Claimed(_)
-        ));
-    }
-    test.db.cancel_job(tenant, job_id).await.expect("cancel");
-    test.db.complete_import_item(items[0], blob("k0")).await.expect("complete");
-    let last = test.db.complete_import_item(items[1], blob("k1")).await.expect("complete");
+    let (first, second) = (claimed_by(&test.db, items[0], "w1").await, claimed_by(&test.db, items[1], "w1").await);
+    test.db.tenant(tenant).cancel_job(job_id).await.expect("cancel");
+    test.db.complete_import_item(&first.claim, blob("k0")).await.expect("complete");
+    let last = test.db.complete_import_item(&second.claim, blob("k1")).await.expect("complete");
     assert_eq!(last.job_status, Some(JobStatus::Cancelled));
 }

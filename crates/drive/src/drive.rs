@@ -3,6 +3,8 @@
 //! The client never retries by itself: callers own the backoff policy and use
 //! [`DriveError::is_retryable`] to decide.
 
+use std::time::Instant;
+
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt, stream};
 use reqwest::header::{CONTENT_LENGTH, CONTENT_RANGE, LOCATION, RANGE};
@@ -11,7 +13,7 @@ use serde_json::json;
 use tracing::debug;
 use url::Url;
 
-use crate::error::{classify_drive_error, describe_reqwest};
+use crate::error::{classify_drive_error, drive_transport};
 use crate::types::{WireAbout, WireFile, WireFileList, WireGeneratedIds};
 use crate::{About, Download, DriveError, DriveFile, FileList, NewDriveFile, UploadProgress};
 
@@ -79,6 +81,8 @@ impl DriveClient {
             ("pageSize", &page_size),
             ("fields", &fields),
             ("spaces", "drive"),
+            // The folder may be in a shared drive: the default corpus (`user`) would not list its items.
+            ("corpora", "allDrives"),
             ("supportsAllDrives", "true"),
             ("includeItemsFromAllDrives", "true"),
         ];
@@ -86,7 +90,7 @@ impl DriveClient {
             query.push(("pageToken", page_token));
         }
         debug!(folder_id, "drive files.list");
-        let resp = self.send(self.http.get(self.files_url(&[])).bearer_auth(token).query(&query)).await?;
+        let resp = self.send("files.list", self.http.get(self.files_url(&[])).bearer_auth(token).query(&query)).await?;
         let list: WireFileList = json_body(resp).await?;
         Ok(FileList {
             files: list.files.into_iter().map(DriveFile::from).collect(),
@@ -99,6 +103,7 @@ impl DriveClient {
         debug!(file_id, "drive files.get");
         let resp = self
             .send(
+                "files.get",
                 self.http
                     .get(self.files_url(&[file_id]))
                     .bearer_auth(token)
@@ -121,39 +126,12 @@ impl DriveClient {
         if offset > 0 {
             req = req.header(RANGE, format!("bytes={offset}-"));
         }
-        let resp = req.send().await.map_err(transport)?;
+        let started = Instant::now();
+        let resp = transmit("files.get_media", started, req).await?;
         let status = resp.status();
-
-        if status == StatusCode::RANGE_NOT_SATISFIABLE {
-            // Resuming a download that already has every byte: nothing left to send.
-            let total = content_range(&resp).and_then(|r| r.total);
-            if total == Some(offset) {
-                return Ok(Download { total_size: total, stream: stream::empty().boxed() });
-            }
-            return Err(error_from(resp).await);
-        }
-        if !status.is_success() {
-            return Err(error_from(resp).await);
-        }
-
-        let (total_size, skip) = if status == StatusCode::PARTIAL_CONTENT {
-            let range = content_range(&resp)
-                .ok_or_else(|| DriveError::Decode("206 response without a valid Content-Range".to_owned()))?;
-            if range.start != Some(offset) {
-                return Err(DriveError::Decode(format!(
-                    "asked for bytes from {offset}, server sent from {:?}",
-                    range.start
-                )));
-            }
-            (range.total, 0)
-        } else {
-            // 200: the whole file, even if we sent a Range. Skip what the caller already has.
-            (header_u64(&resp, CONTENT_LENGTH.as_str()), offset)
-        };
-
-        let body = resp.bytes_stream().map_err(transport);
-        let stream = if skip == 0 { body.boxed() } else { skip_prefix(body, skip).boxed() };
-        Ok(Download { total_size, stream })
+        let result = download_response(resp, offset).await;
+        observe("files.get_media", started, Some(status), result.as_ref().err());
+        result
     }
 
     /// Streams a Google Workspace file converted to `mime_type` (Drive caps exports at 10 MB:
@@ -162,6 +140,7 @@ impl DriveClient {
         debug!(file_id, mime_type, "drive files.export");
         let resp = self
             .send(
+                "files.export",
                 self.http
                     .get(self.files_url(&[file_id, "export"]))
                     .bearer_auth(token)
@@ -178,7 +157,7 @@ impl DriveClient {
     /// (those are not subject to files.export's 10 MB cap). Errors are classified like every other call.
     pub async fn download_url(&self, token: &str, url: &Url) -> Result<Download, DriveError> {
         debug!(%url, "drive download by link");
-        let resp = self.send(self.http.get(url.clone()).bearer_auth(token)).await?;
+        let resp = self.send("files.export_link", self.http.get(url.clone()).bearer_auth(token)).await?;
         Ok(Download {
             total_size: header_u64(&resp, CONTENT_LENGTH.as_str()),
             stream: resp.bytes_stream().map_err(transport).boxed(),
@@ -191,6 +170,7 @@ impl DriveClient {
     pub async fn export_via_link(&self, token: &str, file_id: &str, mime_type: &str) -> Result<Download, DriveError> {
         let resp = self
             .send(
+                "files.get",
                 self.http
                     .get(self.files_url(&[file_id]))
                     .bearer_auth(token)
@@ -214,11 +194,14 @@ impl DriveClient {
     pub async fn generate_ids(&self, token: &str, count: u32) -> Result<Vec<String>, DriveError> {
         let count = count.clamp(1, 1000).to_string();
         let resp = self
-            .send(self.http.get(self.files_url(&["generateIds"])).bearer_auth(token).query(&[
-                ("count", count.as_str()),
-                ("space", "drive"),
-                ("type", "files"),
-            ]))
+            .send(
+                "files.generateIds",
+                self.http.get(self.files_url(&["generateIds"])).bearer_auth(token).query(&[
+                    ("count", count.as_str()),
+                    ("space", "drive"),
+                    ("type", "files"),
+                ]),
+            )
             .await?;
         Ok(json_body::<WireGeneratedIds>(resp).await?.ids)
     }
@@ -242,6 +225,7 @@ impl DriveClient {
         debug!(?id, ?parent_id, "drive files.create folder");
         let resp = self
             .send(
+                "files.create",
                 self.http
                     .post(self.files_url(&[]))
                     .bearer_auth(token)
@@ -272,6 +256,7 @@ impl DriveClient {
         debug!(file_id = ?file.id, content_length, "drive resumable upload start");
         let resp = self
             .send(
+                "files.create_resumable",
                 self.http
                     .post(url)
                     .bearer_auth(token)
@@ -315,30 +300,30 @@ impl DriveClient {
             format!("bytes {offset}-{}/{total_size}", end - 1)
         };
         debug!(offset, len, total_size, "drive resumable upload chunk");
-        let resp = self
-            .http
-            .put(session_uri)
-            .header(CONTENT_RANGE, content_range)
-            .body(chunk)
-            .send()
-            .await
-            .map_err(transport)?;
-        upload_progress(resp).await
+        let started = Instant::now();
+        let req = self.http.put(session_uri).header(CONTENT_RANGE, content_range).body(chunk);
+        let resp = transmit("upload.chunk", started, req).await?;
+        let status = resp.status();
+        let result = upload_progress(resp).await;
+        observe("upload.chunk", started, Some(status), result.as_ref().err());
+        result
     }
 
     /// Asks how many bytes of a resumable upload the server holds (after a failed chunk or a
     /// restart).
     pub async fn upload_status(&self, session_uri: &str, total_size: u64) -> Result<UploadProgress, DriveError> {
         debug!(total_size, "drive resumable upload status");
-        let resp = self
+        let started = Instant::now();
+        let req = self
             .http
             .put(session_uri)
             .header(CONTENT_RANGE, format!("bytes */{total_size}"))
-            .header(CONTENT_LENGTH, "0")
-            .send()
-            .await
-            .map_err(transport)?;
-        upload_progress(resp).await
+            .header(CONTENT_LENGTH, "0");
+        let resp = transmit("upload.status", started, req).await?;
+        let status = resp.status();
+        let result = upload_progress(resp).await;
+        observe("upload.status", started, Some(status), result.as_ref().err());
+        result
     }
 
     /// The account behind the token and its storage quota.
@@ -347,6 +332,7 @@ impl DriveClient {
         extend_path(&mut url, &["drive", "v3", "about"]);
         let resp = self
             .send(
+                "about.get",
                 self.http
                     .get(url)
                     .bearer_auth(token)
@@ -372,11 +358,51 @@ impl DriveClient {
         url
     }
 
-    /// Sends a request and turns non-2xx answers into typed errors.
-    async fn send(&self, req: reqwest::RequestBuilder) -> Result<Response, DriveError> {
-        let resp = req.send().await.map_err(transport)?;
-        if resp.status().is_success() { Ok(resp) } else { Err(error_from(resp).await) }
+    /// Sends a request for the Drive API method `method` and turns non-2xx answers into typed errors, recording
+    /// the call in `ferry_drive_request_duration_seconds`.
+    async fn send(&self, method: &'static str, req: reqwest::RequestBuilder) -> Result<Response, DriveError> {
+        let started = Instant::now();
+        let resp = transmit(method, started, req).await?;
+        let status = resp.status();
+        let result = if status.is_success() { Ok(resp) } else { Err(error_from(resp).await) };
+        observe(method, started, Some(status), result.as_ref().err());
+        result
     }
+}
+
+/// The body of a `files.get?alt=media` answer as a [`Download`] starting at `offset`.
+async fn download_response(resp: Response, offset: u64) -> Result<Download, DriveError> {
+    let status = resp.status();
+    if status == StatusCode::RANGE_NOT_SATISFIABLE {
+        // Resuming a download that already has every byte: nothing left to send.
+        let total = content_range(&resp).and_then(|r| r.total);
+        if total == Some(offset) {
+            return Ok(Download { total_size: total, stream: stream::empty().boxed() });
+        }
+        return Err(error_from(resp).await);
+    }
+    if !status.is_success() {
+        return Err(error_from(resp).await);
+    }
+
+    let (total_size, skip) = if status == StatusCode::PARTIAL_CONTENT {
+        let range = content_range(&resp)
+            .ok_or_else(|| DriveError::Decode("206 response without a valid Content-Range".to_owned()))?;
+        if range.start != Some(offset) {
+            return Err(DriveError::Decode(format!(
+                "asked for bytes from {offset}, server sent from {:?}",
+                range.start
+            )));
+        }
+        (range.total, 0)
+    } else {
+        // 200: the whole file, even if we sent a Range. Skip what the caller already has.
+        (header_u64(&resp, CONTENT_LENGTH.as_str()), offset)
+    };
+
+    let body = resp.bytes_stream().map_err(transport);
+    let stream = if skip == 0 { body.boxed() } else { skip_prefix(body, skip).boxed() };
+    Ok(Download { total_size, stream })
 }
 
 fn extend_path(url: &mut Url, segments: &[&str]) {
@@ -392,7 +418,29 @@ fn escape_q(value: &str) -> String {
 }
 
 fn transport(err: reqwest::Error) -> DriveError {
-    DriveError::Transport(describe_reqwest(err))
+    drive_transport(err)
+}
+
+/// Sends `req`, recording a call that got no answer at all.
+async fn transmit(
+    method: &'static str,
+    started: Instant,
+    req: reqwest::RequestBuilder,
+) -> Result<Response, DriveError> {
+    req.send().await.map_err(|err| {
+        let err = transport(err);
+        observe(method, started, None, Some(&err));
+        err
+    })
+}
+
+/// One Drive call in `ferry_drive_request_duration_seconds{method, status, reason}`: time to the response
+/// headers; `status` is the HTTP status (`transport` when none came), `reason` Google's error reason (`none`).
+fn observe(method: &'static str, started: Instant, status: Option<StatusCode>, error: Option<&DriveError>) {
+    let status = status.map_or_else(|| "transport".to_owned(), |s| s.as_u16().to_string());
+    let reason = error.map_or("none", DriveError::reason).to_owned();
+    metrics::histogram!("ferry_drive_request_duration_seconds", "method" => method, "status" => status, "reason" => reason)
+        .record(started.elapsed().as_secs_f64());
 }
 
 async fn json_body<T: serde::de::DeserializeOwned>(resp: Response) -> Result<T, DriveError> {

@@ -21,9 +21,12 @@ pub enum OAuthError {
     /// The access token was not accepted (userinfo).
     #[error("access token rejected by the provider")]
     Unauthorized,
-    /// The request did not complete (connect, TLS, timeout, reset).
+    /// The request did not complete (connect, TLS, reset).
     #[error("oauth transport error: {0}")]
     Transport(String),
+    /// No connection within the connect timeout, or the provider went silent past the read timeout.
+    #[error("oauth provider timed out: {0}")]
+    Timeout(String),
     /// The provider answered with something we could not understand.
     #[error("oauth response could not be decoded: {0}")]
     Decode(String),
@@ -37,7 +40,7 @@ impl OAuthError {
     /// provider 5xx and 429).
     pub fn is_retryable(&self) -> bool {
         match self {
-            OAuthError::Transport(_) => true,
+            OAuthError::Transport(_) | OAuthError::Timeout(_) => true,
             OAuthError::Provider { status, .. } => *status >= 500 || *status == 429,
             _ => false,
         }
@@ -77,9 +80,12 @@ pub enum DriveError {
     /// The resumable upload session is gone (404/410): start a new session.
     #[error("drive upload session expired")]
     SessionExpired,
-    /// The request did not complete (connect, TLS, timeout, reset, body cut short).
+    /// The request did not complete (connect, TLS, reset, body cut short).
     #[error("drive transport error: {0}")]
     Transport(String),
+    /// No connection within the connect timeout, or Drive went silent past the read timeout.
+    #[error("drive timed out: {0}")]
+    Timeout(String),
     /// Drive answered with something we could not understand.
     #[error("drive response could not be decoded: {0}")]
     Decode(String),
@@ -89,7 +95,34 @@ impl DriveError {
     /// True for failures Google documents as retryable with backoff: 429, the two 403
     /// rate-limit reasons, 5xx, and transport failures.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, DriveError::RateLimited { .. } | DriveError::Backend { .. } | DriveError::Transport(_))
+        matches!(
+            self,
+            DriveError::RateLimited { .. }
+                | DriveError::Backend { .. }
+                | DriveError::Transport(_)
+                | DriveError::Timeout(_)
+        )
+    }
+
+    /// Google's error reason (`errors[0].reason`, such as `userRateLimitExceeded`) where the answer carried one,
+    /// else the documented reason for the status (`notFound`, `authError`, `backendError`, ...). A metrics label:
+    /// a small fixed vocabulary, never free text.
+    pub fn reason(&self) -> &str {
+        match self {
+            DriveError::NotFound(_) => "notFound",
+            DriveError::Unauthorized => "authError",
+            DriveError::RateLimited { reason }
+            | DriveError::DailyLimit { reason }
+            | DriveError::Forbidden { reason, .. }
+            | DriveError::BadRequest { reason, .. } => reason_label(reason),
+            DriveError::StorageQuota => "storageQuotaExceeded",
+            DriveError::Backend { .. } => "backendError",
+            DriveError::AlreadyExists => "alreadyExists",
+            DriveError::SessionExpired => "sessionExpired",
+            DriveError::Transport(_) => "transport",
+            DriveError::Timeout(_) => "timeout",
+            DriveError::Decode(_) => "decode",
+        }
     }
 
     /// Stable snake_case code for item errors shown to users and stored in the database.
@@ -106,6 +139,7 @@ impl DriveError {
             DriveError::BadRequest { .. } => "drive_bad_request",
             DriveError::SessionExpired => "drive_session_expired",
             DriveError::Transport(_) => "drive_transport",
+            DriveError::Timeout(_) => "drive_timeout",
             DriveError::Decode(_) => "drive_decode",
         }
     }
@@ -183,6 +217,24 @@ fn truncate(s: &str) -> String {
 
 /// Describes a reqwest failure without its URL (a session URI is a credential) and with its
 /// causes, which carry the useful part ("connection refused", "operation timed out").
+/// A failed request as a [`DriveError`]: `Timeout` when a connect or read timeout fired, else `Transport`.
+pub(crate) fn drive_transport(err: reqwest::Error) -> DriveError {
+    if err.is_timeout() {
+        DriveError::Timeout(describe_reqwest(err))
+    } else {
+        DriveError::Transport(describe_reqwest(err))
+    }
+}
+
+/// A failed request as an [`OAuthError`]: `Timeout` when a connect or read timeout fired, else `Transport`.
+pub(crate) fn oauth_transport(err: reqwest::Error) -> OAuthError {
+    if err.is_timeout() {
+        OAuthError::Timeout(describe_reqwest(err))
+    } else {
+        OAuthError::Transport(describe_reqwest(err))
+    }
+}
+
 pub(crate) fn describe_reqwest(err: reqwest::Error) -> String {
     let err = err.without_url();
     let mut out = err.to_string();
@@ -193,6 +245,15 @@ pub(crate) fn describe_reqwest(err: reqwest::Error) -> String {
         source = cause.source();
     }
     out
+}
+
+/// Keeps label values bounded: Google's reasons are short camelCase words; anything else is `other`.
+fn reason_label(reason: &str) -> &str {
+    if !reason.is_empty() && reason.len() <= 48 && reason.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        reason
+    } else {
+        "other"
+    }
 }
 
 #[cfg(test)]

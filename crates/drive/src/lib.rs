@@ -15,5 +15,7 @@ mod types;
 
 pub use drive::{DriveClient, FOLDER_MIME_TYPE, GOOGLE_APPS_MIME_PREFIX, InvalidRootUrl};
 pub use error::{DriveError, OAuthError};
-pub use oauth::{AuthorizationRequest, GoogleEndpoints, GoogleOAuth, OAuthClientConfig, TokenSet, UserInfo};
+pub use oauth::{
+    AuthorizationRequest, GoogleEndpoints, GoogleOAuth, HttpTimeouts, OAuthClientConfig, TokenSet, UserInfo,
+};
 pub use types::{About, Download, DriveFile, FileList, NewDriveFile, UploadProgress};

@@ -21,7 +21,7 @@ use tracing::debug;
 use url::Url;
 
 use crate::OAuthError;
-use crate::error::describe_reqwest;
+use crate::error::{describe_reqwest, oauth_transport};
 
 /// Google's access-token lifetime, used only if a token reply omits `expires_in`.
 const DEFAULT_EXPIRES_IN: Duration = Duration::from_secs(3600);
@@ -60,6 +60,33 @@ pub struct OAuthClientConfig {
     /// Default redirect URI; each call may override it.
     pub redirect_uri: String,
     pub scopes: Vec<String>,
+    /// Bounds of the token and revoke requests (made through an internal client).
+    pub timeouts: HttpTimeouts,
+}
+
+/// Connect and read (idle) timeouts of an HTTP client. No total timeout: a long download or upload may take
+/// as long as it needs as long as bytes keep moving.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HttpTimeouts {
+    pub connect: Duration,
+    pub read: Duration,
+}
+
+impl Default for HttpTimeouts {
+    fn default() -> Self {
+        HttpTimeouts { connect: Duration::from_secs(10), read: Duration::from_secs(60) }
+    }
+}
+
+impl HttpTimeouts {
+    /// A client for Google's endpoints: these timeouts, and no redirects (secrets are never re-sent elsewhere).
+    pub fn client(&self) -> Result<reqwest::Client, reqwest::Error> {
+        reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(self.connect)
+            .read_timeout(self.read)
+            .build()
+    }
 }
 
 impl fmt::Debug for OAuthClientConfig {
@@ -69,6 +96,7 @@ impl fmt::Debug for OAuthClientConfig {
             .field("client_secret", &"[redacted]")
             .field("redirect_uri", &self.redirect_uri)
             .field("scopes", &self.scopes)
+            .field("timeouts", &self.timeouts)
             .finish()
     }
 }
@@ -179,11 +207,9 @@ impl GoogleOAuth {
             // Google documents credentials in the form body; Basic works too.
             .set_auth_type(AuthType::RequestBody);
 
-        let no_redirect_http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .connect_timeout(Duration::from_secs(10))
-            .timeout(Duration::from_secs(30))
-            .build()
+        let no_redirect_http = config
+            .timeouts
+            .client()
             .map_err(|e| OAuthError::Config(format!("building HTTP client: {}", describe_reqwest(e))))?;
 
         Ok(GoogleOAuth {
@@ -286,7 +312,7 @@ impl GoogleOAuth {
             .form(&[("token", token)])
             .send()
             .await
-            .map_err(|e| OAuthError::Transport(describe_reqwest(e)))?;
+            .map_err(oauth_transport)?;
         let status = resp.status();
         if status.is_success() {
             return Ok(());
@@ -300,13 +326,8 @@ impl GoogleOAuth {
 
     /// The account behind an access token.
     pub async fn userinfo(&self, access_token: &str) -> Result<UserInfo, OAuthError> {
-        let resp = self
-            .http
-            .get(self.userinfo_url.clone())
-            .bearer_auth(access_token)
-            .send()
-            .await
-            .map_err(|e| OAuthError::Transport(describe_reqwest(e)))?;
+        let resp =
+            self.http.get(self.userinfo_url.clone()).bearer_auth(access_token).send().await.map_err(oauth_transport)?;
         let status = resp.status();
         if status == StatusCode::UNAUTHORIZED {
             return Err(OAuthError::Unauthorized);
@@ -314,7 +335,7 @@ impl GoogleOAuth {
         if !status.is_success() {
             return Err(provider_error(resp).await);
         }
-        let body = resp.bytes().await.map_err(|e| OAuthError::Transport(describe_reqwest(e)))?;
+        let body = resp.bytes().await.map_err(oauth_transport)?;
         serde_json::from_slice(&body).map_err(|e| OAuthError::Decode(format!("userinfo: {e}")))
     }
 }
@@ -323,10 +344,23 @@ fn config_error(field: &str, value: &str, err: impl fmt::Display) -> OAuthError 
     OAuthError::Config(format!("{field} {value:?}: {err}"))
 }
 
-/// The adapter's error: text only, already stripped of URLs.
+/// The adapter's error: text only, already stripped of URLs, and whether a timeout fired.
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-struct AdapterError(String);
+#[error("{message}")]
+struct AdapterError {
+    message: String,
+    timeout: bool,
+}
+
+impl AdapterError {
+    fn text(message: String) -> Self {
+        AdapterError { message, timeout: false }
+    }
+
+    fn request(err: reqwest::Error) -> Self {
+        AdapterError { timeout: err.is_timeout(), message: describe_reqwest(err) }
+    }
+}
 
 /// `oauth2`'s HTTP client: one request through reqwest 0.13 (redirects off), recording the
 /// status so errors can report it (oauth2 drops it). A named type rather than a closure so the
@@ -348,15 +382,15 @@ impl<'a> TokenHttp<'a> {
 
     async fn call(&self, request: oauth2::HttpRequest) -> Result<oauth2::HttpResponse, AdapterError> {
         let request = reqwest::Request::try_from(request)
-            .map_err(|e| AdapterError(format!("building request: {}", describe_reqwest(e))))?;
-        let resp = self.http.execute(request).await.map_err(|e| AdapterError(describe_reqwest(e)))?;
+            .map_err(|e| AdapterError::text(format!("building request: {}", describe_reqwest(e))))?;
+        let resp = self.http.execute(request).await.map_err(AdapterError::request)?;
         self.status.store(resp.status().as_u16(), Ordering::Relaxed);
         let mut builder = oauth2::http::Response::builder().status(resp.status());
         for (name, value) in resp.headers() {
             builder = builder.header(name, value);
         }
-        let body = resp.bytes().await.map_err(|e| AdapterError(describe_reqwest(e)))?;
-        builder.body(body.to_vec()).map_err(|e| AdapterError(format!("building response: {e}")))
+        let body = resp.bytes().await.map_err(AdapterError::request)?;
+        builder.body(body.to_vec()).map_err(|e| AdapterError::text(format!("building response: {e}")))
     }
 }
 
@@ -394,7 +428,8 @@ fn token_error(err: RequestTokenError<AdapterError, BasicErrorResponse>, status:
                 _ => OAuthError::Provider { status, error, description },
             }
         }
-        RequestTokenError::Request(e) => OAuthError::Transport(e.0),
+        RequestTokenError::Request(e) if e.timeout => OAuthError::Timeout(e.message),
+        RequestTokenError::Request(e) => OAuthError::Transport(e.message),
         // Never echo the body: a success body holds tokens. The path and category suffice.
         RequestTokenError::Parse(e, _body) if status == 200 => {
             OAuthError::Decode(format!("token response at {}: {:?} error", e.path(), e.inner().classify()))
@@ -443,6 +478,7 @@ mod tests {
             &GoogleEndpoints::google(),
             OAuthClientConfig {
                 client_id: "cid".into(),
+                timeouts: HttpTimeouts::default(),
                 client_secret: "secret".into(),
                 redirect_uri: "http://127.0.0.1:9/cb".into(),
                 scopes: vec!["openid".into(), "email".into()],
@@ -485,6 +521,7 @@ mod tests {
             &e,
             OAuthClientConfig {
                 client_id: "cid".into(),
+                timeouts: HttpTimeouts::default(),
                 client_secret: "s".into(),
                 redirect_uri: "http://127.0.0.1/cb".into(),
                 scopes: vec![],

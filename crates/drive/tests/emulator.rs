@@ -49,6 +49,7 @@ async fn start() -> Env {
         &endpoints,
         OAuthClientConfig {
             client_id: CLIENT_ID.into(),
+            timeouts: ferry_drive::HttpTimeouts::default(),
             client_secret: CLIENT_SECRET.into(),
             redirect_uri: REDIRECT_URI.into(),
             scopes: vec![
@@ -194,6 +195,7 @@ async fn code_exchange_failures_are_classified() {
         &endpoints(env.emulator.base_url()),
         OAuthClientConfig {
             client_id: CLIENT_ID.into(),
+            timeouts: ferry_drive::HttpTimeouts::default(),
             client_secret: "not-the-secret".into(),
             redirect_uri: REDIRECT_URI.into(),
             scopes: vec!["openid".into()],

@@ -1,8 +1,12 @@
 //! The operations surface every Ferry service exposes: `GET /livez`, `GET /readyz` (named async
 //! checks) and `GET /metrics` (Prometheus text from `ferry-telemetry`).
 //!
-//! HTTP services mount it into their own app with [`configure`]; workers that serve nothing else
-//! start a small dedicated server with [`serve`] / [`serve_listener`].
+//! Every service serves all three on its own ops port with [`serve`] / [`serve_listener`]. An HTTP
+//! service may also mount the two probes (not `/metrics`) on its public port with [`configure_probes`].
+//!
+//! A check is either *critical* (it decides readiness) or *reported* (its state is shown in the body
+//! but does not make the service unready): the gateway reports its broker, because jobs wait in the
+//! outbox while RabbitMQ is down.
 
 use std::fmt;
 use std::future::Future;
@@ -26,6 +30,7 @@ type CheckFn = Arc<dyn Fn() -> BoxFuture<'static, bool> + Send + Sync>;
 #[derive(Clone)]
 pub struct Readiness {
     checks: Vec<(String, CheckFn)>,
+    reported: Vec<(String, CheckFn)>,
     timeout: Duration,
 }
 
@@ -39,6 +44,7 @@ impl fmt::Debug for Readiness {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Readiness")
             .field("checks", &self.checks.iter().map(|(n, _)| n).collect::<Vec<_>>())
+            .field("reported", &self.reported.iter().map(|(n, _)| n).collect::<Vec<_>>())
             .field("timeout", &self.timeout)
             .finish()
     }
@@ -47,8 +53,10 @@ impl fmt::Debug for Readiness {
 /// Outcome of one readiness evaluation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReadinessReport {
-    /// `(name, passed)` in registration order.
+    /// Critical checks: `(name, passed)` in registration order.
     pub checks: Vec<(String, bool)>,
+    /// Reported checks: shown, never decisive.
+    pub reported: Vec<(String, bool)>,
 }
 
 impl ReadinessReport {
@@ -64,7 +72,7 @@ impl ReadinessReport {
 impl Readiness {
     /// No checks: always ready.
     pub fn new() -> Self {
-        Self { checks: Vec::new(), timeout: DEFAULT_CHECK_TIMEOUT }
+        Self { checks: Vec::new(), reported: Vec::new(), timeout: DEFAULT_CHECK_TIMEOUT }
     }
 
     /// Adds a named check; it passes when the future resolves to `true` within the timeout.
@@ -77,36 +85,66 @@ impl Readiness {
         self
     }
 
+    /// Adds a named check whose state is shown in the `/readyz` body (under `reported`) but does not
+    /// decide readiness: a dependency the service keeps working without.
+    pub fn with_reported<F, Fut>(mut self, name: impl Into<String>, check: F) -> Self
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = bool> + Send + 'static,
+    {
+        self.reported.push((name.into(), Arc::new(move || check().boxed())));
+        self
+    }
+
     /// Per-check timeout (default [`DEFAULT_CHECK_TIMEOUT`]).
     pub fn with_timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self
     }
 
-    /// Runs every check concurrently.
+    /// Runs every check (critical and reported) concurrently.
     pub async fn evaluate(&self) -> ReadinessReport {
-        let timeout = self.timeout;
-        let results = join_all(self.checks.iter().map(|(name, check)| {
-            let fut = check();
-            async move {
-                let ok = matches!(tokio::time::timeout(timeout, fut).await, Ok(true));
-                if !ok {
-                    tracing::warn!(check = %name, "readiness check failed");
-                }
-                (name.clone(), ok)
-            }
-        }))
-        .await;
-        ReadinessReport { checks: results }
+        let (checks, reported) =
+            futures::join!(run_all(&self.checks, self.timeout), run_all(&self.reported, self.timeout));
+        ReadinessReport { checks, reported }
     }
 }
 
-/// Mounts `/livez`, `/readyz` and `/metrics` into an actix app.
+async fn run_all(checks: &[(String, CheckFn)], timeout: Duration) -> Vec<(String, bool)> {
+    join_all(checks.iter().map(|(name, check)| {
+        let fut = check();
+        async move {
+            let ok = matches!(tokio::time::timeout(timeout, fut).await, Ok(true));
+            if !ok {
+                tracing::warn!(check = %name, "readiness check failed");
+            }
+            (name.clone(), ok)
+        }
+    }))
+    .await
+}
+
+/// Mounts `/livez`, `/readyz` and `/metrics` into an actix app (the ops port).
 pub fn configure(cfg: &mut web::ServiceConfig, readiness: Readiness) {
+    configure_probes(cfg, readiness);
+    cfg.route("/metrics", web::get().to(metrics));
+}
+
+/// Mounts only `/livez` and `/readyz`: what a public port offers load balancers. Metrics stay on the ops port.
+pub fn configure_probes(cfg: &mut web::ServiceConfig, readiness: Readiness) {
     cfg.app_data(web::Data::new(readiness))
         .route("/livez", web::get().to(livez))
-        .route("/readyz", web::get().to(readyz))
-        .route("/metrics", web::get().to(metrics));
+        .route("/readyz", web::get().to(readyz));
+}
+
+fn states(checks: &[(String, bool)]) -> Map<String, Value> {
+    checks
+        .iter()
+        .map(|(name, ok)| {
+            let state = if *ok { "ok" } else { "failing" };
+            (name.clone(), Value::from(state))
+        })
+        .collect()
 }
 
 async fn livez() -> HttpResponse {
@@ -115,22 +153,18 @@ async fn livez() -> HttpResponse {
 
 async fn readyz(readiness: web::Data<Readiness>) -> HttpResponse {
     let report = readiness.evaluate().await;
-    let checks: Map<String, Value> = report
-        .checks
-        .iter()
-        .map(|(name, ok)| {
-            let state = if *ok { "ok" } else { "failing" };
-            (name.clone(), Value::from(state))
-        })
-        .collect();
-    if report.is_ready() {
-        HttpResponse::Ok().json(json!({"status": "ready", "checks": checks}))
+    let mut body = Map::new();
+    let ready = report.is_ready();
+    body.insert("status".into(), Value::from(if ready { "ready" } else { "not_ready" }));
+    body.insert("checks".into(), Value::Object(states(&report.checks)));
+    if !report.reported.is_empty() {
+        body.insert("reported".into(), Value::Object(states(&report.reported)));
+    }
+    if ready {
+        HttpResponse::Ok().json(body)
     } else {
-        HttpResponse::ServiceUnavailable().json(json!({
-            "status": "not_ready",
-            "checks": checks,
-            "failing": report.failing(),
-        }))
+        body.insert("failing".into(), json!(report.failing()));
+        HttpResponse::ServiceUnavailable().json(body)
     }
 }
 
@@ -181,6 +215,11 @@ pub async fn serve(bind: &str, readiness: Readiness) -> std::io::Result<OpsServe
 
 /// Serves the ops endpoints on an already bound listener (tests bind `127.0.0.1:0`).
 pub async fn serve_listener(listener: TcpListener, readiness: Readiness) -> std::io::Result<OpsServer> {
+    spawn_listener(listener, readiness)
+}
+
+/// [`serve_listener`] for callers that are not async themselves; must run inside a tokio runtime.
+pub fn spawn_listener(listener: TcpListener, readiness: Readiness) -> std::io::Result<OpsServer> {
     let local_addr = listener.local_addr()?;
     let server = HttpServer::new(move || {
         let readiness = readiness.clone();

@@ -4,7 +4,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use actix_web::{App, test};
-use ferry_ops_http::{Readiness, configure, serve_listener};
+use ferry_ops_http::{Readiness, configure, configure_probes, serve_listener};
 use serde_json::Value;
 
 fn readiness(db_ok: Arc<AtomicBool>) -> Readiness {
@@ -41,6 +41,33 @@ async fn livez_and_readyz_in_an_app() {
     assert_eq!(body["checks"]["database"], "failing");
     assert_eq!(body["checks"]["amqp"], "ok");
     assert_eq!(body["failing"], serde_json::json!(["database"]));
+}
+
+#[actix_web::test]
+async fn reported_checks_are_shown_but_do_not_decide_readiness() {
+    let broker_ok = Arc::new(AtomicBool::new(false));
+    let flag = broker_ok.clone();
+    let readiness = Readiness::new().with_check("database", || async { true }).with_reported("broker", move || {
+        let flag = flag.clone();
+        async move { flag.load(Ordering::SeqCst) }
+    });
+    let app = test::init_service(App::new().configure(|cfg| configure_probes(cfg, readiness.clone()))).await;
+
+    let resp = test::call_service(&app, test::TestRequest::get().uri("/readyz").to_request()).await;
+    assert_eq!(resp.status(), 200);
+    let body: Value = test::read_body_json(resp).await;
+    assert_eq!(body["status"], "ready");
+    assert_eq!(body["checks"], serde_json::json!({"database": "ok"}));
+    assert_eq!(body["reported"], serde_json::json!({"broker": "failing"}));
+
+    broker_ok.store(true, Ordering::SeqCst);
+    let resp = test::call_service(&app, test::TestRequest::get().uri("/readyz").to_request()).await;
+    let body: Value = test::read_body_json(resp).await;
+    assert_eq!(body["reported"], serde_json::json!({"broker": "ok"}));
+
+    // The probes-only mount has no /metrics: that lives on the ops port.
+    let resp = test::call_service(&app, test::TestRequest::get().uri("/metrics").to_request()).await;
+    assert_eq!(resp.status(), 404);
 }
 
 #[actix_web::test]

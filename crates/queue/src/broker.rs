@@ -54,6 +54,12 @@ impl Broker {
         self.inner.connection.status().connected()
     }
 
+    /// True while the broker blocks this connection's publishers (a memory or disk alarm): published
+    /// messages wait unconfirmed until it lifts. Shown by readiness and logged by the relay.
+    pub fn is_blocked(&self) -> bool {
+        self.inner.connection.status().blocked()
+    }
+
     /// Closes the connection politely (reply code 200). Errors are only logged: closing is
     /// best effort and usually happens at shutdown.
     pub async fn close(&self) {

@@ -40,6 +40,13 @@ pub enum QueueError {
     /// The broker negatively acknowledged the message: it did not take responsibility for it.
     #[error("broker nacked {command} message {message_id:?}")]
     Nacked { command: CommandKind, message_id: String },
+    /// The broker did not confirm the message within the publisher's deadline (for example because it blocked
+    /// publishers on a memory or disk alarm). It may or may not have been queued.
+    #[error("broker did not confirm {command} message {message_id:?} within {waited:?}")]
+    ConfirmTimeout { command: CommandKind, message_id: String, waited: std::time::Duration },
+    /// The message was not handed to the broker at all (no channel could be had); nothing was sent.
+    #[error("{command} message {message_id:?} was not published: {reason}")]
+    Unpublished { command: CommandKind, message_id: String, reason: String },
     /// The message was mandatory and no queue was bound for its routing key.
     #[error("broker returned {command} message {message_id:?} as unroutable: {reply_code} {reply_text}")]
     Unroutable { command: CommandKind, message_id: String, reply_code: u16, reply_text: String },
@@ -56,4 +63,12 @@ pub enum QueueError {
     /// A configuration value this crate cannot work with.
     #[error("invalid queue configuration: {0}")]
     InvalidConfig(String),
+}
+
+impl QueueError {
+    /// True when publishing the same message again cannot succeed without someone changing something (no
+    /// queue is bound for it): the relay parks such a message instead of retrying it forever.
+    pub fn is_permanent_publish_failure(&self) -> bool {
+        matches!(self, QueueError::Unroutable { .. })
+    }
 }

@@ -22,8 +22,8 @@ pub use broker::{Broker, queue_depth};
 pub use consumer::{ConsumerConfig, Delivery, Outcome, run_consumer};
 pub use dead_letters::{DeadLetter, list_dead_letters, purge_queue, requeue_dead_letters};
 pub use error::QueueError;
-pub use outbox::{BoxError, OutboxMessage, OutboxStore, PublishFn, run_outbox_relay};
-pub use publisher::{CONTENT_TYPE, Publisher};
+pub use outbox::{BoxError, OutboxMessage, OutboxStore, PublishFn, RelayCounts, run_outbox_relay};
+pub use publisher::{CONTENT_TYPE, DEFAULT_CONFIRM_TIMEOUT, Publisher};
 /// Re-exported so callers can name the shutdown signal without another dependency line.
 pub use tokio_util::sync::CancellationToken;
 pub use topology::{CommandKind, Topology};

@@ -11,10 +11,21 @@ use crate::{CommandKind, Publisher, QueueError};
 /// Boxed error of an [`OutboxStore`], so this crate does not know the database's error types.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-/// What [`OutboxStore::relay_batch`] calls with the claimed rows: publishes them all and
-/// resolves to `Ok` only once every one is confirmed by the broker.
+/// What [`OutboxStore::relay_batch`] calls with the claimed rows: publishes them all and resolves to one result
+/// per message, in order (`Ok` once the broker confirmed it), within the publisher's confirm deadline.
 pub type PublishFn<'f> =
-    dyn for<'a> Fn(&'a [OutboxMessage]) -> BoxFuture<'a, Result<(), QueueError>> + Send + Sync + 'f;
+    dyn for<'a> Fn(&'a [OutboxMessage]) -> BoxFuture<'a, Vec<Result<(), QueueError>>> + Send + Sync + 'f;
+
+/// What one relay batch did with its rows.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RelayCounts {
+    /// Confirmed by the broker and marked published.
+    pub published: usize,
+    /// Set aside with their reason: they can never be published as they are (unknown command, no queue bound).
+    pub parked: usize,
+    /// Not confirmed (nacked, timed out, connection trouble): left for a later batch.
+    pub failed: usize,
+}
 
 /// One unpublished outbox row.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,14 +42,13 @@ pub struct OutboxMessage {
 /// stay locked, in one transaction, until the broker has confirmed them.
 #[async_trait::async_trait]
 pub trait OutboxStore: Send + Sync + 'static {
-    /// In one transaction: claim up to `limit` unpublished rows, oldest first
-    /// (`SELECT ... FOR UPDATE SKIP LOCKED`, so several relays can run), call `publish` with
-    /// them, and only if it returned `Ok` mark them published and commit. If `publish`
-    /// fails, roll back and return its error (boxed), so the rows are published again later.
-    /// With no rows, return `Ok(0)` without calling `publish`.
-    ///
-    /// Returns how many rows were published.
-    async fn relay_batch(&self, limit: usize, publish: &PublishFn<'_>) -> Result<usize, BoxError>;
+    /// In one transaction: claim up to `limit` unpublished, unparked rows, oldest first
+    /// (`SELECT ... FOR UPDATE SKIP LOCKED`, so several relays can run), call `publish` with the
+    /// ones that name a known command, mark the confirmed ones published, park the ones that can never
+    /// be published (unknown command, [`QueueError::is_permanent_publish_failure`]) with their reason,
+    /// leave the rest unpublished for a later batch, and commit. With no rows, return the zero counts
+    /// without calling `publish`. `Err` only when the store itself failed.
+    async fn relay_batch(&self, limit: usize, publish: &PublishFn<'_>) -> Result<RelayCounts, BoxError>;
 
     /// Resolves when new rows may exist (Postgres `LISTEN`/`NOTIFY`), or after `timeout` at
     /// the latest. A notification that arrives while the relay is busy in `relay_batch` must
@@ -73,6 +83,7 @@ pub async fn run_outbox_relay(
     shutdown: CancellationToken,
 ) {
     let batch_size = batch_size.max(1);
+    let blocked = publisher.clone();
     let publish = publish_fn(move |messages| {
         let publisher = publisher.clone();
         async move {
@@ -82,7 +93,7 @@ pub async fn run_outbox_relay(
                 .zip(&ids)
                 .map(|(message, id)| (message.command, id.as_str(), message.payload.as_slice()))
                 .collect();
-            publisher.publish_all(batch).await
+            publisher.publish_each(batch).await
         }
         .boxed()
     });
@@ -98,14 +109,31 @@ pub async fn run_outbox_relay(
                 metrics::gauge!("ferry_outbox_oldest_age_seconds").set(oldest);
             }
         }
-        match store.relay_batch(batch_size, &publish).await {
-            Ok(published) => {
+        if blocked.is_blocked() {
+            // A resource alarm: whatever is sent now waits unconfirmed in the connection's buffer and would be
+            // sent again by the next batch. The rows wait in the outbox until the broker lifts the block.
+            tokio::select! {
+                biased;
+                () = shutdown.cancelled() => break,
+                () = tokio::time::sleep(Duration::from_millis(500)) => continue,
+            }
+        }
+        let outcome = match store.relay_batch(batch_size, &publish).await {
+            Ok(counts) if counts.failed == 0 => Ok(counts),
+            Ok(counts) => Err(format!("{} of the batch's rows were not confirmed", counts.failed)),
+            Err(error) => Err(crate::error_chain(error.as_ref())),
+        };
+        match outcome {
+            Ok(counts) => {
                 backoff = RETRY_MIN;
-                metrics::counter!("ferry_outbox_relayed_total").increment(published as u64);
-                if published > 0 {
-                    tracing::debug!(published, "relayed outbox rows");
+                metrics::counter!("ferry_outbox_relayed_total").increment(counts.published as u64);
+                if counts.parked > 0 {
+                    metrics::counter!("ferry_outbox_parked_total").increment(counts.parked as u64);
                 }
-                if published >= batch_size {
+                if counts.published > 0 {
+                    tracing::debug!(published = counts.published, "relayed outbox rows");
+                }
+                if counts.published + counts.parked >= batch_size {
                     // Probably more waiting: no need to sleep.
                     continue;
                 }
@@ -117,7 +145,7 @@ pub async fn run_outbox_relay(
             }
             Err(error) => {
                 metrics::counter!("ferry_outbox_relay_failures_total").increment(1);
-                tracing::warn!(error = %crate::error_chain(error.as_ref()), retry_in = ?backoff, "outbox relay batch failed");
+                tracing::warn!(%error, retry_in = ?backoff, "outbox relay batch failed");
                 tokio::select! {
                     biased;
                     () = shutdown.cancelled() => break,
@@ -133,7 +161,7 @@ pub async fn run_outbox_relay(
 /// Pins the closure's signature to the higher-ranked one [`PublishFn`] needs.
 fn publish_fn<F>(f: F) -> F
 where
-    F: for<'a> Fn(&'a [OutboxMessage]) -> BoxFuture<'a, Result<(), QueueError>> + Send + Sync,
+    F: for<'a> Fn(&'a [OutboxMessage]) -> BoxFuture<'a, Vec<Result<(), QueueError>>> + Send + Sync,
 {
     f
 }

@@ -3,7 +3,7 @@
 use std::{
     fmt,
     sync::Arc,
-    time::{SystemTime, UNIX_EPOCH},
+    time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
 use futures::future::join_all;
@@ -19,6 +19,9 @@ use crate::{Broker, CommandKind, QueueError, Topology};
 /// Content type of every command: the payload is a protobuf message from `ferry-messages`.
 pub const CONTENT_TYPE: &str = "application/x-protobuf";
 
+/// How long a batch waits for its confirms unless [`Publisher::with_confirm_timeout`] says otherwise.
+pub const DEFAULT_CONFIRM_TIMEOUT: Duration = Duration::from_secs(15);
+
 /// Publishes commands to the commands exchange on a confirm-mode channel. Cheap to clone;
 /// clones share the channel (AMQP channels take concurrent publishes).
 #[derive(Clone)]
@@ -29,6 +32,8 @@ pub struct Publisher {
 struct Inner {
     broker: Broker,
     exchange: String,
+    /// How long a batch may wait for the broker's confirms.
+    confirm_timeout: Duration,
     // Replaced when the broker closed it (lapin recovers channels after connection
     // failures, but not after a channel-level error).
     channel: Mutex<Channel>,
@@ -42,9 +47,24 @@ impl Publisher {
             inner: Arc::new(Inner {
                 broker: broker.clone(),
                 exchange: topology.exchange(),
+                confirm_timeout: DEFAULT_CONFIRM_TIMEOUT,
                 channel: Mutex::new(channel),
             }),
         })
+    }
+
+    /// Sets how long a publish waits for the broker's confirms before it fails with
+    /// [`QueueError::ConfirmTimeout`] (a blocked broker never confirms). Call before cloning.
+    pub fn with_confirm_timeout(mut self, timeout: Duration) -> Publisher {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.confirm_timeout = timeout;
+        }
+        self
+    }
+
+    /// True while the broker blocks publishing on this connection (a resource alarm).
+    pub fn is_blocked(&self) -> bool {
+        self.inner.broker.is_blocked()
     }
 
     /// Publishes one persistent, mandatory message and waits for the broker's confirm.
@@ -54,7 +74,7 @@ impl Publisher {
     /// ([`QueueError::Nacked`]) or a return because no queue is bound for the routing key
     /// ([`QueueError::Unroutable`]) is an error.
     pub async fn publish(&self, command: CommandKind, message_id: &str, payload: &[u8]) -> Result<(), QueueError> {
-        self.publish_all(vec![(command, message_id, payload)]).await
+        first_failure(self.publish_each(vec![(command, message_id, payload)]).await)
     }
 
     /// Publishes every message, then waits for all the confirms. `Ok` only if every message
@@ -63,14 +83,51 @@ impl Publisher {
     pub async fn publish_batch(&self, messages: &[(CommandKind, String, Vec<u8>)]) -> Result<(), QueueError> {
         let messages: Vec<(CommandKind, &str, &[u8])> =
             messages.iter().map(|(command, id, payload)| (*command, id.as_str(), payload.as_slice())).collect();
-        self.publish_all(messages).await
+        first_failure(self.publish_each(messages).await)
     }
 
-    /// Publishes borrowed messages and awaits all confirms (the shared implementation).
+    /// Publishes borrowed messages and awaits all confirms, within the confirm deadline; one result per
+    /// message, in order. Past the deadline every message not confirmed yet fails with
+    /// [`QueueError::ConfirmTimeout`].
     ///
     /// Takes a `Vec` rather than an iterator: a lazy iterator held across an await makes
     /// callers' futures fail the compiler's higher-ranked `Send` check.
-    pub(crate) async fn publish_all(&self, messages: Vec<(CommandKind, &str, &[u8])>) -> Result<(), QueueError> {
+    pub async fn publish_each(&self, messages: Vec<(CommandKind, &str, &[u8])>) -> Vec<Result<(), QueueError>> {
+        let waited = self.inner.confirm_timeout;
+        let names: Vec<(CommandKind, String)> =
+            messages.iter().map(|(command, id, _)| (*command, (*id).to_owned())).collect();
+        match tokio::time::timeout(waited, self.publish_unbounded(messages)).await {
+            Ok(Ok(results)) => results,
+            Ok(Err(channel_error)) => {
+                let reason = crate::error_chain(&channel_error);
+                names
+                    .into_iter()
+                    .map(|(command, message_id)| {
+                        let result = Err(QueueError::Unpublished { command, message_id, reason: reason.clone() });
+                        record(command, &result);
+                        result
+                    })
+                    .collect()
+            }
+            Err(_) => {
+                let blocked = self.inner.broker.is_blocked();
+                tracing::warn!(?waited, blocked, messages = names.len(), "the broker did not confirm in time");
+                names
+                    .into_iter()
+                    .map(|(command, message_id)| {
+                        let result = Err(QueueError::ConfirmTimeout { command, message_id, waited });
+                        record(command, &result);
+                        result
+                    })
+                    .collect()
+            }
+        }
+    }
+
+    async fn publish_unbounded(
+        &self,
+        messages: Vec<(CommandKind, &str, &[u8])>,
+    ) -> Result<Vec<Result<(), QueueError>>, QueueError> {
         let channel = self.channel().await?;
         let timestamp =
             SystemTime::now().duration_since(UNIX_EPOCH).map(|elapsed| elapsed.as_secs()).unwrap_or_default();
@@ -108,7 +165,7 @@ impl Publisher {
                 result
             });
         }
-        join_all(pending).await.into_iter().collect()
+        Ok(join_all(pending).await)
     }
 
     async fn channel(&self) -> Result<Channel, QueueError> {
@@ -168,6 +225,10 @@ fn check_confirmation(
     }
 }
 
+fn first_failure(results: Vec<Result<(), QueueError>>) -> Result<(), QueueError> {
+    results.into_iter().collect()
+}
+
 fn record(command: CommandKind, result: &Result<(), QueueError>) {
     match result {
         Ok(()) => {
@@ -177,6 +238,7 @@ fn record(command: CommandKind, result: &Result<(), QueueError>) {
             let reason = match error {
                 QueueError::Nacked { .. } => "nacked",
                 QueueError::Unroutable { .. } => "unroutable",
+                QueueError::ConfirmTimeout { .. } => "confirm_timeout",
                 _ => "error",
             };
             metrics::counter!(

@@ -15,7 +15,8 @@ use std::{
 use async_trait::async_trait;
 use ferry_queue::{
     BoxError, Broker, CONTENT_TYPE, CancellationToken, CommandKind, ConsumerConfig, Delivery, OutboxMessage,
-    OutboxStore, Outcome, PublishFn, Publisher, QueueError, Topology, queue_depth, run_consumer, run_outbox_relay,
+    OutboxStore, Outcome, PublishFn, Publisher, QueueError, RelayCounts, Topology, queue_depth, run_consumer,
+    run_outbox_relay,
 };
 use lapin::{
     options::{BasicGetOptions, QueueDeclareOptions},
@@ -690,9 +691,16 @@ struct MemoryOutbox {
     notify: Notify,
 }
 
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum RowState {
+    Waiting,
+    Published,
+    Parked(String),
+}
+
 #[derive(Default)]
 struct OutboxState {
-    rows: BTreeMap<i64, (OutboxMessage, bool)>,
+    rows: BTreeMap<i64, (OutboxMessage, RowState)>,
     /// Rows a running `relay_batch` holds, like `FOR UPDATE SKIP LOCKED` locks.
     claimed: BTreeSet<i64>,
     failed_batches: usize,
@@ -704,14 +712,22 @@ impl MemoryOutbox {
             .lock()
             .expect("lock")
             .rows
-            .insert(id, (OutboxMessage { id, command, payload: payload.to_vec() }, false));
+            .insert(id, (OutboxMessage { id, command, payload: payload.to_vec() }, RowState::Waiting));
         // Like the NOTIFY of an insert trigger.
         self.notify.notify_one();
     }
 
-    fn published(&self) -> BTreeSet<i64> {
+    fn in_state(&self, wanted: impl Fn(&RowState) -> bool) -> BTreeSet<i64> {
         let state = self.state.lock().expect("lock");
-        state.rows.iter().filter(|(_, (_, published))| *published).map(|(id, _)| *id).collect()
+        state.rows.iter().filter(|(_, (_, row))| wanted(row)).map(|(id, _)| *id).collect()
+    }
+
+    fn published(&self) -> BTreeSet<i64> {
+        self.in_state(|row| *row == RowState::Published)
+    }
+
+    fn parked(&self) -> BTreeSet<i64> {
+        self.in_state(|row| matches!(row, RowState::Parked(_)))
     }
 
     fn failed_batches(&self) -> usize {
@@ -721,13 +737,13 @@ impl MemoryOutbox {
 
 #[async_trait]
 impl OutboxStore for MemoryOutbox {
-    async fn relay_batch(&self, limit: usize, publish: &PublishFn<'_>) -> Result<usize, BoxError> {
+    async fn relay_batch(&self, limit: usize, publish: &PublishFn<'_>) -> Result<RelayCounts, BoxError> {
         let batch: Vec<OutboxMessage> = {
             let mut state = self.state.lock().expect("lock");
             let batch: Vec<OutboxMessage> = state
                 .rows
                 .values()
-                .filter(|(message, published)| !published && !state.claimed.contains(&message.id))
+                .filter(|(message, row)| *row == RowState::Waiting && !state.claimed.contains(&message.id))
                 .take(limit)
                 .map(|(message, _)| message.clone())
                 .collect();
@@ -735,27 +751,35 @@ impl OutboxStore for MemoryOutbox {
             batch
         };
         if batch.is_empty() {
-            return Ok(0);
+            return Ok(RelayCounts::default());
         }
-        let result = publish(&batch).await;
+        let results = publish(&batch).await;
         let mut state = self.state.lock().expect("lock");
-        for message in &batch {
+        let mut counts = RelayCounts::default();
+        for (message, result) in batch.iter().zip(results) {
             state.claimed.remove(&message.id);
-        }
-        match result {
-            Ok(()) => {
-                for message in &batch {
-                    if let Some((_, published)) = state.rows.get_mut(&message.id) {
-                        *published = true;
-                    }
+            let next = match result {
+                Ok(()) => {
+                    counts.published += 1;
+                    RowState::Published
                 }
-                Ok(batch.len())
-            }
-            Err(error) => {
-                state.failed_batches += 1;
-                Err(error.into())
+                Err(error) if error.is_permanent_publish_failure() => {
+                    counts.parked += 1;
+                    RowState::Parked(error.to_string())
+                }
+                Err(_) => {
+                    counts.failed += 1;
+                    RowState::Waiting
+                }
+            };
+            if let Some((_, row)) = state.rows.get_mut(&message.id) {
+                *row = next;
             }
         }
+        if counts.failed > 0 {
+            state.failed_batches += 1;
+        }
+        Ok(counts)
     }
 
     async fn wait_for_rows(&self, timeout: Duration) {
@@ -764,33 +788,35 @@ impl OutboxStore for MemoryOutbox {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn outbox_relay_marks_rows_only_after_confirms() {
+async fn outbox_relay_parks_unroutable_rows_and_publishes_the_rest() {
     let fixture = Fixture::new(5).await;
-    // export.item is unroutable until re-bound, so a batch containing row 3 cannot confirm.
+    // export.item is unroutable until re-bound: row 3 can never be published as things stand.
     fixture.unbind(CommandKind::ExportItem).await;
     let store = Arc::new(MemoryOutbox::default());
     store.insert(1, CommandKind::ImportItem, b"one");
     store.insert(2, CommandKind::ImportItem, b"two");
     store.insert(3, CommandKind::ExportItem, b"three");
+    store.insert(4, CommandKind::ImportItem, b"four");
 
     let shutdown = CancellationToken::new();
     let relay = tokio::spawn(run_outbox_relay(
         store.clone(),
         fixture.publisher().await,
         10,
-        // Long: wake-ups in this test come from notifications and failure backoff.
+        // Long: wake-ups in this test come from notifications.
         Duration::from_secs(3600),
         shutdown.clone(),
     ));
 
-    wait_until("a failed batch", || {
+    // The unroutable row is set aside; the rows behind it are not blocked.
+    wait_until("rows 1, 2 and 4 published and row 3 parked", || {
         let store = store.clone();
-        async move { store.failed_batches() >= 1 }
+        async move { store.published() == BTreeSet::from([1, 2, 4]) && store.parked() == BTreeSet::from([3]) }
     })
     .await;
-    assert_eq!(store.published(), BTreeSet::new(), "nothing marked without every confirm");
+    assert_eq!(store.failed_batches(), 0, "a parked row is not a failed batch");
 
-    // Re-bind; the relay's backoff retries and succeeds.
+    // Once the queue is bound again, new export rows flow (row 3 stays parked for an operator).
     let (_connection, channel) = fixture.lapin_channel().await;
     channel
         .queue_bind(
@@ -802,36 +828,23 @@ async fn outbox_relay_marks_rows_only_after_confirms() {
         )
         .await
         .expect("bind");
-    wait_until("rows 1-3 to be marked published", || {
+    store.insert(5, CommandKind::ExportItem, b"five");
+    wait_until("row 5 to be marked published", || {
         let store = store.clone();
-        async move { store.published() == BTreeSet::from([1, 2, 3]) }
-    })
-    .await;
-
-    // A row inserted later is relayed on its notification alone (fallback poll is an hour).
-    store.insert(4, CommandKind::ExportItem, b"four");
-    wait_until("row 4 to be marked published", || {
-        let store = store.clone();
-        async move { store.published().contains(&4) }
+        async move { store.published().contains(&5) }
     })
     .await;
 
     shutdown.cancel();
     tokio::time::timeout(PATIENCE, relay).await.expect("relay stops on shutdown").expect("join");
 
-    // Failed batches may have delivered rows 1 and 2 more than once (at-least-once); the
-    // message id is the outbox id, so consumers can tell.
     let imports = fixture.drain(&fixture.queue(CommandKind::ImportItem)).await;
     let import_ids: BTreeSet<String> = imports.iter().filter_map(|d| d.message_id.clone()).collect();
-    assert_eq!(import_ids, BTreeSet::from(["1".to_owned(), "2".to_owned()]));
+    assert_eq!(import_ids, BTreeSet::from(["1".to_owned(), "2".to_owned(), "4".to_owned()]));
     let exports = fixture.drain(&fixture.queue(CommandKind::ExportItem)).await;
-    // Drained by concurrent handlers, so compared without order.
     let export_ids: BTreeSet<(Option<String>, Vec<u8>)> =
         exports.into_iter().map(|d| (d.message_id, d.payload)).collect();
-    assert_eq!(
-        export_ids,
-        BTreeSet::from([(Some("3".to_owned()), b"three".to_vec()), (Some("4".to_owned()), b"four".to_vec())])
-    );
+    assert_eq!(export_ids, BTreeSet::from([(Some("5".to_owned()), b"five".to_vec())]));
     fixture.cleanup().await;
 }
 

@@ -1,8 +1,12 @@
-//! Ferry's blob store: streaming put/get of file contents over `object_store` (local filesystem
-//! by default; any `ObjectStore`, e.g. S3, through [`BlobStore::from_object_store`]).
+//! Ferry's blob store: streaming put/get of file contents over `object_store`: the local
+//! filesystem by default, an S3 bucket (AWS or any S3-compatible server) in production, chosen by
+//! `storage.backend` ([`BlobStore::from_settings`]).
 //!
-//! Uploads stream through multipart writes with bounded buffering, hashing as they go, so no
-//! object is ever held whole in memory.
+//! Uploads stream through multipart writes with bounded buffering, hashing as they go, and reads
+//! stream the response body, so no object is ever held whole in memory on either backend.
+
+#[cfg(feature = "test-support")]
+pub mod testing;
 
 use std::convert::Infallible;
 use std::fmt;
@@ -12,9 +16,11 @@ use std::pin::pin;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use ferry_config::{S3Settings, StorageBackend, StorageSettings};
 use futures::stream::BoxStream;
 use futures::{Stream, StreamExt, TryStreamExt};
 use md5::Md5;
+use object_store::aws::AmazonS3Builder;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
 use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt, WriteMultipart};
@@ -56,6 +62,12 @@ pub enum StorageError<E = Infallible> {
         #[source]
         source: object_store::Error,
     },
+    #[error("the {backend} blob store cannot be configured: {source}")]
+    Configure {
+        backend: &'static str,
+        #[source]
+        source: object_store::Error,
+    },
     #[error("blob store root {root:?} cannot be used: {source}")]
     Root {
         root: String,
@@ -71,7 +83,10 @@ impl<E> StorageError<E> {
 
     fn backend(operation: &'static str, key: &str, source: object_store::Error) -> Self {
         match source {
-            object_store::Error::NotFound { .. } => StorageError::NotFound { key: key.to_owned() },
+            // A write cannot miss its key: S3 answers 404 there when the bucket itself is missing.
+            object_store::Error::NotFound { .. } if operation != "put" => {
+                StorageError::NotFound { key: key.to_owned() }
+            }
             source => StorageError::Backend { operation, key: key.to_owned(), source },
         }
     }
@@ -121,6 +136,30 @@ impl fmt::Debug for BlobStore {
 }
 
 impl BlobStore {
+    /// The store `storage.backend` names.
+    pub fn from_settings(settings: &StorageSettings) -> Result<Self, StorageError> {
+        match settings.backend {
+            StorageBackend::Local => Self::local(&settings.root),
+            StorageBackend::S3 => Self::s3(&settings.s3),
+        }
+    }
+
+    /// A store in an S3 bucket. Nothing is contacted until the first request.
+    pub fn s3(s3: &S3Settings) -> Result<Self, StorageError> {
+        let mut builder =
+            AmazonS3Builder::new().with_bucket_name(&s3.bucket).with_region(&s3.region).with_allow_http(s3.allow_http);
+        if !s3.endpoint.is_empty() {
+            // Path-style requests (the builder's default) work with every S3-compatible server.
+            builder = builder.with_endpoint(s3.endpoint.trim_end_matches('/'));
+        }
+        if !s3.access_key_id.is_empty() {
+            builder =
+                builder.with_access_key_id(&s3.access_key_id).with_secret_access_key(s3.secret_access_key.expose());
+        }
+        let store = builder.build().map_err(|source| StorageError::Configure { backend: "s3", source })?;
+        Ok(Self::from_object_store(Arc::new(store)))
+    }
+
     /// A store rooted at a local directory, created if missing.
     pub fn local(root: impl AsRef<FsPath>) -> Result<Self, StorageError> {
         let root = root.as_ref();
@@ -247,6 +286,21 @@ impl BlobStore {
             Err(object_store::Error::NotFound { .. }) => Ok(None),
             Err(e) => Err(StorageError::backend("head", key, e)),
         }
+    }
+
+    /// Keys of every blob under `prefix` (a key prefix of whole segments, e.g. `tenants/{id}`), sorted.
+    /// Lists the whole prefix: meant for audits and tests, not request paths.
+    pub async fn list_keys(&self, prefix: &str) -> Result<Vec<String>, StorageError> {
+        let location = parse_key(prefix)?;
+        let mut keys: Vec<String> = self
+            .store
+            .list(Some(&location))
+            .map_ok(|meta| meta.location.to_string())
+            .try_collect()
+            .await
+            .map_err(|e| StorageError::backend("list", prefix, e))?;
+        keys.sort();
+        Ok(keys)
     }
 
     /// Deletes `key`; deleting a missing blob succeeds (deletes are retried at least once).

@@ -101,16 +101,35 @@ fn build_filter(configured: &str) -> (EnvFilter, Option<String>) {
     }
 }
 
+/// Buckets for every histogram whose name ends in `_bytes` (transferred file sizes): 1 KiB to 16 GiB, ×4.
+const BYTES_BUCKETS: &[f64] = &[
+    1024.0,
+    4096.0,
+    16384.0,
+    65536.0,
+    262144.0,
+    1048576.0,
+    4194304.0,
+    16777216.0,
+    67108864.0,
+    268435456.0,
+    1073741824.0,
+    4294967296.0,
+    17179869184.0,
+];
+
 /// Installs the global Prometheus recorder once and returns its handle (also on later calls).
 pub fn install_metrics() -> Option<PrometheusHandle> {
     METRICS
         .get_or_init(|| {
             let mut builder = PrometheusBuilder::new();
-            match builder.set_buckets_for_metric(Matcher::Suffix("_seconds".into()), SECONDS_BUCKETS) {
-                Ok(with_buckets) => builder = with_buckets,
-                Err(e) => {
-                    tracing::warn!(error = %e, "histogram buckets rejected");
-                    builder = PrometheusBuilder::new();
+            for (suffix, buckets) in [("_seconds", SECONDS_BUCKETS), ("_bytes", BYTES_BUCKETS)] {
+                match builder.set_buckets_for_metric(Matcher::Suffix(suffix.into()), buckets) {
+                    Ok(with_buckets) => builder = with_buckets,
+                    Err(e) => {
+                        tracing::warn!(error = %e, suffix, "histogram buckets rejected");
+                        builder = PrometheusBuilder::new();
+                    }
                 }
             }
             match builder.install_recorder() {

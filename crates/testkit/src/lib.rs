@@ -1,6 +1,6 @@
 //! Test harness: the whole system in one process on real infrastructure. Each [`TestEnv`] gets its own
-//! Postgres database, its own RabbitMQ queue prefix, its own blob directory and its own Drive emulator, so
-//! tests run in parallel without seeing each other.
+//! Postgres database, its own RabbitMQ queue prefix, its own blob store (a directory, or a bucket on its own
+//! S3-compatible server) and its own Drive emulator, so tests run in parallel without seeing each other.
 
 use std::time::Duration;
 
@@ -9,6 +9,8 @@ use ferry_config::Settings;
 use ferry_core::TenantId;
 use ferry_db::testing::TestDatabase;
 use ferry_queue::{Broker, Topology};
+use ferry_storage::BlobStore;
+use ferry_storage::testing::S3TestServer;
 use ferry_transfer::{WorkerKind, WorkerService};
 use serde_json::Value;
 
@@ -17,6 +19,15 @@ pub use drive_emulator;
 /// RabbitMQ URL for tests; `FERRY_TEST_AMQP_URL` overrides it.
 pub fn test_amqp_url() -> String {
     std::env::var("FERRY_TEST_AMQP_URL").unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned())
+}
+
+/// Where a [`TestEnv`] keeps blobs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Storage {
+    /// A temporary directory (`storage.backend = "local"`).
+    Local,
+    /// A fresh bucket on a moto S3 server started for this environment (`storage.backend = "s3"`).
+    S3,
 }
 
 /// Which workers a [`TestEnv`] runs.
@@ -36,6 +47,8 @@ pub struct TestEnv {
     pub database: TestDatabase,
     pub emulator: drive_emulator::RunningEmulator,
     pub gateway_url: String,
+    /// The gateway's ops port (`/livez`, `/readyz`, `/metrics`).
+    pub ops_url: String,
     pub api_key: String,
     pub tenant_id: TenantId,
     pub http: reqwest::Client,
@@ -43,7 +56,11 @@ pub struct TestEnv {
     workers: Vec<WorkerService>,
     queue_prefix: String,
     queues_deleted: bool,
+    setting_pairs: Vec<(String, String)>,
+    worker_set: Workers,
     _blobs: tempfile::TempDir,
+    // Declared last: the S3 server outlives the services that use it.
+    _s3: Option<S3TestServer>,
 }
 
 impl TestEnv {
@@ -53,6 +70,11 @@ impl TestEnv {
 
     /// Starts everything; `overrides` are extra settings (`("exporter.chunk_size_bytes", "262144")`).
     pub async fn start_with(workers: Workers, overrides: &[(&str, &str)]) -> anyhow::Result<Self> {
+        Self::start_on(Storage::Local, workers, overrides).await
+    }
+
+    /// Like [`TestEnv::start_with`], with blobs in `storage`.
+    pub async fn start_on(storage: Storage, workers: Workers, overrides: &[(&str, &str)]) -> anyhow::Result<Self> {
         let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
         // Logs go to the test's captured output; RUST_LOG widens them.
         let _ = ferry_telemetry::init("test", "pretty", "warn");
@@ -76,6 +98,7 @@ impl TestEnv {
             ("amqp.queue_prefix".into(), queue_prefix.clone()),
             ("storage.root".into(), blobs.path().display().to_string()),
             ("gateway.public_url".into(), gateway_url.clone()),
+            ("gateway.ops_bind".into(), "127.0.0.1:0".into()),
             ("gateway.popup_origin".into(), "http://app.example.test".into()),
             ("google.auth_url".into(), format!("{emulator_url}/o/oauth2/v2/auth")),
             ("google.token_url".into(), format!("{emulator_url}/token")),
@@ -87,6 +110,15 @@ impl TestEnv {
             // The relay must be woken by LISTEN/NOTIFY: a job that waited for this poll would time out.
             ("gateway.outbox_poll_interval_secs".into(), "3600".into()),
         ];
+        let s3 = match storage {
+            Storage::Local => None,
+            Storage::S3 => {
+                let server = S3TestServer::start().map_err(|e| anyhow!("starting the S3 server: {e}"))?;
+                let bucket = server.create_bucket().await.map_err(|e| anyhow!("creating the bucket: {e}"))?;
+                pairs.extend(server.overrides(&bucket));
+                Some(server)
+            }
+        };
         for (key, value) in overrides {
             pairs.retain(|(k, _)| k != key);
             pairs.push(((*key).to_owned(), (*value).to_owned()));
@@ -95,6 +127,7 @@ impl TestEnv {
         let settings = Settings::from_sources(&borrowed).context("building test settings")?;
 
         let gateway = ferry_gateway::start(settings.clone(), gateway_listener).context("starting the gateway")?;
+        let ops_url = gateway.ops_url();
         let mut running = Vec::new();
         if workers.importer {
             running.push(WorkerService::start(&settings, WorkerKind::Importer)?);
@@ -114,6 +147,7 @@ impl TestEnv {
             database,
             emulator,
             gateway_url,
+            ops_url,
             api_key,
             tenant_id: TenantId(tenant.id),
             http,
@@ -121,10 +155,50 @@ impl TestEnv {
             workers: running,
             queue_prefix,
             queues_deleted: false,
+            setting_pairs: pairs,
+            worker_set: workers,
             _blobs: blobs,
+            _s3: s3,
         };
         env.wait_until_ready().await?;
         Ok(env)
+    }
+
+    /// Stops the gateway and workers and starts them again on the same database, queues, blob store and
+    /// emulator with `overrides` applied to the settings (a configuration change, such as a new token key).
+    pub async fn restart_services(&mut self, overrides: &[(&str, &str)]) -> anyhow::Result<()> {
+        for worker in self.workers.drain(..) {
+            worker.stop(Duration::from_secs(10)).await;
+        }
+        if let Some(gateway) = self.gateway.take() {
+            gateway.stop().await;
+        }
+        let gateway_listener = std::net::TcpListener::bind("127.0.0.1:0").context("binding the gateway")?;
+        self.gateway_url = format!("http://{}", gateway_listener.local_addr()?);
+        let mut pairs = self.setting_pairs.clone();
+        let redirect = format!("{}/api/v2/cloud-storage/auth/google_drive/callback", self.gateway_url);
+        for (key, value) in [("gateway.public_url", self.gateway_url.as_str()), ("google.redirect_uri", &redirect)]
+            .into_iter()
+            .chain(overrides.iter().copied())
+        {
+            pairs.retain(|(k, _)| k != key);
+            pairs.push((key.to_owned(), value.to_owned()));
+        }
+        let borrowed: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let settings = Settings::from_sources(&borrowed).context("building test settings")?;
+        settings.validate().context("restarted settings")?;
+        let gateway = ferry_gateway::start(settings.clone(), gateway_listener).context("starting the gateway")?;
+        self.ops_url = gateway.ops_url();
+        self.gateway = Some(gateway);
+        if self.worker_set.importer {
+            self.workers.push(WorkerService::start(&settings, WorkerKind::Importer)?);
+        }
+        if self.worker_set.exporter {
+            self.workers.push(WorkerService::start(&settings, WorkerKind::Exporter)?);
+        }
+        self.settings = settings;
+        self.setting_pairs = pairs;
+        self.wait_until_ready().await
     }
 
     /// Waits until the gateway reports ready (database reachable, relay connected to RabbitMQ).
@@ -138,6 +212,11 @@ impl TestEnv {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         bail!("gateway did not become ready within 10 s")
+    }
+
+    /// The blob store the services use, opened from the same settings.
+    pub fn blob_store(&self) -> anyhow::Result<BlobStore> {
+        BlobStore::from_settings(&self.settings.storage).context("opening the test blob store")
     }
 
     pub fn url(&self, path: &str) -> String {

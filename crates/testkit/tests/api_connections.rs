@@ -164,7 +164,7 @@ async fn import_and_export_mark_the_connection_used() {
             .send()
             .await
             .expect("import"),
-        StatusCode::ACCEPTED,
+        StatusCode::OK,
     )
     .await;
     let upload =
@@ -178,7 +178,7 @@ async fn import_and_export_mark_the_connection_used() {
             .send()
             .await
             .expect("export"),
-        StatusCode::ACCEPTED,
+        StatusCode::OK,
     )
     .await;
     let listed =

@@ -278,7 +278,7 @@ async fn import_destination_must_be_an_existing_folder_and_files_in_use_are_kept
         Method::POST,
         "/cloud-storage/import",
         Some(json!({ "connection_id": connection, "files": files, "collection_id": folder["id"], "auto_describe": true, "tags": ["drive"] })),
-        StatusCode::ACCEPTED,
+        StatusCode::OK,
     )
     .await;
     assert_snapshot(

@@ -30,7 +30,7 @@ async fn import(env: &TestEnv, connection: &str, drive_ids: &[String]) -> Value 
             .send()
             .await
             .expect("import"),
-        StatusCode::ACCEPTED,
+        StatusCode::OK,
     )
     .await
 }
@@ -110,7 +110,7 @@ async fn cancel_stops_pending_items_and_workers_skip_them() {
         let outcome = env.database.db.claim_item(ItemId(item.id), "test-worker", Duration::from_secs(60)).await;
         assert!(matches!(outcome, Ok(ClaimOutcome::AlreadyFinished)), "{outcome:?}");
     }
-    // Cancelling again is a conflict; an unknown job is a 404, a malformed id a 400.
+    // Cancelling again is a conflict; an unknown job and a malformed id are both a 404.
     let again = env.api(Method::POST, &format!("/cloud-storage/jobs/{job_id}/cancel")).send().await.expect("again");
     let again = json_of(again, StatusCode::CONFLICT).await;
     assert_eq!(again["error"]["code"], "CONFLICT");
@@ -118,8 +118,8 @@ async fn cancel_stops_pending_items_and_workers_skip_them() {
     let unknown = format!("job_{}", uuid::Uuid::new_v4().simple());
     let missing = env.api(Method::POST, &format!("/cloud-storage/jobs/{unknown}/cancel")).send().await.expect("404");
     assert_eq!(json_of(missing, StatusCode::NOT_FOUND).await["error"]["code"], "NOT_FOUND");
-    let bad = env.api(Method::POST, "/cloud-storage/jobs/nope/cancel").send().await.expect("400");
-    assert_eq!(json_of(bad, StatusCode::BAD_REQUEST).await["error"]["details"]["field"], "job_id");
+    let bad = env.api(Method::POST, "/cloud-storage/jobs/nope/cancel").send().await.expect("404");
+    assert_eq!(json_of(bad, StatusCode::NOT_FOUND).await["error"]["code"], "NOT_FOUND");
 
     // One item already running: it is left to finish, the others are cancelled, the job stays in progress
     // until the running one settles, then follows the counters.
@@ -145,7 +145,7 @@ async fn cancel_stops_pending_items_and_workers_skip_them() {
     let running_items = get(&env, &format!("/cloud-storage/jobs/{job_id}/items?status=in_progress")).await;
     assert_eq!(running_items["total_count"], 1);
     assert_eq!(running_items["items"][0]["position"], 1);
-    env.database.db.fail_item(running, "drive_not_found", "gone").await.expect("fail");
+    env.database.db.fail_item_unclaimed(running, None, "drive_not_found", "gone").await.expect("fail");
     let job = get(&env, &format!("/cloud-storage/jobs/{job_id}")).await;
     assert_eq!(job["job"]["status"], "cancelled");
     assert_eq!(job["job"]["failed_files"], 1);
@@ -181,7 +181,7 @@ async fn jobs_are_listed_with_status_and_type_filters() {
             .send()
             .await
             .expect("export"),
-        StatusCode::ACCEPTED,
+        StatusCode::OK,
     )
     .await;
     env.api(Method::POST, &format!("/cloud-storage/jobs/{}/cancel", first["job_id"].as_str().expect("id")))
@@ -275,7 +275,7 @@ async fn events_stream_progress_and_exports_report_cloud_file_ids() {
             .send()
             .await
             .expect("export"),
-        StatusCode::ACCEPTED,
+        StatusCode::OK,
     )
     .await;
     let export_id = export["job_id"].as_str().expect("job id");
@@ -309,7 +309,7 @@ async fn job_bodies_match_the_seed() {
             .send()
             .await
             .expect("import"),
-        StatusCode::ACCEPTED,
+        StatusCode::OK,
     )
     .await;
     let job_id = created["job_id"].as_str().expect("job").to_owned();
@@ -392,7 +392,7 @@ async fn job_bodies_match_the_seed() {
             .send()
             .await
             .expect("export"),
-        StatusCode::ACCEPTED,
+        StatusCode::OK,
     )
     .await;
     assert_snapshot(

@@ -85,7 +85,7 @@ async fn workspace_files_import_as_office_documents() {
             .send()
             .await
             .expect("import"),
-        StatusCode::ACCEPTED,
+        StatusCode::OK,
     )
     .await;
     let job_id = created["job_id"].as_str().expect("job");

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use ferry_testkit::TestEnv;
+use ferry_testkit::{Storage, TestEnv, Workers};
 use md5::{Digest, Md5};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -23,8 +23,17 @@ async fn json_of(response: reqwest::Response, expected: StatusCode) -> Value {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn connect_browse_import_download_export_and_isolate_tenants() {
-    let env = TestEnv::start().await.expect("test environment");
+async fn connect_browse_import_download_export_and_isolate_tenants_on_the_filesystem() {
+    connect_browse_import_download_export_and_isolate_tenants(Storage::Local).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn connect_browse_import_download_export_and_isolate_tenants_on_s3() {
+    connect_browse_import_download_export_and_isolate_tenants(Storage::S3).await;
+}
+
+async fn connect_browse_import_download_export_and_isolate_tenants(storage: Storage) {
+    let env = TestEnv::start_on(storage, Workers::ALL, &[]).await.expect("test environment");
     let drive = env.emulator.state();
     let email = "alice@example.com";
     drive.ensure_user(email, "Alice Example");
@@ -106,7 +115,7 @@ async fn connect_browse_import_download_export_and_isolate_tenants() {
             .send()
             .await
             .expect("import"),
-        StatusCode::ACCEPTED,
+        StatusCode::OK,
     )
     .await;
     assert_eq!(import["status"], "pending");
@@ -148,6 +157,15 @@ async fn connect_browse_import_download_export_and_isolate_tenants() {
         assert!(body == *bytes, "{name} bytes differ");
     }
 
+    // The three blobs are in the configured store (on S3: the bucket), under the tenant's prefix.
+    let blobs = env
+        .blob_store()
+        .expect("blob store")
+        .list_keys(&format!("tenants/{}", env.tenant_id.0))
+        .await
+        .expect("list blobs");
+    assert_eq!(blobs.len(), 3, "{blobs:?}");
+
     // Export two of them into a new Drive folder.
     let export = json_of(
         env.api(Method::POST, "/cloud-storage/export")
@@ -155,7 +173,7 @@ async fn connect_browse_import_download_export_and_isolate_tenants() {
             .send()
             .await
             .expect("export"),
-        StatusCode::ACCEPTED,
+        StatusCode::OK,
     )
     .await;
     assert_eq!(export["job_status"], "pending");
@@ -251,7 +269,7 @@ async fn the_importer_refreshes_an_expired_token_and_disconnect_revokes_it() {
             .send()
             .await
             .expect("import"),
-        StatusCode::ACCEPTED,
+        StatusCode::OK,
     )
     .await;
     let job =

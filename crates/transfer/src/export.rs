@@ -12,7 +12,7 @@ use crate::outcome::ItemFailure;
 use crate::worker::TransferContext;
 
 fn session_associated_data(item_id: ItemId) -> Vec<u8> {
-    format!("item:{item_id}:upload_session").into_bytes()
+    ferry_crypto::binding::upload_session(&item_id)
 }
 
 pub(crate) async fn export_item(ctx: &TransferContext, claimed: &ClaimedItem) -> Result<(), ItemFailure> {
@@ -32,6 +32,7 @@ pub(crate) async fn export_item(ctx: &TransferContext, claimed: &ClaimedItem) ->
         (Some(name), parent) => vec![
             ensure_job_folder(
                 ctx,
+                claimed,
                 connection_id,
                 JobId(job.id),
                 job.created_folder_id.clone(),
@@ -54,7 +55,7 @@ pub(crate) async fn export_item(ctx: &TransferContext, claimed: &ClaimedItem) ->
                     .await?;
             let candidate =
                 ids.into_iter().next().ok_or_else(|| ItemFailure::transient("drive_error", "Drive returned no ids"))?;
-            ctx.db.set_item_drive_file_id(item.item_id(), &candidate).await?
+            ctx.db.set_item_drive_file_id(&claimed.claim, &candidate).await?
         }
     };
 
@@ -66,7 +67,7 @@ pub(crate) async fn export_item(ctx: &TransferContext, claimed: &ClaimedItem) ->
             Ok(session) => {
                 match crate::resume::paced(ctx, connection_id, || ctx.drive.upload_status(&session, total)).await {
                     Ok(UploadProgress::Complete(created)) => {
-                        return finish(ctx, item.item_id(), file.md5.as_deref(), created).await;
+                        return finish(ctx, claimed, file.md5.as_deref(), created).await;
                     }
                     Ok(UploadProgress::Incomplete { committed }) => {
                         tracing::info!(item_id = %item.item_id(), committed, "resuming an interrupted upload");
@@ -106,7 +107,7 @@ pub(crate) async fn export_item(ctx: &TransferContext, claimed: &ClaimedItem) ->
                     let sealed = cipher
                         .seal(&session, &aad)
                         .map_err(|err| ItemFailure::permanent("credentials_invalid", err.to_string()))?;
-                    ctx.db.set_item_upload_session(item.item_id(), Some(&sealed)).await?;
+                    ctx.db.set_item_upload_session(&claimed.claim, Some(&sealed)).await?;
                     (session, 0)
                 }
                 None => {
@@ -116,7 +117,7 @@ pub(crate) async fn export_item(ctx: &TransferContext, claimed: &ClaimedItem) ->
                         ctx.drive.get_file(&token, drive_file_id).await
                     })
                     .await?;
-                    return finish(ctx, item.item_id(), file.md5.as_deref(), existing).await;
+                    return finish(ctx, claimed, file.md5.as_deref(), existing).await;
                 }
             }
         }
@@ -138,10 +139,13 @@ pub(crate) async fn export_item(ctx: &TransferContext, claimed: &ClaimedItem) ->
                 let chunk: Bytes = buffer.split_to(take).freeze();
                 let sent_end = offset + chunk.len() as u64;
                 ctx.rate_limiter.acquire(connection_id).await;
-                match ctx.drive.upload_chunk(&session, offset, chunk, total).await? {
+                let uploaded = ctx.drive.upload_chunk(&session, offset, chunk, total).await?;
+                ctx.progress.touch();
+                match uploaded {
                     UploadProgress::Complete(created) => {
                         metrics::counter!("ferry_export_bytes_total").increment(total);
-                        return finish(ctx, item.item_id(), file.md5.as_deref(), created).await;
+                        crate::observe::transfer_size(crate::worker::WorkerKind::Exporter, total);
+                        return finish(ctx, claimed, file.md5.as_deref(), created).await;
                     }
                     UploadProgress::Incomplete { committed } if committed == sent_end => offset = committed,
                     UploadProgress::Incomplete { committed } => {
@@ -174,6 +178,7 @@ pub(crate) async fn export_item(ctx: &TransferContext, claimed: &ClaimedItem) ->
 /// with that id answers 409, so concurrent workers end up with exactly one folder.
 async fn ensure_job_folder(
     ctx: &TransferContext,
+    claimed: &ClaimedItem,
     connection_id: ConnectionId,
     job_id: JobId,
     known: Option<String>,
@@ -188,7 +193,7 @@ async fn ensure_job_folder(
                     .await?;
             let candidate =
                 ids.into_iter().next().ok_or_else(|| ItemFailure::transient("drive_error", "Drive returned no ids"))?;
-            ctx.db.claim_job_folder(job_id, &candidate).await?
+            ctx.db.claim_job_folder(&claimed.claim, job_id, &candidate).await?
         }
     };
     let folder_id = folder_id.as_str();
@@ -204,10 +209,11 @@ async fn ensure_job_folder(
 
 async fn finish(
     ctx: &TransferContext,
-    item_id: ItemId,
+    claimed: &ClaimedItem,
     expected_md5: Option<&str>,
     created: DriveFile,
 ) -> Result<(), ItemFailure> {
+    let item_id = claimed.claim.item_id;
     if let (Some(expected), Some(actual)) = (expected_md5, created.md5_checksum.as_deref())
         && !expected.eq_ignore_ascii_case(actual)
     {
@@ -216,7 +222,8 @@ async fn finish(
             format!("Drive file {} does not match the stored file's MD5", created.id),
         ));
     }
-    let finish = ctx.db.complete_export_item(item_id, &created.id).await?;
+    let finish = ctx.db.complete_export_item(&claimed.claim, &created.id).await?;
+    crate::observe::item_finished(&ctx.db, item_id, &finish).await;
     tracing::info!(%item_id, drive_file_id = %created.id, job_status = ?finish.job_status, "exported");
     Ok(())
 }

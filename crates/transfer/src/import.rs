@@ -62,7 +62,7 @@ pub(crate) async fn import_item(ctx: &TransferContext, claimed: &ClaimedItem) ->
     let finish = ctx
         .db
         .complete_import_item(
-            item.item_id(),
+            &claimed.claim,
             ImportedBlob {
                 rename_to: None,
                 size_bytes,
@@ -80,6 +80,8 @@ pub(crate) async fn import_item(ctx: &TransferContext, claimed: &ClaimedItem) ->
         "imported"
     );
     metrics::counter!("ferry_import_bytes_total").increment(stored.size);
+    crate::observe::transfer_size(crate::worker::WorkerKind::Importer, stored.size);
+    crate::observe::item_finished(&ctx.db, item.item_id(), &finish).await;
     Ok(())
 }
 
@@ -163,7 +165,9 @@ async fn import_workspace_file(
     .await;
     let (_, download) = exported?;
     let blob_key = file_blob_key(&claimed.job.tenant_id, &item.file_id);
-    let stored = ctx.storage.put_stream(&blob_key, download.stream).await.map_err(|err| match err {
+    let progress = ctx.progress.clone();
+    let exported_bytes = download.stream.inspect_ok(move |_| progress.touch());
+    let stored = ctx.storage.put_stream(&blob_key, exported_bytes).await.map_err(|err| match err {
         StorageError::Source { source, .. } => ItemFailure::from(source),
         other => ItemFailure::from(other),
     })?;
@@ -173,7 +177,7 @@ async fn import_workspace_file(
     let finish = ctx
         .db
         .complete_import_item(
-            item.item_id(),
+            &claimed.claim,
             ImportedBlob {
                 rename_to: renamed.as_deref(),
                 size_bytes,
@@ -186,6 +190,8 @@ async fn import_workspace_file(
         .await?;
     tracing::info!(item_id = %item.item_id(), bytes = stored.size, target, job_status = ?finish.job_status, "exported on import");
     metrics::counter!("ferry_import_bytes_total").increment(stored.size);
+    crate::observe::transfer_size(crate::worker::WorkerKind::Importer, stored.size);
+    crate::observe::item_finished(&ctx.db, item.item_id(), &finish).await;
     Ok(())
 }
 

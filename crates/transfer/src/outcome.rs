@@ -17,6 +17,9 @@ pub enum ItemFailure {
     /// The account's access was revoked: fail every open item of the connection.
     #[error("connection needs re-authorisation")]
     NeedsReauthorization,
+    /// Another worker holds the item now (this attempt outlived its lease): drop the result, change nothing.
+    #[error("the item's lease was lost to another worker")]
+    LeaseLost,
 }
 
 impl ItemFailure {
@@ -55,12 +58,22 @@ impl From<CredentialError> for ItemFailure {
 
 impl From<DbError> for ItemFailure {
     fn from(err: DbError) -> Self {
-        ItemFailure::transient("database_unavailable", err.to_string())
+        match err {
+            DbError::LeaseLost { .. } => ItemFailure::LeaseLost,
+            err if err.is_transient() => ItemFailure::transient("database_unavailable", err.to_string()),
+            err => ItemFailure::permanent("item_corrupt", err.to_string()),
+        }
     }
 }
 
 impl<E: std::fmt::Display> From<StorageError<E>> for ItemFailure {
     fn from(err: StorageError<E>) -> Self {
-        ItemFailure::transient("storage_error", err.to_string())
+        match err {
+            // The stored bytes are gone: no retry brings them back.
+            StorageError::NotFound { key } => {
+                ItemFailure::permanent("file_missing", format!("the stored content {key:?} no longer exists"))
+            }
+            err => ItemFailure::transient("storage_error", err.to_string()),
+        }
     }
 }

@@ -27,7 +27,9 @@ where
     let mut retry = 0;
     loop {
         ctx.rate_limiter.acquire(connection_id).await;
-        match call().await {
+        let result = call().await;
+        ctx.progress.touch();
+        match result {
             Err(err) if err.is_retryable() && retry < CALL_RETRIES => {
                 let delay = call_retry_delay(retry);
                 tracing::debug!(error = %err, retry, ?delay, "retryable Drive error; backing off");
@@ -66,6 +68,7 @@ pub(crate) fn resuming_download(
             match current.next().await {
                 None => return None,
                 Some(Ok(bytes)) => {
+                    state.ctx.progress.touch();
                     state.received += bytes.len() as u64;
                     return Some((Ok(bytes), state));
                 }

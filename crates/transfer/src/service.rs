@@ -29,7 +29,7 @@ impl WorkerService {
     pub fn start(settings: &Settings, kind: WorkerKind) -> anyhow::Result<Self> {
         let db = Db::connect(&settings.database.url, settings.database.max_connections as usize)
             .context("building the database pool")?;
-        let storage = BlobStore::local(&settings.storage.root).context("opening the blob store")?;
+        let storage = BlobStore::from_settings(&settings.storage).context("opening the blob store")?;
         let ProviderClients { oauth, drive, cipher } = ProviderClients::from_settings(settings)?;
         let reliability = &settings.reliability;
         let topology = Topology::new(settings.amqp.queue_prefix.clone(), settings.amqp.delivery_limit);
@@ -48,6 +48,8 @@ impl WorkerService {
             max_attempts: reliability.max_item_attempts,
             rate_limiter: ConnectionRateLimiter::new(reliability.drive_requests_per_sec),
             topology: topology.clone(),
+            stall_timeout: Duration::from_secs(reliability.stall_timeout_secs),
+            progress: crate::attempt::Progress::new(),
         };
         let shutdown = CancellationToken::new();
         let reaper = ReaperConfig {
@@ -55,8 +57,20 @@ impl WorkerService {
             stale_pending: Duration::from_secs(reliability.stale_pending_secs),
             max_attempts: reliability.max_item_attempts,
         };
-        tokio::spawn(run_reaper(context.db.clone(), kind, reaper, shutdown.clone()));
         let broker: Arc<Mutex<Option<Broker>>> = Arc::default();
+        tokio::spawn(crate::observe::report_queue_depth(
+            broker.clone(),
+            topology.queue(kind.command()),
+            shutdown.clone(),
+        ));
+        tokio::spawn(run_reaper(
+            context.db.clone(),
+            kind,
+            reaper,
+            topology.clone(),
+            settings.amqp.url.clone(),
+            shutdown.clone(),
+        ));
         let slot = broker.clone();
         let task = tokio::spawn(run_worker(
             context.clone(),

@@ -6,8 +6,8 @@ use tracing::Instrument;
 
 use ferry_core::{ConnectionId, ItemId};
 use ferry_credentials::Credentials;
-use ferry_db::Db;
 use ferry_db::jobs::{ClaimOutcome, ClaimedItem};
+use ferry_db::{Db, DbError};
 use ferry_drive::DriveClient;
 use ferry_queue::{Broker, CancellationToken, CommandKind, ConsumerConfig, Delivery, Outcome, Topology};
 use ferry_storage::BlobStore;
@@ -57,6 +57,10 @@ pub struct TransferContext {
     pub rate_limiter: crate::limits::ConnectionRateLimiter,
     /// The broker's delivery limit: a message requeued on its final delivery is dead-lettered.
     pub topology: Topology,
+    /// An attempt that moves no bytes for this long is aborted and retried later.
+    pub stall_timeout: Duration,
+    /// The current attempt's progress clock: each attempt gets a fresh one (see [`crate::attempt::guarded`]).
+    pub progress: crate::attempt::Progress,
 }
 
 /// Handles one delivery end to end and says how to settle it.
@@ -108,13 +112,19 @@ async fn process(
             tracing::info!("item is leased by another worker; acknowledging");
             return Outcome::Ack;
         }
+        Ok(ClaimOutcome::Failed { code }) => {
+            tracing::warn!(code, "the item cannot be worked on; failed it");
+            metrics::counter!("ferry_items_total", "worker" => kind.name(), "outcome" => "failed_at_claim")
+                .increment(1);
+            return Outcome::Ack;
+        }
         Ok(ClaimOutcome::NotFound) => {
             // Requeued rather than rejected: the queue's delivery limit decides when it is poison (it is
             // dead-lettered after exactly that many deliveries), which also covers a row not visible yet.
             tracing::error!(final_delivery, "message for an unknown item; requeueing until the delivery limit");
             return Outcome::Requeue;
         }
-        Err(err) => {
+        Err(err) if err.is_transient() => {
             // Postgres is unreachable: come back after a delay through a retry tier instead of spinning through
             // the delivery limit. If the tier cannot be published either, the consumer requeues; should the
             // message be dead-lettered, the item is still pending and the reaper re-enqueues it.
@@ -122,18 +132,37 @@ async fn process(
             tracing::warn!(error = %err, ?delay, "cannot claim the item; retrying later");
             return Outcome::Retry(delay);
         }
+        Err(err) => return fail_unreadable(ctx, item_id, &err).await,
     };
 
-    let heartbeat = spawn_heartbeat(ctx.clone(), item_id);
-    let result = match kind {
-        WorkerKind::Importer => crate::import::import_item(ctx, &claimed).await,
-        WorkerKind::Exporter => crate::export::export_item(ctx, &claimed).await,
+    // Each attempt gets its own progress clock for the watchdog.
+    let attempt_ctx = TransferContext { progress: crate::attempt::Progress::new(), ..ctx.clone() };
+    let started = std::time::Instant::now();
+    let transfer = async {
+        match kind {
+            WorkerKind::Importer => crate::import::import_item(&attempt_ctx, &claimed).await,
+            WorkerKind::Exporter => crate::export::export_item(&attempt_ctx, &claimed).await,
+        }
     };
-    heartbeat.cancel();
-    let attempt = u32::try_from(claimed.item.attempts).unwrap_or(u32::MAX);
-    let outcome = settle(ctx, &claimed, result, attempt).await;
+    let result = crate::attempt::guarded(&attempt_ctx, &claimed.claim, transfer).await;
+    let outcome = settle(ctx, &claimed, result).await;
     metrics::counter!("ferry_items_total", "worker" => kind.name(), "outcome" => outcome_name(outcome)).increment(1);
+    crate::observe::transfer_finished(kind, outcome_name(outcome), started);
     outcome
+}
+
+/// The item's rows cannot be read (a corrupt or half-deleted row): trying again would fail the same way, so the
+/// item is failed with `item_corrupt` if that can be written, and the message is dead-lettered otherwise.
+async fn fail_unreadable(ctx: &TransferContext, item_id: ItemId, err: &ferry_db::DbError) -> Outcome {
+    tracing::error!(error = %err, "the item's rows cannot be read; failing it");
+    let message = "the item's stored data cannot be read; it was not transferred";
+    match ctx.db.fail_item_unclaimed(item_id, None, "item_corrupt", message).await {
+        Ok(_) => Outcome::Ack,
+        Err(fail_err) => {
+            tracing::error!(error = %fail_err, "cannot fail the unreadable item either; dead-lettering its message");
+            Outcome::Reject
+        }
+    }
 }
 
 fn outcome_name(outcome: Outcome) -> &'static str {
@@ -145,32 +174,40 @@ fn outcome_name(outcome: Outcome) -> &'static str {
     }
 }
 
-/// Records the attempt's result in Postgres, then tells the consumer how to settle the message. The
-/// message is acknowledged only after the database says the item is finished.
-async fn settle(
-    ctx: &TransferContext,
-    claimed: &ClaimedItem,
-    result: Result<(), ItemFailure>,
-    attempt: u32,
-) -> Outcome {
-    let item_id = claimed.item.item_id();
+/// Records the attempt's result in Postgres (every write fenced by the claim), then tells the consumer how to
+/// settle the message. The message is acknowledged only after the database says the item is finished, or
+/// after the database refused the write because another worker holds the item now (its result is dropped).
+async fn settle(ctx: &TransferContext, claimed: &ClaimedItem, result: Result<(), ItemFailure>) -> Outcome {
+    let claim = &claimed.claim;
+    let item_id = claim.item_id;
+    let attempt = u32::try_from(claim.attempt).unwrap_or(u32::MAX);
     let recorded = match result {
         Ok(()) => return Outcome::Ack,
+        Err(ItemFailure::LeaseLost) => Err(DbError::LeaseLost { item_id: item_id.0 }),
         Err(ItemFailure::Transient { code, message }) if attempt < ctx.max_attempts => {
             let delay = crate::limits::item_retry_delay(attempt);
             tracing::warn!(%item_id, code, %message, attempt, ?delay, "transient failure; the item will be retried");
-            match ctx.db.release_item(item_id, code, &message).await {
+            match ctx.db.release_item(claim, code, &message).await {
                 Ok(()) => return Outcome::Retry(delay),
                 Err(err) => Err(err),
             }
         }
         Err(ItemFailure::Transient { code, message }) => {
             tracing::error!(%item_id, code, %message, attempt, "giving up after the last attempt");
-            ctx.db.fail_item(item_id, code, &format!("gave up after {attempt} attempts: {message}")).await.map(|_| ())
+            let message = format!("gave up after {attempt} attempts: {message}");
+            let failed = ctx.db.fail_claimed_item(claim, code, &message).await;
+            if let Ok(finish) = &failed {
+                crate::observe::item_finished(&ctx.db, item_id, finish).await;
+            }
+            failed.map(|_| ())
         }
         Err(ItemFailure::Permanent { code, message }) => {
             tracing::warn!(%item_id, code, %message, "item failed");
-            ctx.db.fail_item(item_id, code, &message).await.map(|_| ())
+            let failed = ctx.db.fail_claimed_item(claim, code, &message).await;
+            if let Ok(finish) = &failed {
+                crate::observe::item_finished(&ctx.db, item_id, finish).await;
+            }
+            failed.map(|_| ())
         }
         Err(ItemFailure::NeedsReauthorization) => {
             let connection_id = ConnectionId(claimed.job.connection_id);
@@ -187,33 +224,18 @@ async fn settle(
     };
     match recorded {
         Ok(()) => Outcome::Ack,
+        Err(DbError::LeaseLost { .. }) => {
+            // Another worker took the item over (this one stalled past its lease): it owns the outcome now.
+            tracing::warn!(%item_id, attempt, "lease lost to another worker; dropping this attempt's result");
+            metrics::counter!("ferry_items_lease_lost_total").increment(1);
+            Outcome::Ack
+        }
         Err(err) => {
             // The item keeps its lease; when it expires the item is handed out again.
             tracing::error!(%item_id, error = %err, "cannot record the item's outcome; requeueing");
             Outcome::Requeue
         }
     }
-}
-
-/// Keeps the item's lease alive while a long transfer runs.
-fn spawn_heartbeat(ctx: TransferContext, item_id: ItemId) -> CancellationToken {
-    let stop = CancellationToken::new();
-    let token = stop.clone();
-    tokio::spawn(async move {
-        let period = ctx.lease / 3;
-        loop {
-            tokio::select! {
-                _ = token.cancelled() => return,
-                _ = tokio::time::sleep(period) => {}
-            }
-            match ctx.db.extend_lease(item_id, &ctx.worker_id, ctx.lease).await {
-                Ok(true) => {}
-                Ok(false) => return,
-                Err(err) => tracing::warn!(%item_id, error = %err, "cannot extend the lease"),
-            }
-        }
-    });
-    stop
 }
 
 /// Consumes the worker's queue until `shutdown`, reconnecting to RabbitMQ whenever the connection is lost

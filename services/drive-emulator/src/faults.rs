@@ -88,6 +88,41 @@ pub struct Faults {
     pub cut_download_after_bytes: Option<u64>,
     /// How many downloads to cut; `None` cuts every one. Counts down as downloads are cut.
     pub cut_download_times: Option<u64>,
+    /// Downloads stop sending after this many body bytes (the connection stays open, silent) for
+    /// `stall_for_ms`, then carry on.
+    pub stall_download_after_bytes: Option<u64>,
+    /// Resumable upload chunks stop being read after this many body bytes (the client's send blocks) for
+    /// `stall_for_ms`, then carry on.
+    pub stall_upload_after_bytes: Option<u64>,
+    /// How long a stall lasts; `None`: until the client gives up and closes the connection.
+    pub stall_for_ms: Option<u64>,
+    /// How many transfers to stall; `None` stalls every one. Counts down as transfers are stalled.
+    pub stall_times: Option<u64>,
+}
+
+/// Which way a stalled transfer was going.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StallKind {
+    Download,
+    Upload,
+}
+
+/// A transfer that goes silent after `after_bytes` body bytes, for `duration` (`None`: until the client gives up).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stall {
+    pub after_bytes: u64,
+    pub duration: Option<Duration>,
+}
+
+impl Stall {
+    /// Waits out the stall: the given duration, or (practically) forever when none was given, in which case
+    /// the request ends when the client closes the connection.
+    pub async fn wait(&self) {
+        match self.duration {
+            Some(duration) => tokio::time::sleep(duration).await,
+            None => std::future::pending::<()>().await,
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -309,6 +344,27 @@ impl FaultState {
         d.downloaded += bytes;
         self.counters.users.entry(email.to_owned()).or_default().downloaded_bytes += bytes;
         Ok(())
+    }
+
+    /// Whether (and where) to stall the next transfer of this kind (consumes one of `stall_times`).
+    pub fn take_stall(&mut self, kind: StallKind, email: Option<&str>) -> Option<Stall> {
+        let after_bytes = match kind {
+            StallKind::Download => self.faults.stall_download_after_bytes?,
+            StallKind::Upload => self.faults.stall_upload_after_bytes?,
+        };
+        match &mut self.faults.stall_times {
+            Some(0) => return None,
+            Some(n) => *n -= 1,
+            None => {}
+        }
+        self.injected(
+            match kind {
+                StallKind::Download => "stall_download",
+                StallKind::Upload => "stall_upload",
+            },
+            email,
+        );
+        Some(Stall { after_bytes, duration: self.faults.stall_for_ms.map(Duration::from_millis) })
     }
 
     /// Where to cut the next download, if anywhere (consumes one of `cut_download_times`).

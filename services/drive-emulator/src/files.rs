@@ -12,8 +12,8 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use futures::StreamExt;
 use futures::stream::BoxStream;
+use futures::{StreamExt, TryStreamExt};
 use serde_json::{Map, Value, json};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
@@ -512,19 +512,40 @@ pub fn stream_body(
     SizedStream::new(len as u64, futures::stream::iter(pieces))
 }
 
-/// A body read from a stored blob: `count` bytes from `start`, cut after `cut` bytes if asked.
+/// A body read from a stored blob: `count` bytes from `start`, cut after `cut` bytes if asked, and silent for a
+/// while after `stall.after_bytes` if asked.
 pub async fn blob_body(
     path: Option<std::path::PathBuf>,
     start: u64,
     count: u64,
     cut: Option<u64>,
+    stall: Option<crate::faults::Stall>,
 ) -> Result<SizedStream<BoxStream<'static, Result<Bytes, std::io::Error>>>, DriveError> {
     let stop = cut.map_or(count, |c| c.min(count));
     let mut stream: BoxStream<'static, Result<Bytes, std::io::Error>> = match path {
         Some(p) if stop > 0 => {
+            let pause = stall.filter(|stall| stall.after_bytes < stop);
+            let first = pause.map_or(stop, |stall| stall.after_bytes);
             let mut file = tokio::fs::File::open(&p).await.map_err(DriveError::internal)?;
             file.seek(std::io::SeekFrom::Start(start)).await.map_err(DriveError::internal)?;
-            tokio_util::io::ReaderStream::with_capacity(file.take(stop), DOWNLOAD_CHUNK).boxed()
+            let head = tokio_util::io::ReaderStream::with_capacity(file.take(first), DOWNLOAD_CHUNK);
+            match pause {
+                None => head.boxed(),
+                Some(stall) => {
+                    // The rest is read from a second handle once the stall is over.
+                    let rest = futures::stream::once(async move {
+                        stall.wait().await;
+                        let mut file = tokio::fs::File::open(&p).await?;
+                        file.seek(std::io::SeekFrom::Start(start + first)).await?;
+                        Ok::<_, std::io::Error>(tokio_util::io::ReaderStream::with_capacity(
+                            file.take(stop - first),
+                            DOWNLOAD_CHUNK,
+                        ))
+                    })
+                    .try_flatten();
+                    head.chain(rest).boxed()
+                }
+            }
         }
         _ => futures::stream::empty().boxed(),
     };
@@ -571,16 +592,17 @@ async fn download(
     };
     state.charge_download(user_id, served)?;
     let cut = if served > 0 { state.take_download_cut(user_id) } else { None };
+    let stall = if served > 0 { state.take_stall(user_id, crate::faults::StallKind::Download) } else { None };
     match range {
         RangeRequest::Whole => Ok(HttpResponse::Ok()
             .insert_header((CONTENT_TYPE, mime))
             .insert_header((ACCEPT_RANGES, "bytes"))
-            .body(blob_body(path, 0, len, cut).await?)),
+            .body(blob_body(path, 0, len, cut, stall).await?)),
         RangeRequest::Part(start, end) => Ok(HttpResponse::PartialContent()
             .insert_header((CONTENT_TYPE, mime))
             .insert_header((ACCEPT_RANGES, "bytes"))
             .insert_header((CONTENT_RANGE, format!("bytes {start}-{end}/{len}")))
-            .body(blob_body(path, start, served, cut).await?)),
+            .body(blob_body(path, start, served, cut, stall).await?)),
         RangeRequest::Unsatisfiable => Err(DriveError::new(
             StatusCode::RANGE_NOT_SATISFIABLE,
             "requestedRangeNotSatisfiable",

@@ -57,6 +57,18 @@ struct Args {
     /// Fault injection: only cut this many downloads (default: all).
     #[arg(long, requires = "cut_download_after")]
     cut_download_times: Option<u64>,
+    /// Fault injection: downloads go silent after this many body bytes (see --stall-for-ms).
+    #[arg(long, env = "EMULATOR_STALL_DOWNLOAD_AFTER")]
+    stall_download_after: Option<u64>,
+    /// Fault injection: resumable upload chunks stop being read after this many body bytes.
+    #[arg(long, env = "EMULATOR_STALL_UPLOAD_AFTER")]
+    stall_upload_after: Option<u64>,
+    /// Fault injection: how long a stall lasts (default: until the client gives up).
+    #[arg(long, env = "EMULATOR_STALL_FOR_MS")]
+    stall_for_ms: Option<u64>,
+    /// Fault injection: only stall this many transfers (default: all).
+    #[arg(long, env = "EMULATOR_STALL_TIMES")]
+    stall_times: Option<u64>,
     /// Keep file contents and state in this directory, so they survive a restart (default: a temporary directory).
     #[arg(long, env = "EMULATOR_DATA_DIR")]
     data_dir: Option<std::path::PathBuf>,
@@ -109,6 +121,10 @@ async fn main() -> anyhow::Result<()> {
         daily_download_bytes: args.daily_download_bytes,
         cut_download_after_bytes: args.cut_download_after,
         cut_download_times: args.cut_download_times,
+        stall_download_after_bytes: args.stall_download_after,
+        stall_upload_after_bytes: args.stall_upload_after,
+        stall_for_ms: args.stall_for_ms,
+        stall_times: args.stall_times,
         error_count: args.error_count,
         endpoints: args.fault_endpoints.clone(),
         ..Faults::default()

@@ -181,7 +181,14 @@ fn consent_page(id: &str, pending: &PendingAuth, client_id: &str) -> HttpRespons
     HttpResponse::Ok()
         .insert_header((CONTENT_TYPE, "text/html; charset=utf-8"))
         .insert_header((CACHE_CONTROL, "no-store"))
-        .insert_header(("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'"))
+        // form-action also governs the redirect that answers the form: the client's redirect URI must be allowed.
+        .insert_header((
+            "Content-Security-Policy",
+            format!(
+                "default-src 'none'; style-src 'unsafe-inline'; form-action 'self' {}",
+                pending.redirect_uri.origin().ascii_serialization()
+            ),
+        ))
         .body(body)
 }
 

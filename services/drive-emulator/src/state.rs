@@ -796,6 +796,12 @@ impl EmulatorState {
         }
     }
 
+    /// Whether to stall this transfer, if the faults say so.
+    pub(crate) fn take_stall(&self, user_id: &str, kind: crate::faults::StallKind) -> Option<crate::faults::Stall> {
+        let email = self.email_of(user_id);
+        self.fault_state().take_stall(kind, email.as_deref())
+    }
+
     /// Where to cut this download, if the faults say so.
     pub(crate) fn take_download_cut(&self, user_id: &str) -> Option<u64> {
         let email = self.email_of(user_id);
@@ -964,6 +970,13 @@ impl EmulatorState {
         let owner = f.owner_id.clone();
         data.record_change(&owner, file_id);
         true
+    }
+
+    /// Every access token, refresh token and resumable upload id the emulator currently knows, so tests can
+    /// look for them where they must never appear (a database dump, logs).
+    pub fn known_secrets(&self) -> Vec<String> {
+        let data = self.data();
+        data.access_tokens.keys().chain(data.refresh_tokens.keys()).chain(data.uploads.keys()).cloned().collect()
     }
 
     /// Every access token issued so far becomes expired (tokens issued later are fresh).

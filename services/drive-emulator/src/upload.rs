@@ -565,7 +565,13 @@ async fn chunk(
             let limit = end.map(|e| e + 1);
             let mut pos = start;
             let mut overflow = false;
+            let mut stall = state.take_stall(&user_id, crate::faults::StallKind::Upload);
             while let Some(piece) = payload.next().await {
+                if let Some(pause) = stall.filter(|pause| pos - start >= pause.after_bytes) {
+                    // Stop reading the body: the client's send blocks until the stall ends or it gives up.
+                    pause.wait().await;
+                    stall = None;
+                }
                 let piece = piece.map_err(DriveError::payload)?;
                 let room = limit.map_or(piece.len(), |l| l.saturating_sub(pos).min(piece.len() as u64) as usize);
                 if room < piece.len() {

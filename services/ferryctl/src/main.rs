@@ -1,5 +1,9 @@
-//! `ferryctl`: the operator's command line (database migrations, API keys, dead letters, requeueing a job's
-//! failed items).
+//! `ferryctl`: the operator's command line (database migrations, API keys, watching jobs, dead letters,
+//! requeueing a job's failed items, token key rotation, pruning).
+
+mod watch;
+
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
@@ -42,6 +46,26 @@ enum Command {
         #[command(subcommand)]
         command: JobCommand,
     },
+    /// Token encryption keys.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+    /// Delete published outbox rows, and OAuth states and picker sessions that expired, older than the retention
+    /// (`maintenance.retention_hours`, default 7 days). Prints how many of each.
+    Prune {
+        /// Overrides `maintenance.retention_hours`.
+        #[arg(long)]
+        retention_hours: Option<u64>,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Re-seal every stored token, upload session and PKCE verifier under `crypto.token_key`. Configure the new
+    /// key as `crypto.token_key` (with a new `crypto.token_key_id`) and the old one in
+    /// `crypto.previous_token_keys`, run this (safe to repeat or interrupt), then the old key can be removed.
+    Rotate,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -80,6 +104,25 @@ enum DeadLetterCommand {
 
 #[derive(Subcommand)]
 enum JobCommand {
+    /// The newest jobs of every tenant.
+    List {
+        /// Only these statuses (comma-separated: pending, in_progress, completed, partial, failed, cancelled).
+        #[arg(long, value_delimiter = ',')]
+        status: Vec<String>,
+        #[arg(long, default_value_t = 20)]
+        limit: i64,
+    },
+    /// Follow a job until it finishes: live progress bars on a terminal, one line per change otherwise; each
+    /// failed file is printed as it fails. Exit code: 0 completed, 2 partial, 3 failed, 4 cancelled,
+    /// 5 still running at --timeout-secs.
+    Watch {
+        /// `job_…` or the bare UUID.
+        job_id: String,
+        #[arg(long, default_value_t = 500)]
+        interval_ms: u64,
+        #[arg(long, default_value_t = 86_400)]
+        timeout_secs: u64,
+    },
     /// Put a job's failed items back to pending with fresh attempts and enqueue them again (via the outbox).
     RequeueFailed {
         /// `job_…` or the bare UUID.
@@ -93,6 +136,19 @@ enum ApiKeyCommand {
     Create {
         #[arg(long)]
         tenant: String,
+    },
+    /// A tenant's keys: display prefix, created, revoked (keys themselves are never stored).
+    List {
+        #[arg(long)]
+        tenant: String,
+    },
+    /// Revoke a key by its display prefix (`fry_` + 4 characters, as `list` shows) or the whole key. The gateway
+    /// refuses it from the next request on.
+    Revoke {
+        key_prefix: String,
+        /// Only a key of this tenant (when a prefix is shared).
+        #[arg(long)]
+        tenant: Option<String>,
     },
 }
 
@@ -135,6 +191,81 @@ async fn main() -> anyhow::Result<()> {
                 .await
                 .context("storing the key")?;
             println!("{key}");
+        }
+        Command::ApiKey { command: ApiKeyCommand::List { tenant } } => {
+            let db = ferry_db::Db::connect(&database_url, 1)?;
+            let keys = db.list_api_keys(tenant.trim()).await.context("listing keys")?;
+            for key in &keys {
+                let state = match key.revoked_at {
+                    Some(at) => format!("revoked {}", at.format("%Y-%m-%d %H:%M:%SZ")),
+                    None => "active".to_owned(),
+                };
+                println!("{}\t{}\t{state}", key.key_prefix, key.created_at.format("%Y-%m-%d %H:%M:%SZ"));
+            }
+            eprintln!("{} key(s) for tenant {:?}", keys.len(), tenant.trim());
+        }
+        Command::ApiKey { command: ApiKeyCommand::Revoke { key_prefix, tenant } } => {
+            let given = key_prefix.trim();
+            anyhow::ensure!(
+                given.starts_with(ferry_crypto::API_KEY_PREFIX),
+                "{given:?} is not a key prefix: keys start with {:?} (see `ferryctl api-key list --tenant T`)",
+                ferry_crypto::API_KEY_PREFIX
+            );
+            let prefix = ferry_crypto::api_key_display_prefix(given);
+            // The whole key pins one row exactly; a prefix is what operators usually have.
+            let hash = (given.len() > prefix.len()).then(|| ferry_crypto::hash_api_key(given));
+            let db = ferry_db::Db::connect(&database_url, 1)?;
+            match db.revoke_api_key(&prefix, hash.as_deref(), tenant.as_deref()).await.context("revoking")? {
+                ferry_db::api_keys::RevokeOutcome::Revoked(key) => {
+                    println!("{}", key.key_prefix);
+                    eprintln!("revoked key {} of tenant {:?}", key.key_prefix, key.tenant_name);
+                }
+                ferry_db::api_keys::RevokeOutcome::NotFound => anyhow::bail!("no active key matches {prefix:?}"),
+                ferry_db::api_keys::RevokeOutcome::Ambiguous(keys) => {
+                    let tenants: Vec<&str> = keys.iter().map(|k| k.tenant_name.as_str()).collect();
+                    anyhow::bail!(
+                        "{} active keys start with {prefix:?} (tenants {tenants:?}); pass the whole key or --tenant",
+                        keys.len()
+                    )
+                }
+            }
+        }
+        Command::Jobs { command: JobCommand::List { status, limit } } => {
+            let db = ferry_db::Db::connect(&database_url, 1)?;
+            watch::list(&db, &status, limit.clamp(1, 1000)).await?;
+        }
+        Command::Jobs { command: JobCommand::Watch { job_id, interval_ms, timeout_secs } } => {
+            let job_id = JobId::parse(job_id.trim()).map_err(|err| anyhow::anyhow!("invalid job id: {err}"))?;
+            let db = ferry_db::Db::connect(&database_url, 1)?;
+            let interval = Duration::from_millis(interval_ms.clamp(100, 60_000));
+            let code = watch::watch(&db, job_id, interval, Duration::from_secs(timeout_secs)).await?;
+            std::process::exit(code);
+        }
+        Command::Keys { command: KeysCommand::Rotate } => {
+            let cipher = ferry_credentials::token_cipher(&settings()?)?;
+            let db = ferry_db::Db::connect(&database_url, 1)?;
+            let report = ferry_credentials::rotation::reseal_all(&db, &cipher).await.context("re-sealing")?;
+            println!("{}", report.resealed);
+            eprintln!(
+                "re-sealed {} value(s) under key {:?}; {} already under it; {} changed meanwhile (re-sealed by their writer)",
+                report.resealed,
+                cipher.current_key_id(),
+                report.current,
+                report.changed_meanwhile
+            );
+        }
+        Command::Prune { retention_hours } => {
+            let retention = match retention_hours {
+                Some(hours) => Duration::from_secs(hours.saturating_mul(3600)),
+                None => settings()?.maintenance.retention(),
+            };
+            let db = ferry_db::Db::connect(&database_url, 1)?;
+            let pruned = db.prune(retention).await.context("pruning")?;
+            println!(
+                "outbox_rows={} oauth_states={} picker_sessions={}",
+                pruned.outbox_rows, pruned.oauth_states, pruned.picker_sessions
+            );
+            eprintln!("pruned rows older than {}h", retention.as_secs() / 3600);
         }
         Command::DeadLetters { command } => {
             let (url, topology) = queue_settings()?;

@@ -106,8 +106,8 @@ async fn requeue_failed_puts_a_jobs_failed_items_back_through_the_outbox() {
         .await
         .expect("job");
     test.db.relay_outbox_batch(100, async |_| Ok::<(), std::io::Error>(())).await.expect("drain");
-    test.db.fail_item(ids[0], "drive_backend_error", "x").await.expect("fail");
-    test.db.fail_item(ids[2], "drive_backend_error", "x").await.expect("fail");
+    test.db.fail_item_unclaimed(ids[0], None, "drive_backend_error", "x").await.expect("fail");
+    test.db.fail_item_unclaimed(ids[2], None, "drive_backend_error", "x").await.expect("fail");
 
     let (ok, stdout, stderr) = run(&["--database-url", &test.url, "jobs", "requeue-failed", &job_id.to_string()]);
     assert!(ok, "{stderr}");

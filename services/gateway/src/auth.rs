@@ -5,13 +5,28 @@ use std::pin::Pin;
 
 use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
 use ferry_core::TenantId;
+use ferry_db::TenantDb;
 
 use crate::error::ApiError;
 use crate::state::AppState;
 
-/// The authenticated caller.
-#[derive(Debug, Clone, Copy)]
-pub struct Tenant(pub TenantId);
+/// The authenticated caller, with the only database handle handlers use for tenant data: every query it
+/// offers is scoped to this tenant.
+#[derive(Debug, Clone)]
+pub struct Tenant {
+    id: TenantId,
+    db: TenantDb,
+}
+
+impl Tenant {
+    pub fn id(&self) -> TenantId {
+        self.id
+    }
+
+    pub fn db(&self) -> &TenantDb {
+        &self.db
+    }
+}
 
 impl FromRequest for Tenant {
     type Error = ApiError;
@@ -39,7 +54,9 @@ impl FromRequest for Tenant {
             let hash = ferry_crypto::hash_api_key(&key);
             let owner = state.db.find_api_key(&hash).await?;
             match owner {
-                Some(owner) if ferry_crypto::verify_api_key(&key, &owner.key_hash) => Ok(Tenant(owner.tenant_id)),
+                Some(owner) if ferry_crypto::verify_api_key(&key, &owner.key_hash) => {
+                    Ok(Tenant { id: owner.tenant_id, db: state.db.tenant(owner.tenant_id) })
+                }
                 _ => Err(ApiError::unauthorized("Invalid or revoked API key")),
             }
         })

@@ -3,13 +3,35 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
+use serde::Serialize;
 use serde_json::{Value, json};
+use utoipa::ToSchema;
+
+/// `{"error": {"code", "message", "details"}}`: the one error shape of the API.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// Stable code: AUTH_ERROR, VALIDATION_ERROR, NOT_FOUND, METHOD_NOT_ALLOWED, PERMISSION_DENIED, CONFLICT,
+    /// PAYLOAD_TOO_LARGE, RANGE_NOT_SATISFIABLE, PICKER_ENDPOINT_NOT_ALLOWED, PICKER_PARAM_NOT_ALLOWED, RATE_LIMITED,
+    /// PROVIDER_ERROR, PROVIDER_TIMEOUT, SERVICE_UNAVAILABLE, SERVER_ERROR.
+    #[schema(example = "VALIDATION_ERROR")]
+    pub code: &'static str,
+    pub message: String,
+    /// `field` names the offending request field; a 500 carries `incident_id`.
+    #[schema(value_type = Object)]
+    pub details: Value,
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorCode {
     AuthError,
     ValidationError,
     NotFound,
+    MethodNotAllowed,
     PermissionDenied,
     Conflict,
     PayloadTooLarge,
@@ -18,16 +40,37 @@ pub enum ErrorCode {
     PickerParamNotAllowed,
     RateLimited,
     ProviderError,
+    ProviderTimeout,
     ServiceUnavailable,
     ServerError,
 }
 
 impl ErrorCode {
+    /// Every code, for the table in the README (a test keeps the two equal).
+    pub const ALL: &'static [ErrorCode] = &[
+        ErrorCode::AuthError,
+        ErrorCode::ValidationError,
+        ErrorCode::NotFound,
+        ErrorCode::MethodNotAllowed,
+        ErrorCode::PermissionDenied,
+        ErrorCode::Conflict,
+        ErrorCode::PayloadTooLarge,
+        ErrorCode::RangeNotSatisfiable,
+        ErrorCode::PickerEndpointNotAllowed,
+        ErrorCode::PickerParamNotAllowed,
+        ErrorCode::RateLimited,
+        ErrorCode::ProviderError,
+        ErrorCode::ProviderTimeout,
+        ErrorCode::ServiceUnavailable,
+        ErrorCode::ServerError,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             ErrorCode::AuthError => "AUTH_ERROR",
             ErrorCode::ValidationError => "VALIDATION_ERROR",
             ErrorCode::NotFound => "NOT_FOUND",
+            ErrorCode::MethodNotAllowed => "METHOD_NOT_ALLOWED",
             ErrorCode::PermissionDenied => "PERMISSION_DENIED",
             ErrorCode::Conflict => "CONFLICT",
             ErrorCode::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
@@ -36,6 +79,7 @@ impl ErrorCode {
             ErrorCode::PickerParamNotAllowed => "PICKER_PARAM_NOT_ALLOWED",
             ErrorCode::RateLimited => "RATE_LIMITED",
             ErrorCode::ProviderError => "PROVIDER_ERROR",
+            ErrorCode::ProviderTimeout => "PROVIDER_TIMEOUT",
             ErrorCode::ServiceUnavailable => "SERVICE_UNAVAILABLE",
             ErrorCode::ServerError => "SERVER_ERROR",
         }
@@ -46,6 +90,7 @@ impl ErrorCode {
             ErrorCode::AuthError => StatusCode::UNAUTHORIZED,
             ErrorCode::ValidationError => StatusCode::BAD_REQUEST,
             ErrorCode::NotFound => StatusCode::NOT_FOUND,
+            ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ErrorCode::PermissionDenied => StatusCode::FORBIDDEN,
             ErrorCode::Conflict => StatusCode::CONFLICT,
             ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -53,6 +98,7 @@ impl ErrorCode {
             ErrorCode::PickerEndpointNotAllowed | ErrorCode::PickerParamNotAllowed => StatusCode::BAD_REQUEST,
             ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             ErrorCode::ProviderError => StatusCode::BAD_GATEWAY,
+            ErrorCode::ProviderTimeout => StatusCode::GATEWAY_TIMEOUT,
             ErrorCode::ServiceUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             ErrorCode::ServerError => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -101,9 +147,31 @@ impl ApiError {
         Self::new(ErrorCode::ServerError, "An internal error occurred").with_details(json!({ "incident_id": incident }))
     }
 
+    /// The cloud provider did not answer in time (connect or read timeout): the client may retry.
+    pub fn provider_timeout(context: &str, cause: &dyn std::fmt::Display) -> Self {
+        tracing::warn!(%context, error = %cause, "cloud provider timed out");
+        Self::new(
+            ErrorCode::ProviderTimeout,
+            "The cloud provider did not answer in time; retry shortly (nothing was changed on Ferry's side)",
+        )
+    }
+
     pub fn unavailable(context: &str, cause: &dyn std::fmt::Display) -> Self {
         tracing::warn!(%context, error = %cause, "dependency unavailable");
         Self::new(ErrorCode::ServiceUnavailable, "The service is temporarily unavailable; retry shortly")
+    }
+}
+
+impl ApiError {
+    /// The body sent to the client.
+    pub fn body(&self) -> ErrorBody {
+        ErrorBody {
+            error: ErrorDetail {
+                code: self.code.as_str(),
+                message: self.message.clone(),
+                details: self.details.clone(),
+            },
+        }
     }
 }
 
@@ -117,14 +185,18 @@ impl ResponseError for ApiError {
         if self.code == ErrorCode::ServiceUnavailable {
             response.insert_header(("Retry-After", "5"));
         }
+        if self.code == ErrorCode::MethodNotAllowed
+            && let Some(allow) = self.details.get("allowed").and_then(Value::as_array)
+        {
+            let methods: Vec<&str> = allow.iter().filter_map(Value::as_str).collect();
+            response.insert_header(("Allow", methods.join(", ")));
+        }
         if self.code == ErrorCode::RangeNotSatisfiable
             && let Some(size) = self.details.get("size_bytes").and_then(Value::as_u64)
         {
             response.insert_header(("Content-Range", format!("bytes */{size}")));
         }
-        response.json(json!({
-            "error": { "code": self.code.as_str(), "message": self.message, "details": self.details }
-        }))
+        response.json(self.body())
     }
 }
 
@@ -155,6 +227,7 @@ impl From<ferry_drive::DriveError> for ApiError {
             DriveError::Forbidden { .. } => {
                 ApiError::new(ErrorCode::PermissionDenied, "The cloud provider denied access to this item")
             }
+            DriveError::Timeout(_) => ApiError::provider_timeout("drive", &err),
             _ => {
                 tracing::warn!(error = %err, "cloud provider call failed");
                 ApiError::new(ErrorCode::ProviderError, "The cloud provider returned an error")
@@ -171,6 +244,9 @@ impl From<ferry_credentials::CredentialError> for ApiError {
             CredentialError::NeedsReauthorization => {
                 ApiError::new(ErrorCode::ProviderError, "The cloud account revoked access; connect it again")
                     .with_details(json!({ "reason": "needs_reauthorization" }))
+            }
+            CredentialError::Refresh(err @ ferry_drive::OAuthError::Timeout(_)) => {
+                ApiError::provider_timeout("token refresh", &err)
             }
             CredentialError::Refresh(err) => {
                 tracing::warn!(error = %err, "token refresh failed");

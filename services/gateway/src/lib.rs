@@ -2,6 +2,7 @@
 //! that hands job commands to RabbitMQ.
 
 pub mod auth;
+pub mod console;
 pub mod error;
 pub mod openapi;
 pub mod relay;
@@ -15,7 +16,7 @@ use actix_web::{App, HttpServer, web};
 use anyhow::Context;
 use ferry_config::Settings;
 use ferry_credentials::Credentials;
-use ferry_db::Db;
+use ferry_db::{ApiDb, Db};
 use ferry_ops_http::Readiness;
 use ferry_queue::{CancellationToken, CommandKind, Topology};
 use ferry_storage::BlobStore;
@@ -28,6 +29,8 @@ pub struct RunningGateway {
     pub server: tokio::task::JoinHandle<std::io::Result<()>>,
     pub handle: actix_web::dev::ServerHandle,
     pub local_addr: std::net::SocketAddr,
+    /// The ops server (`/livez`, `/readyz`, `/metrics`) on `gateway.ops_bind`.
+    pub ops: ferry_ops_http::OpsServer,
     pub shutdown: CancellationToken,
 }
 
@@ -36,58 +39,93 @@ impl RunningGateway {
         format!("http://{}", self.local_addr)
     }
 
-    /// Stops accepting requests, lets in-flight ones finish, then stops the relay.
+    pub fn ops_url(&self) -> String {
+        format!("http://{}", self.ops.local_addr())
+    }
+
+    /// Stops accepting requests, lets in-flight ones finish, then stops the relay and the ops server.
     pub async fn stop(self) {
         self.handle.stop(true).await;
         self.shutdown.cancel();
+        if let Err(err) = self.ops.stop(true).await {
+            tracing::warn!(error = %err, "ops server did not stop cleanly");
+        }
     }
 }
 
 /// Builds every dependency from settings. Nothing here talks to the network yet, so a gateway starts (and
 /// reports not-ready) while Postgres or RabbitMQ are down.
-pub fn build_state(settings: Settings) -> anyhow::Result<AppState> {
+/// Returns the state handlers share and the system handle the outbox relay needs.
+pub fn build_state(settings: Settings) -> anyhow::Result<(AppState, Db)> {
     let db = Db::connect(&settings.database.url, settings.database.max_connections as usize)
         .context("building the database pool")?;
-    let storage = BlobStore::local(&settings.storage.root).context("opening the blob store")?;
+    let storage = BlobStore::from_settings(&settings.storage).context("opening the blob store")?;
     let ferry_credentials::ProviderClients { oauth, drive, cipher } =
         ferry_credentials::ProviderClients::from_settings(&settings)?;
     let credentials = Credentials::new(db.clone(), oauth.clone(), cipher);
-    Ok(AppState {
+    let state = AppState {
         settings,
-        db,
+        db: ApiDb::new(db.clone()),
         storage,
         oauth,
         drive,
         credentials,
         import_command: CommandKind::ImportItem.routing_key(),
         export_command: CommandKind::ExportItem.routing_key(),
-    })
+    };
+    Ok((state, db))
 }
 
-/// Starts the API on `listener` and the outbox relay in the background.
+/// Starts the API on `listener`, the ops endpoints on `gateway.ops_bind` and the outbox relay in the
+/// background. Must run inside a tokio runtime.
 pub fn start(settings: Settings, listener: TcpListener) -> anyhow::Result<RunningGateway> {
+    let ops_bind = settings.gateway.ops_bind.clone();
+    let ops_listener = TcpListener::bind(&ops_bind).with_context(|| format!("binding gateway.ops_bind {ops_bind}"))?;
     let amqp_url = settings.amqp.url.clone();
     let outbox_poll = settings.gateway.outbox_poll_interval();
+    let confirm_timeout = std::time::Duration::from_secs(settings.reliability.confirm_timeout_secs);
     let topology = Topology::new(settings.amqp.queue_prefix.clone(), settings.amqp.delivery_limit);
-    let max_json = 2 * 1024 * 1024;
+    let max_json = routes::jobs::MAX_JSON_BODY_BYTES;
     let shutdown_deadline = settings.reliability.shutdown_deadline_secs;
-    let state = web::Data::new(build_state(settings)?);
+    let (state, system_db) = build_state(settings)?;
+    let state = web::Data::new(state);
     let shutdown = CancellationToken::new();
 
     let broker_slot: relay::SharedBroker = Arc::new(Mutex::new(None));
-    let store = relay::PgOutbox::start(state.db.clone(), shutdown.clone());
-    tokio::spawn(relay::run(store, amqp_url, topology, outbox_poll, broker_slot.clone(), shutdown.clone()));
+    let store = relay::PgOutbox::start(system_db, shutdown.clone());
+    tokio::spawn(relay::run(
+        store,
+        amqp_url,
+        topology,
+        outbox_poll,
+        confirm_timeout,
+        broker_slot.clone(),
+        shutdown.clone(),
+    ));
 
     let db = state.db.clone();
+    // The broker is reported, not required: while RabbitMQ is down the API keeps accepting jobs into the
+    // outbox, and the relay publishes them when it is back.
     let readiness = Readiness::new()
         .with_check("database", move || {
             let db = db.clone();
             async move { db.is_ready().await }
         })
-        .with_check("broker", move || {
+        .with_reported("broker", {
             let slot = broker_slot.clone();
-            async move { slot.lock().map(|b| b.as_ref().is_some_and(|b| b.is_connected())).unwrap_or(false) }
+            move || {
+                let slot = slot.clone();
+                async move { slot.lock().map(|b| b.as_ref().is_some_and(|b| b.is_connected())).unwrap_or(false) }
+            }
+        })
+        // False while RabbitMQ blocks publishers (a memory or disk alarm): jobs wait in the outbox meanwhile.
+        .with_reported("broker_publishing", move || {
+            let slot = broker_slot.clone();
+            async move {
+                slot.lock().map(|b| b.as_ref().is_some_and(|b| b.is_connected() && !b.is_blocked())).unwrap_or(false)
+            }
         });
+    let ops = ferry_ops_http::spawn_listener(ops_listener, readiness.clone()).context("starting the ops server")?;
 
     let local_addr = listener.local_addr().context("reading the listener address")?;
     let server = HttpServer::new(move || {
@@ -96,9 +134,11 @@ pub fn start(settings: Settings, listener: TcpListener) -> anyhow::Result<Runnin
             .app_data(web::JsonConfig::default().limit(max_json).error_handler(error::json_error_handler))
             .app_data(web::QueryConfig::default().error_handler(error::query_error_handler))
             .app_data(web::PathConfig::default().error_handler(error::path_error_handler))
-            .wrap(actix_web::middleware::Logger::new("%r %s %Dms").log_target("ferry::access"))
-            .configure(|cfg| ferry_ops_http::configure(cfg, readiness.clone()))
+            .wrap(access_log())
+            // Probes only: /metrics is served on the ops port, never to API clients.
+            .configure(|cfg| ferry_ops_http::configure_probes(cfg, readiness.clone()))
             .configure(routes::configure)
+            .configure(console::configure)
             // Swagger UI with its assets compiled in (works offline), reading /api/v2/openapi.json.
             .route("/docs", web::get().to(docs_redirect))
             .service(
@@ -113,13 +153,33 @@ pub fn start(settings: Settings, listener: TcpListener) -> anyhow::Result<Runnin
     .run();
     let handle = server.handle();
     let server = tokio::spawn(server);
-    Ok(RunningGateway { server, handle, local_addr, shutdown })
+    Ok(RunningGateway { server, handle, local_addr, ops, shutdown })
 }
+
+/// The access log: method, path, status and duration. Never the query string: it can carry an OAuth `code` and
+/// `state` (the browser callback) or a token, and headers (API keys) are never logged either.
+pub fn access_log() -> actix_web::middleware::Logger {
+    actix_web::middleware::Logger::new("%{request}xi %s %Dms")
+        .custom_request_replace("request", |req| format!("{} {} {:?}", req.method(), req.path(), req.version()))
+        .log_target(ACCESS_LOG_TARGET)
+}
+
+/// The `log` target of [`access_log`] lines.
+pub const ACCESS_LOG_TARGET: &str = "ferry::access";
 
 async fn docs_redirect() -> actix_web::HttpResponse {
     actix_web::HttpResponse::Found().insert_header(("Location", "/docs/")).finish()
 }
 
-async fn not_found() -> Result<actix_web::HttpResponse, error::ApiError> {
+/// No route matched: 405 with `Allow` when the path exists with other methods, else 404.
+async fn not_found(req: actix_web::HttpRequest) -> Result<actix_web::HttpResponse, error::ApiError> {
+    let allowed = openapi::allowed_methods(req.path());
+    if !allowed.is_empty() {
+        return Err(error::ApiError::new(
+            error::ErrorCode::MethodNotAllowed,
+            format!("{} is not allowed on this path; use {}", req.method(), allowed.join(", ")),
+        )
+        .with_details(serde_json::json!({ "allowed": allowed })));
+    }
     Err(error::ApiError::new(error::ErrorCode::NotFound, "No such endpoint; the API lives under /api/v2"))
 }

@@ -11,25 +11,6 @@ use serde_json::Value;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToSchema};
 
-/// `{"error": {"code", "message", "details"}}`: the one error shape of the API.
-#[derive(ToSchema)]
-pub struct ErrorBody {
-    pub error: ErrorDetail,
-}
-
-#[derive(ToSchema)]
-pub struct ErrorDetail {
-    /// Stable code: AUTH_ERROR, VALIDATION_ERROR, NOT_FOUND, PERMISSION_DENIED, CONFLICT, PAYLOAD_TOO_LARGE,
-    /// RANGE_NOT_SATISFIABLE, PICKER_ENDPOINT_NOT_ALLOWED, PICKER_PARAM_NOT_ALLOWED, RATE_LIMITED, PROVIDER_ERROR,
-    /// SERVICE_UNAVAILABLE, SERVER_ERROR.
-    #[schema(example = "VALIDATION_ERROR")]
-    pub code: String,
-    pub message: String,
-    /// `field` names the offending request field; a 500 carries `incident_id`.
-    #[schema(value_type = Object)]
-    pub details: Value,
-}
-
 #[derive(ToSchema)]
 pub struct StartAuthRequest {
     #[schema(example = "google_drive")]
@@ -86,12 +67,6 @@ pub struct ConnectionList {
     pub limit: i64,
     pub offset: i64,
     pub has_more: bool,
-}
-
-#[derive(ToSchema)]
-pub struct SuccessResponse {
-    pub success: bool,
-    pub message: String,
 }
 
 #[derive(ToSchema)]
@@ -192,17 +167,6 @@ pub struct ImportRequest {
 }
 
 #[derive(ToSchema)]
-pub struct ImportResponse {
-    /// Placeholder files, filled as the job runs.
-    pub image_ids: Vec<String>,
-    pub job_id: String,
-    pub status: String,
-    pub total_files: i64,
-    pub is_async: bool,
-    pub message: String,
-}
-
-#[derive(ToSchema)]
 pub struct ExportRequest {
     pub connection_id: String,
     pub image_ids: Vec<String>,
@@ -210,92 +174,6 @@ pub struct ExportRequest {
     pub folder_id: Option<String>,
     /// A new folder created once for the job (inside `folder_id` when both are given).
     pub folder_name: Option<String>,
-}
-
-#[derive(ToSchema)]
-pub struct ExportResponse {
-    /// Always null here; the job's `cloud_file_ids` holds them once it finished.
-    #[schema(value_type = Option<Vec<String>>)]
-    pub cloud_file_ids: Option<Vec<String>>,
-    pub job_id: String,
-    pub job_status: String,
-    pub is_async: bool,
-    pub message: String,
-}
-
-#[derive(ToSchema)]
-pub struct Job {
-    pub job_id: String,
-    /// `import` or `export`.
-    #[schema(rename = "type")]
-    pub kind: String,
-    /// pending | in_progress | completed | partial | failed | cancelled
-    pub status: String,
-    pub connection_id: String,
-    pub provider: String,
-    pub total_files: i64,
-    pub completed_files: i64,
-    pub failed_files: i64,
-    pub error: Option<String>,
-    pub created_at: String,
-    pub updated_at: String,
-    pub completed_at: Option<String>,
-    /// Exports only: the Drive ids of the uploaded files once the job finished (null before).
-    pub cloud_file_ids: Option<Vec<String>>,
-}
-
-#[derive(ToSchema)]
-pub struct JobResponse {
-    pub job: Job,
-}
-
-#[derive(ToSchema)]
-pub struct JobList {
-    pub items: Vec<Job>,
-    pub total_count: i64,
-    pub limit: i64,
-    pub offset: i64,
-    pub has_more: bool,
-}
-
-#[derive(ToSchema)]
-pub struct JobItem {
-    pub item_id: String,
-    pub position: i64,
-    pub name: String,
-    pub mime_type: Option<String>,
-    /// pending | in_progress | completed | failed | cancelled
-    pub status: String,
-    /// The stored file: filled by an import, read by an export.
-    pub image_id: String,
-    /// The Drive file read (import) or created (export, once uploaded).
-    pub drive_file_id: Option<String>,
-    pub error_code: Option<String>,
-    pub error_message: Option<String>,
-    pub attempts: i64,
-    pub created_at: String,
-    pub updated_at: String,
-    pub completed_at: Option<String>,
-}
-
-#[derive(ToSchema)]
-pub struct JobItemList {
-    pub job_id: String,
-    pub items: Vec<JobItem>,
-    pub total_count: i64,
-    pub limit: i64,
-    pub offset: i64,
-    pub has_more: bool,
-}
-
-#[derive(ToSchema)]
-pub struct CancelResponse {
-    pub job: Job,
-    /// Pending files cancelled by this request.
-    pub cancelled_files: i64,
-    /// Files already in transfer, which finish normally.
-    pub running_files: i64,
-    pub message: String,
 }
 
 #[derive(ToSchema)]
@@ -351,35 +229,6 @@ pub struct UploadForm {
     pub folder_id: Option<String>,
 }
 
-#[derive(ToSchema)]
-pub struct Folder {
-    pub id: String,
-    pub name: String,
-    pub parent_id: Option<String>,
-    pub created_at: String,
-    pub updated_at: String,
-}
-
-#[derive(ToSchema)]
-pub struct FolderList {
-    pub items: Vec<Folder>,
-    pub total_count: i64,
-    pub limit: i64,
-    pub offset: i64,
-    pub has_more: bool,
-}
-
-#[derive(ToSchema)]
-pub struct FolderCreateRequest {
-    pub name: String,
-    pub parent_id: Option<String>,
-}
-
-#[derive(ToSchema)]
-pub struct FolderRenameRequest {
-    pub name: String,
-}
-
 struct ApiKeyAuth;
 
 impl Modify for ApiKeyAuth {
@@ -432,11 +281,11 @@ impl Modify for ApiKeyAuth {
         crate::routes::files::update,
         crate::routes::files::delete,
         crate::routes::files::content,
-        crate::routes::folders::list,
-        crate::routes::folders::create,
-        crate::routes::folders::get,
-        crate::routes::folders::rename,
-        crate::routes::folders::delete,
+        crate::routes::folders::handlers::list,
+        crate::routes::folders::handlers::create,
+        crate::routes::folders::handlers::get,
+        crate::routes::folders::handlers::rename,
+        crate::routes::folders::handlers::delete,
     ),
     tags(
         (name = "auth", description = "OAuth 2.0 connection of a cloud account"),
@@ -455,4 +304,43 @@ pub fn document_json() -> String {
     let mut text = doc.to_pretty_json().unwrap_or_else(|err| format!("{{\"error\": \"{err}\"}}"));
     text.push('\n');
     text
+}
+
+/// The methods the API offers on `path` (a request path under `/api/v2`), from the document's path templates;
+/// empty when no template matches. Used to answer 405 with `Allow` for a method a path lacks.
+pub fn allowed_methods(path: &str) -> Vec<&'static str> {
+    static TABLE: std::sync::OnceLock<Vec<(Vec<String>, Vec<&'static str>)>> = std::sync::OnceLock::new();
+    let table = TABLE.get_or_init(|| {
+        ApiDoc::openapi()
+            .paths
+            .paths
+            .iter()
+            .map(|(template, item)| {
+                let segments = template.trim_matches('/').split('/').map(str::to_owned).collect();
+                let mut methods = Vec::new();
+                for (method, present) in [
+                    ("GET", item.get.is_some()),
+                    ("POST", item.post.is_some()),
+                    ("PUT", item.put.is_some()),
+                    ("PATCH", item.patch.is_some()),
+                    ("DELETE", item.delete.is_some()),
+                ] {
+                    if present {
+                        methods.push(method);
+                    }
+                }
+                (segments, methods)
+            })
+            .collect()
+    });
+    let Some(rest) = path.strip_prefix("/api/v2/") else { return Vec::new() };
+    let parts: Vec<&str> = rest.trim_end_matches('/').split('/').collect();
+    table
+        .iter()
+        .find(|(template, _)| {
+            template.len() == parts.len()
+                && template.iter().zip(&parts).all(|(t, p)| !p.is_empty() && (t.starts_with('{') || t == p))
+        })
+        .map(|(_, methods)| methods.clone())
+        .unwrap_or_default()
 }

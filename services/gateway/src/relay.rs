@@ -5,10 +5,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ferry_db::Db;
-use ferry_db::outbox::{OutboxListener, RelayError};
+use ferry_db::outbox::{OutboxListener, RowOutcome};
 use ferry_queue::{
     BoxError, Broker, CancellationToken, CommandKind, OutboxMessage, OutboxStore, PublishFn, Publisher, QueueError,
-    Topology,
+    RelayCounts, Topology,
 };
 use tokio::sync::Notify;
 
@@ -57,28 +57,47 @@ async fn listen(url: String, wake: Arc<Notify>, shutdown: CancellationToken) {
 
 #[async_trait::async_trait]
 impl OutboxStore for PgOutbox {
-    async fn relay_batch(&self, limit: usize, publish: &PublishFn<'_>) -> Result<usize, BoxError> {
-        let result = self
+    async fn relay_batch(&self, limit: usize, publish: &PublishFn<'_>) -> Result<RelayCounts, BoxError> {
+        let relayed = self
             .db
-            .relay_outbox_batch(limit as i64, async move |rows| {
+            .relay_outbox_rows(limit as i64, async move |rows| {
+                // Rows naming no known command can never be published: they are parked, not sent.
+                let mut outcomes = vec![RowOutcome::Retry; rows.len()];
                 let mut messages = Vec::with_capacity(rows.len());
-                for row in rows {
-                    let command = CommandKind::from_routing_key(&row.command).ok_or_else(|| {
-                        QueueError::InvalidConfig(format!(
-                            "outbox row {} has unknown command {:?}",
-                            row.id, row.command
-                        ))
-                    })?;
-                    messages.push(OutboxMessage { id: row.id, command, payload: row.payload });
+                let mut positions = Vec::with_capacity(rows.len());
+                for (position, row) in rows.into_iter().enumerate() {
+                    match CommandKind::from_routing_key(&row.command) {
+                        Some(command) => {
+                            messages.push(OutboxMessage { id: row.id, command, payload: row.payload });
+                            positions.push(position);
+                        }
+                        None => {
+                            let reason = format!("unknown command {:?}", row.command);
+                            tracing::error!(outbox_id = row.id, %reason, "parking an outbox row");
+                            outcomes[position] = RowOutcome::Park(reason);
+                        }
+                    }
                 }
-                publish(&messages).await
+                if messages.is_empty() {
+                    return outcomes;
+                }
+                let results = publish(&messages).await;
+                for ((position, message), result) in positions.into_iter().zip(&messages).zip(results) {
+                    outcomes[position] = match result {
+                        Ok(()) => RowOutcome::Published,
+                        Err(err) if err.is_permanent_publish_failure() => {
+                            let reason = err.to_string();
+                            tracing::error!(outbox_id = message.id, %reason, "parking an outbox row");
+                            RowOutcome::Park(reason)
+                        }
+                        Err(_) => RowOutcome::Retry,
+                    };
+                }
+                outcomes
             })
-            .await;
-        match result {
-            Ok(count) => Ok(count),
-            Err(RelayError::Db(err)) => Err(Box::new(err)),
-            Err(RelayError::Publish(err)) => Err(Box::new(err)),
-        }
+            .await
+            .map_err(|err| Box::new(err) as BoxError)?;
+        Ok(RelayCounts { published: relayed.published, parked: relayed.parked, failed: relayed.retry })
     }
 
     async fn wait_for_rows(&self, timeout: Duration) {
@@ -99,6 +118,7 @@ pub async fn run(
     amqp_url: String,
     topology: Topology,
     fallback_poll: Duration,
+    confirm_timeout: Duration,
     broker_slot: SharedBroker,
     shutdown: CancellationToken,
 ) {
@@ -107,7 +127,7 @@ pub async fn run(
         let connected = async {
             let broker = Broker::connect(&amqp_url, "gateway-outbox-relay").await?;
             topology.declare(&broker).await?;
-            let publisher = Publisher::new(&broker, &topology).await?;
+            let publisher = Publisher::new(&broker, &topology).await?.with_confirm_timeout(confirm_timeout);
             Ok::<_, QueueError>((broker, publisher))
         }
         .await;
@@ -130,8 +150,21 @@ pub async fn run(
                 // lapin recovers short outages itself (about 40 s of attempts); past that, this relay
                 // reconnects from scratch.
                 let mut disconnected_for = 0;
+                let mut was_blocked = false;
                 loop {
                     tokio::select! { _ = stop.cancelled() => return, _ = tokio::time::sleep(Duration::from_secs(1)) => {} }
+                    // A broker on a memory or disk alarm blocks publishers: confirms stop coming, batches time out
+                    // and their rows stay in the outbox until it lifts.
+                    let blocked = broker.is_blocked();
+                    if blocked != was_blocked {
+                        if blocked {
+                            tracing::warn!("RabbitMQ blocked publishing (resource alarm); commands wait in the outbox");
+                        } else {
+                            tracing::info!("RabbitMQ unblocked publishing; the outbox drains");
+                        }
+                        metrics::gauge!("ferry_broker_blocked").set(if blocked { 1.0 } else { 0.0 });
+                        was_blocked = blocked;
+                    }
                     disconnected_for = if broker.is_connected() { 0 } else { disconnected_for + 1 };
                     if disconnected_for >= 45 {
                         stop.cancel();

@@ -2,13 +2,14 @@
 
 use ferry_config::Settings;
 use ferry_credentials::Credentials;
-use ferry_db::Db;
+use ferry_db::ApiDb;
 use ferry_drive::{DriveClient, GoogleOAuth};
 use ferry_storage::BlobStore;
 
 pub struct AppState {
     pub settings: Settings,
-    pub db: Db,
+    /// Finds the tenant (API key, OAuth state); tenant data only through [`crate::auth::Tenant::db`].
+    pub db: ApiDb,
     pub storage: BlobStore,
     pub oauth: GoogleOAuth,
     pub drive: DriveClient,

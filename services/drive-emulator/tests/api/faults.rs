@@ -405,6 +405,14 @@ async fn binary_flags_set_faults() {
             "300",
             "--cut-download-times",
             "2",
+            "--stall-download-after",
+            "400",
+            "--stall-upload-after",
+            "500",
+            "--stall-for-ms",
+            "600",
+            "--stall-times",
+            "3",
             "--log-filter",
             "warn",
         ])
@@ -441,6 +449,10 @@ async fn binary_flags_set_faults() {
             "daily_download_bytes": 2000,
             "cut_download_after_bytes": 300,
             "cut_download_times": 2,
+            "stall_download_after_bytes": 400,
+            "stall_upload_after_bytes": 500,
+            "stall_for_ms": 600,
+            "stall_times": 3,
         })
     );
 }
@@ -472,4 +484,88 @@ async fn errors_can_target_endpoints_and_stop_after_a_count() {
     assert_eq!(res.bytes().await.expect("body"), "data");
     assert_eq!(t.emu.state().faults().error_count, Some(0));
     assert_eq!(t.emu.state().counters().injected.get("backend_error_503"), Some(&2));
+}
+
+#[tokio::test]
+async fn downloads_and_upload_chunks_stall_after_n_bytes() {
+    let t = start().await;
+    let me = "stall@ferry.test";
+    let content: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+    let file = t.emu.state().create_file(me, None, "s.bin", "application/octet-stream", Bytes::from(content.clone()));
+    let tokens = t.login(me).await;
+    let url = t.url(&format!("/drive/v3/files/{file}?alt=media"));
+
+    // A stall without an end: the first 100 000 bytes arrive, then nothing (the connection stays open).
+    t.emu
+        .state()
+        .set_faults(Faults { stall_download_after_bytes: Some(100_000), stall_times: Some(1), ..Faults::default() })
+        .expect("faults");
+    let mut res = t.http.get(&url).bearer_auth(&tokens.access).send().await.expect("download");
+    let mut got = Vec::new();
+    let silent = loop {
+        match tokio::time::timeout(Duration::from_millis(700), res.chunk()).await {
+            Ok(Ok(Some(piece))) => got.extend_from_slice(&piece),
+            Ok(other) => panic!("the stalled body must neither end nor fail: {other:?}"),
+            Err(_) => break true,
+        }
+    };
+    assert!(silent);
+    assert_eq!(&got[..], &content[..100_000]);
+    drop(res);
+    // Only one transfer was to stall: the next download is whole.
+    let whole = t.http.get(&url).bearer_auth(&tokens.access).send().await.expect("download");
+    assert_eq!(&whole.bytes().await.expect("body")[..], &content[..]);
+
+    // A stall with a duration: the body pauses, then completes byte-identical.
+    t.emu
+        .state()
+        .set_faults(Faults { stall_download_after_bytes: Some(50_000), stall_for_ms: Some(400), ..Faults::default() })
+        .expect("faults");
+    let started = Instant::now();
+    let res = t.http.get(&url).bearer_auth(&tokens.access).send().await.expect("download");
+    assert_eq!(&res.bytes().await.expect("body")[..], &content[..]);
+    assert!(started.elapsed() >= Duration::from_millis(400), "the body paused for the stall");
+
+    // Upload chunks: the server stops reading after 64 KiB; a client that gives up leaves the session
+    // resumable with what arrived before the stall.
+    t.emu
+        .state()
+        .set_faults(Faults { stall_upload_after_bytes: Some(65_536), stall_times: Some(1), ..Faults::default() })
+        .expect("faults");
+    let total = content.len();
+    let res = t
+        .http
+        .post(t.url("/upload/drive/v3/files"))
+        .bearer_auth(&tokens.access)
+        .query(&[("uploadType", "resumable")])
+        .header("X-Upload-Content-Length", total.to_string())
+        .json(&json!({"name": "up.bin"}))
+        .send()
+        .await
+        .expect("start");
+    let session = res.headers()["location"].to_str().expect("location").to_owned();
+    let put = |body: Vec<u8>, range: String| {
+        t.http.put(&session).bearer_auth(&tokens.access).header("Content-Range", range).body(body).send()
+    };
+    let stalled = tokio::time::timeout(
+        Duration::from_millis(800),
+        put(content.clone(), format!("bytes 0-{}/{total}", total - 1)),
+    )
+    .await;
+    assert!(stalled.is_err(), "the chunk upload must hang while the server stops reading");
+    let status = put(Vec::new(), format!("bytes */{total}")).await.expect("status");
+    assert_eq!(status.status(), StatusCode::PERMANENT_REDIRECT);
+    let committed = status
+        .headers()
+        .get("range")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("bytes=0-"))
+        .and_then(|v| v.parse::<usize>().ok())
+        .map_or(0, |last| last + 1);
+    assert!(committed < total, "the stalled chunk did not complete ({committed} of {total})");
+    let done =
+        put(content[committed..].to_vec(), format!("bytes {committed}-{}/{total}", total - 1)).await.expect("rest");
+    assert_eq!(done.status(), StatusCode::OK);
+    assert_eq!(t.emu.state().counters().injected.get("stall_download"), Some(&2));
+    assert_eq!(t.emu.state().counters().injected.get("stall_upload"), Some(&1));
 }

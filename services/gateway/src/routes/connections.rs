@@ -10,7 +10,7 @@ use serde_json::json;
 use crate::auth::Tenant;
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::routes::oauth::{ConnectionView, parse_provider};
-use crate::routes::{Page, paging, timestamp};
+use crate::routes::{Page, paging, path_id, timestamp};
 use crate::state::AppState;
 use futures::TryStreamExt;
 
@@ -26,8 +26,8 @@ pub fn parse_connection_id(raw: &str) -> ApiResult<ConnectionId> {
 }
 
 /// The tenant's active connection, or 404 (another tenant's and disconnected connections look the same).
-pub async fn active_connection(state: &AppState, tenant: &Tenant, id: ConnectionId) -> ApiResult<Connection> {
-    match state.db.get_connection(tenant.0, id).await? {
+pub async fn active_connection(tenant: &Tenant, id: ConnectionId) -> ApiResult<Connection> {
+    match tenant.db().get_connection(id).await? {
         Some(connection) if connection.is_active => Ok(connection),
         _ => Err(ApiError::not_found("Connection")),
     }
@@ -49,8 +49,8 @@ struct ConnectionList {
     connections: Vec<ConnectionView>,
 }
 
-#[utoipa::path(operation_id = "connections_list", get, path = "/cloud-storage/connections", tag = "connections", description = "List connections.", params(("provider" = Option<String>, Query), ("active_only" = Option<bool>, Query, description = "default true"), ("limit" = Option<i64>, Query, description = "1-100, default 20"), ("offset" = Option<i64>, Query)), responses((status = 200, description = "Connections", body = crate::openapi::ConnectionList), (status = 400, description = "Invalid request", body = crate::openapi::ErrorBody), (status = 401, description = "Missing or invalid API key", body = crate::openapi::ErrorBody)))]
-async fn list(state: web::Data<AppState>, tenant: Tenant, query: web::Query<ListQuery>) -> ApiResult<HttpResponse> {
+#[utoipa::path(operation_id = "connections_list", get, path = "/cloud-storage/connections", tag = "connections", description = "List connections.", params(("provider" = Option<String>, Query), ("active_only" = Option<bool>, Query, description = "default true"), ("limit" = Option<i64>, Query, description = "1-100, default 20"), ("offset" = Option<i64>, Query)), responses((status = 200, description = "Connections", body = crate::openapi::ConnectionList), (status = 400, description = "Invalid request", body = crate::error::ErrorBody), (status = 401, description = "Missing or invalid API key", body = crate::error::ErrorBody)))]
+async fn list(tenant: Tenant, query: web::Query<ListQuery>) -> ApiResult<HttpResponse> {
     let provider = query.provider.as_deref().map(parse_provider).transpose()?;
     let (limit, offset) = paging(query.limit, query.offset, 20, 100)?;
     let filter = ConnectionFilter {
@@ -59,16 +59,16 @@ async fn list(state: web::Data<AppState>, tenant: Tenant, query: web::Query<List
         limit,
         offset,
     };
-    let (rows, total) = state.db.list_connections(tenant.0, &filter).await?;
+    let (rows, total) = tenant.db().list_connections(&filter).await?;
     let views: Vec<ConnectionView> = rows.iter().map(ConnectionView::from).collect();
     let again: Vec<ConnectionView> = rows.iter().map(ConnectionView::from).collect();
     Ok(HttpResponse::Ok().json(ConnectionList { page: Page::new(views, total, limit, offset), connections: again }))
 }
 
-#[utoipa::path(operation_id = "connections_disconnect", delete, path = "/cloud-storage/connections/{connection_id}", tag = "connections", description = "Revoke the grant at the provider and deactivate the connection.", params(("connection_id" = String, Path)), responses((status = 200, description = "Disconnected", body = crate::openapi::SuccessResponse), (status = 400, description = "Invalid request", body = crate::openapi::ErrorBody), (status = 401, description = "Missing or invalid API key", body = crate::openapi::ErrorBody), (status = 404, description = "Not found (also another tenant's object)", body = crate::openapi::ErrorBody)))]
+#[utoipa::path(operation_id = "connections_disconnect", delete, path = "/cloud-storage/connections/{connection_id}", tag = "connections", description = "Revoke the grant at the provider and deactivate the connection.", params(("connection_id" = String, Path)), responses((status = 200, description = "Disconnected", body = crate::routes::SuccessResponse), (status = 400, description = "Invalid request", body = crate::error::ErrorBody), (status = 401, description = "Missing or invalid API key", body = crate::error::ErrorBody), (status = 404, description = "Not found (also another tenant's object)", body = crate::error::ErrorBody)))]
 async fn disconnect(state: web::Data<AppState>, tenant: Tenant, path: web::Path<String>) -> ApiResult<HttpResponse> {
-    let id = parse_connection_id(&path)?;
-    active_connection(&state, &tenant, id).await?;
+    let id = path_id(ConnectionId::parse(&path), "Connection")?;
+    active_connection(&tenant, id).await?;
     // Revoking the refresh token kills the whole grant at the provider; a failure there is logged and the
     // local connection is removed anyway, so the user is never stuck with a connection they cannot delete.
     match state.credentials.stored_tokens(id).await {
@@ -81,10 +81,10 @@ async fn disconnect(state: web::Data<AppState>, tenant: Tenant, path: web::Path<
         }
         Err(err) => tracing::warn!(connection_id = %id, error = %err, "stored tokens cannot be read for revocation"),
     }
-    if !state.db.disconnect_connection(tenant.0, id).await? {
+    if !tenant.db().disconnect_connection(id).await? {
         return Err(ApiError::not_found("Connection"));
     }
-    Ok(HttpResponse::Ok().json(json!({ "success": true, "message": "Connection disconnected successfully" })))
+    Ok(HttpResponse::Ok().json(crate::routes::SuccessResponse::new("Connection disconnected successfully")))
 }
 
 #[derive(Debug, Deserialize)]
@@ -146,8 +146,8 @@ where
 
 /// Records that the connection was just used (browse, import, export, picker). A failure only loses the
 /// timestamp, so it is logged rather than failing the request.
-pub async fn mark_used(state: &AppState, id: ConnectionId) {
-    if let Err(err) = state.db.touch_connection(id).await {
+pub async fn mark_used(tenant: &Tenant, id: ConnectionId) {
+    if let Err(err) = tenant.db().touch_connection(id).await {
         tracing::warn!(connection_id = %id, error = %err, "last_used_at not updated");
     }
 }
@@ -273,15 +273,15 @@ async fn shared_drives(state: &AppState, connection_id: ConnectionId) -> ApiResu
 /// How many ancestors a breadcrumb trail follows before giving up (Drive trees are rarely deeper).
 const MAX_BREADCRUMB_DEPTH: usize = 32;
 
-#[utoipa::path(operation_id = "browse", get, path = "/cloud-storage/connections/{connection_id}/browse", tag = "connections", description = "Browse a folder (`shared_with_me` lists what others shared; the root also lists shared drives).", params(("connection_id" = String, Path), ("folder_id" = Option<String>, Query), ("page_token" = Option<String>, Query), ("page_size" = Option<i64>, Query, description = "1-200, default 50")), responses((status = 200, description = "One page", body = crate::openapi::BrowseResponse), (status = 400, description = "Invalid request", body = crate::openapi::ErrorBody), (status = 401, description = "Missing or invalid API key", body = crate::openapi::ErrorBody), (status = 404, description = "Not found (also another tenant's object)", body = crate::openapi::ErrorBody), (status = 429, description = "Provider rate limit", body = crate::openapi::ErrorBody), (status = 502, description = "Provider error", body = crate::openapi::ErrorBody)))]
+#[utoipa::path(operation_id = "browse", get, path = "/cloud-storage/connections/{connection_id}/browse", tag = "connections", description = "Browse a folder (`shared_with_me` lists what others shared; the root also lists shared drives).", params(("connection_id" = String, Path), ("folder_id" = Option<String>, Query), ("page_token" = Option<String>, Query), ("page_size" = Option<i64>, Query, description = "1-200, default 50")), responses((status = 200, description = "One page", body = crate::openapi::BrowseResponse), (status = 400, description = "Invalid request", body = crate::error::ErrorBody), (status = 401, description = "Missing or invalid API key", body = crate::error::ErrorBody), (status = 404, description = "Not found (also another tenant's object)", body = crate::error::ErrorBody), (status = 429, description = "Provider rate limit", body = crate::error::ErrorBody), (status = 502, description = "Provider error", body = crate::error::ErrorBody), (status = 504, description = "The cloud provider did not answer in time (PROVIDER_TIMEOUT)", body = crate::error::ErrorBody)))]
 async fn browse(
     state: web::Data<AppState>,
     tenant: Tenant,
     path: web::Path<String>,
     query: web::Query<BrowseQuery>,
 ) -> ApiResult<HttpResponse> {
-    let id = parse_connection_id(&path)?;
-    let connection = active_connection(&state, &tenant, id).await?;
+    let id = path_id(ConnectionId::parse(&path), "Connection")?;
+    let connection = active_connection(&tenant, id).await?;
     let page_size = query.page_size.unwrap_or(50);
     if !(1..=200).contains(&page_size) {
         return Err(ApiError::field("page_size", "page_size must be between 1 and 200"));
@@ -337,7 +337,7 @@ async fn browse(
         }
         breadcrumbs.reverse();
     }
-    mark_used(&state, id).await;
+    mark_used(&tenant, id).await;
     Ok(HttpResponse::Ok().json(json!({
         "files": files,
         "next_page_token": next_page_token,

@@ -15,7 +15,7 @@ use crate::auth::Tenant;
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::routes::folders::parse_folder_id;
 use crate::routes::jobs::normalise_tags;
-use crate::routes::{Page, paging, timestamp};
+use crate::routes::{Page, paging, path_id, timestamp};
 use crate::state::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -27,7 +27,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/files/{file_id}/content", web::get().to(content));
 }
 
-pub fn file_view(file: &StoredFile) -> Value {
+/// The stored file as the API shows it. `provider_metadata` is its import job's (stored once per job).
+pub fn file_view(file: &StoredFile, provider_metadata: Option<&Value>) -> Value {
     json!({
         "id": file.file_id().to_string(),
         "name": file.name,
@@ -42,15 +43,11 @@ pub fn file_view(file: &StoredFile) -> Value {
             "connection_id": file.source_connection_id,
             "file_id": id,
         })),
-        "provider_metadata": file.provider_metadata,
+        "provider_metadata": provider_metadata,
         "error": file.error_code.as_ref().map(|code| json!({ "code": code, "message": file.error_message })),
         "created_at": timestamp(file.created_at),
         "updated_at": timestamp(file.updated_at),
     })
-}
-
-fn parse_file_id(raw: &str) -> ApiResult<FileId> {
-    FileId::parse(raw).map_err(|_| ApiError::field("file_id", format!("`{raw}` is not a valid file id")))
 }
 
 #[derive(Debug, Deserialize)]
@@ -67,15 +64,15 @@ pub struct ListQuery {
     pub offset: Option<i64>,
 }
 
-#[utoipa::path(operation_id = "files_list", get, path = "/files", tag = "files", description = "List stored files, newest first.", params(("folder_id" = Option<String>, Query, description = "a folder id, or root"), ("tag" = Option<String>, Query), ("tags" = Option<String>, Query, description = "comma-separated; all must match"), ("status" = Option<String>, Query), ("limit" = Option<i64>, Query, description = "1-200, default 50"), ("offset" = Option<i64>, Query)), responses((status = 200, description = "Files", body = crate::openapi::FileList), (status = 400, description = "Invalid request", body = crate::openapi::ErrorBody), (status = 401, description = "Missing or invalid API key", body = crate::openapi::ErrorBody), (status = 404, description = "Not found (also another tenant's object)", body = crate::openapi::ErrorBody)))]
-async fn list(state: web::Data<AppState>, tenant: Tenant, query: web::Query<ListQuery>) -> ApiResult<HttpResponse> {
+#[utoipa::path(operation_id = "files_list", get, path = "/files", tag = "files", description = "List stored files, newest first.", params(("folder_id" = Option<String>, Query, description = "a folder id, or root"), ("tag" = Option<String>, Query), ("tags" = Option<String>, Query, description = "comma-separated; all must match"), ("status" = Option<String>, Query), ("limit" = Option<i64>, Query, description = "1-200, default 50"), ("offset" = Option<i64>, Query)), responses((status = 200, description = "Files", body = crate::openapi::FileList), (status = 400, description = "Invalid request", body = crate::error::ErrorBody), (status = 401, description = "Missing or invalid API key", body = crate::error::ErrorBody), (status = 404, description = "Not found (also another tenant's object)", body = crate::error::ErrorBody)))]
+async fn list(tenant: Tenant, query: web::Query<ListQuery>) -> ApiResult<HttpResponse> {
     let (limit, offset) = paging(query.limit, query.offset, 50, 200)?;
     let folder = match query.folder_id.as_deref().filter(|f| !f.is_empty()) {
         None => FolderScope::Any,
         Some("root") => FolderScope::Root,
         Some(raw) => {
             let id = parse_folder_id(raw, "folder_id")?;
-            state.db.get_folder(tenant.0, id).await?.ok_or_else(|| ApiError::not_found("Folder"))?;
+            tenant.db().get_folder(id).await?.ok_or_else(|| ApiError::not_found("Folder"))?;
             FolderScope::In(id)
         }
     };
@@ -94,9 +91,23 @@ async fn list(state: web::Data<AppState>, tenant: Tenant, query: web::Query<List
         ),
     };
     let filter = FileFilter { folder, tags: &tags, status, limit, offset };
-    let (rows, total) = state.db.list_files_filtered(tenant.0, &filter).await?;
-    let items: Vec<Value> = rows.iter().map(file_view).collect();
+    let (rows, total) = tenant.db().list_files_filtered(&filter).await?;
+    let items = views(&tenant, &rows).await?;
     Ok(HttpResponse::Ok().json(Page::new(items, total, limit, offset)))
+}
+
+/// Views of `files` with their import jobs' metadata (one query for the page).
+async fn views(tenant: &Tenant, files: &[StoredFile]) -> ApiResult<Vec<Value>> {
+    let mut job_ids: Vec<uuid::Uuid> = files.iter().filter_map(|f| f.import_job_id).collect();
+    job_ids.sort();
+    job_ids.dedup();
+    let metadata = tenant.db().import_metadata(&job_ids).await?;
+    Ok(files.iter().map(|f| file_view(f, f.import_job_id.and_then(|job| metadata.get(&job)))).collect())
+}
+
+/// One file's view with its import job's metadata.
+async fn view(tenant: &Tenant, file: &StoredFile) -> ApiResult<Value> {
+    Ok(views(tenant, std::slice::from_ref(file)).await?.into_iter().next().unwrap_or_default())
 }
 
 /// Distinguishes an absent field (`None`) from an explicit `null` (`Some(None)`).
@@ -119,14 +130,9 @@ pub struct UpdateRequest {
     pub folder_id: Option<Option<String>>,
 }
 
-#[utoipa::path(operation_id = "files_update", patch, path = "/files/{file_id}", tag = "files", description = "Rename, retag or move a file.", params(("file_id" = String, Path)), request_body = crate::openapi::FileUpdateRequest, responses((status = 200, description = "Updated", body = crate::openapi::StoredFile), (status = 400, description = "Invalid request", body = crate::openapi::ErrorBody), (status = 401, description = "Missing or invalid API key", body = crate::openapi::ErrorBody), (status = 404, description = "Not found (also another tenant's object)", body = crate::openapi::ErrorBody)))]
-async fn update(
-    state: web::Data<AppState>,
-    tenant: Tenant,
-    path: web::Path<String>,
-    body: web::Json<UpdateRequest>,
-) -> ApiResult<HttpResponse> {
-    let id = parse_file_id(&path)?;
+#[utoipa::path(operation_id = "files_update", patch, path = "/files/{file_id}", tag = "files", description = "Rename, retag or move a file.", params(("file_id" = String, Path)), request_body = crate::openapi::FileUpdateRequest, responses((status = 200, description = "Updated", body = crate::openapi::StoredFile), (status = 400, description = "Invalid request", body = crate::error::ErrorBody), (status = 401, description = "Missing or invalid API key", body = crate::error::ErrorBody), (status = 404, description = "Not found (also another tenant's object)", body = crate::error::ErrorBody)))]
+async fn update(tenant: Tenant, path: web::Path<String>, body: web::Json<UpdateRequest>) -> ApiResult<HttpResponse> {
+    let id = path_id(FileId::parse(&path), "File")?;
     let body = body.into_inner();
     let mut update = FileUpdate::default();
     if let Some(name) = body.name {
@@ -144,7 +150,7 @@ async fn update(
             None => None,
             Some(raw) => {
                 let folder_id = parse_folder_id(raw, "folder_id")?;
-                state.db.get_folder(tenant.0, folder_id).await?.ok_or_else(|| {
+                tenant.db().get_folder(folder_id).await?.ok_or_else(|| {
                     ApiError::new(ErrorCode::NotFound, "Folder not found").with_details(json!({ "field": "folder_id" }))
                 })?;
                 Some(folder_id)
@@ -154,15 +160,15 @@ async fn update(
     if update.name.is_none() && update.tags.is_none() && update.folder_id.is_none() {
         return Err(ApiError::validation("Send at least one of name, tags, folder_id"));
     }
-    let file = state.db.update_file(tenant.0, id, &update).await?.ok_or_else(|| ApiError::not_found("File"))?;
-    Ok(HttpResponse::Ok().json(file_view(&file)))
+    let file = tenant.db().update_file(id, &update).await?.ok_or_else(|| ApiError::not_found("File"))?;
+    Ok(HttpResponse::Ok().json(view(&tenant, &file).await?))
 }
 
 /// Deletes the file and its bytes. A file an unfinished job still needs is a 409.
-#[utoipa::path(operation_id = "files_delete", delete, path = "/files/{file_id}", tag = "files", description = "Delete a file and its bytes (409 while an unfinished job uses it).", params(("file_id" = String, Path)), responses((status = 200, description = "Deleted", body = crate::openapi::SuccessResponse), (status = 400, description = "Invalid request", body = crate::openapi::ErrorBody), (status = 401, description = "Missing or invalid API key", body = crate::openapi::ErrorBody), (status = 404, description = "Not found (also another tenant's object)", body = crate::openapi::ErrorBody), (status = 409, description = "Conflict", body = crate::openapi::ErrorBody)))]
+#[utoipa::path(operation_id = "files_delete", delete, path = "/files/{file_id}", tag = "files", description = "Delete a file and its bytes (409 while an unfinished job uses it).", params(("file_id" = String, Path)), responses((status = 200, description = "Deleted", body = crate::routes::SuccessResponse), (status = 400, description = "Invalid request", body = crate::error::ErrorBody), (status = 401, description = "Missing or invalid API key", body = crate::error::ErrorBody), (status = 404, description = "Not found (also another tenant's object)", body = crate::error::ErrorBody), (status = 409, description = "Conflict", body = crate::error::ErrorBody)))]
 async fn delete(state: web::Data<AppState>, tenant: Tenant, path: web::Path<String>) -> ApiResult<HttpResponse> {
-    let id = parse_file_id(&path)?;
-    match state.db.delete_file(tenant.0, id).await? {
+    let id = path_id(FileId::parse(&path), "File")?;
+    match tenant.db().delete_file(id).await? {
         FileDelete::NotFound => Err(ApiError::not_found("File")),
         FileDelete::InUse { job_ids } => {
             let job_ids: Vec<String> = job_ids.into_iter().map(|id| JobId(id).to_string()).collect();
@@ -176,16 +182,16 @@ async fn delete(state: web::Data<AppState>, tenant: Tenant, path: web::Path<Stri
                 // The row is gone, so nothing can reach the blob; it is only wasted space.
                 tracing::warn!(file_id = %id, error = %err, "blob of a deleted file not removed");
             }
-            Ok(HttpResponse::Ok().json(json!({ "success": true, "message": "File deleted" })))
+            Ok(HttpResponse::Ok().json(crate::routes::SuccessResponse::new("File deleted")))
         }
     }
 }
 
-#[utoipa::path(operation_id = "files_get", get, path = "/files/{file_id}", tag = "files", description = "A stored file's metadata.", params(("file_id" = String, Path)), responses((status = 200, description = "The file", body = crate::openapi::StoredFile), (status = 400, description = "Invalid request", body = crate::openapi::ErrorBody), (status = 401, description = "Missing or invalid API key", body = crate::openapi::ErrorBody), (status = 404, description = "Not found (also another tenant's object)", body = crate::openapi::ErrorBody)))]
-async fn get(state: web::Data<AppState>, tenant: Tenant, path: web::Path<String>) -> ApiResult<HttpResponse> {
-    let id = parse_file_id(&path)?;
-    let file = state.db.get_file(tenant.0, id).await?.ok_or_else(|| ApiError::not_found("File"))?;
-    Ok(HttpResponse::Ok().json(file_view(&file)))
+#[utoipa::path(operation_id = "files_get", get, path = "/files/{file_id}", tag = "files", description = "A stored file's metadata.", params(("file_id" = String, Path)), responses((status = 200, description = "The file", body = crate::openapi::StoredFile), (status = 400, description = "Invalid request", body = crate::error::ErrorBody), (status = 401, description = "Missing or invalid API key", body = crate::error::ErrorBody), (status = 404, description = "Not found (also another tenant's object)", body = crate::error::ErrorBody)))]
+async fn get(tenant: Tenant, path: web::Path<String>) -> ApiResult<HttpResponse> {
+    let id = path_id(FileId::parse(&path), "File")?;
+    let file = tenant.db().get_file(id).await?.ok_or_else(|| ApiError::not_found("File"))?;
+    Ok(HttpResponse::Ok().json(view(&tenant, &file).await?))
 }
 
 /// One byte range of a `Range` header, resolved against the size. `Err(())` means unsatisfiable (416);
@@ -222,15 +228,15 @@ fn requested_range(header: Option<&str>, size: u64) -> Result<Option<std::ops::R
     Ok(Some(range))
 }
 
-#[utoipa::path(operation_id = "files_content", get, path = "/files/{file_id}/content", tag = "files", description = "Download the bytes; a single `Range: bytes=...` gives 206.", params(("file_id" = String, Path), ("Range" = Option<String>, Header)), responses((status = 200, description = "The whole file", content_type = "application/octet-stream", body = Vec<u8>), (status = 206, description = "The requested range", content_type = "application/octet-stream", body = Vec<u8>), (status = 401, description = "Missing or invalid API key", body = crate::openapi::ErrorBody), (status = 404, description = "Not found (also another tenant's object)", body = crate::openapi::ErrorBody), (status = 409, description = "Conflict", body = crate::openapi::ErrorBody), (status = 416, description = "Range outside the file", body = crate::openapi::ErrorBody)))]
+#[utoipa::path(operation_id = "files_content", get, path = "/files/{file_id}/content", tag = "files", description = "Download the bytes; a single `Range: bytes=...` gives 206.", params(("file_id" = String, Path), ("Range" = Option<String>, Header)), responses((status = 200, description = "The whole file", content_type = "application/octet-stream", body = Vec<u8>), (status = 206, description = "The requested range", content_type = "application/octet-stream", body = Vec<u8>), (status = 401, description = "Missing or invalid API key", body = crate::error::ErrorBody), (status = 404, description = "Not found (also another tenant's object)", body = crate::error::ErrorBody), (status = 409, description = "Conflict", body = crate::error::ErrorBody), (status = 416, description = "Range outside the file", body = crate::error::ErrorBody)))]
 async fn content(
     state: web::Data<AppState>,
     tenant: Tenant,
     path: web::Path<String>,
     request: actix_web::HttpRequest,
 ) -> ApiResult<HttpResponse> {
-    let id = parse_file_id(&path)?;
-    let file = state.db.get_file(tenant.0, id).await?.ok_or_else(|| ApiError::not_found("File"))?;
+    let id = path_id(FileId::parse(&path), "File")?;
+    let file = tenant.db().get_file(id).await?.ok_or_else(|| ApiError::not_found("File"))?;
     let status = file.status().map_err(|err| ApiError::internal("file status", &err))?;
     let blob_key = match (status, file.blob_key.as_deref()) {
         (FileStatus::Ready, Some(key)) => key.to_owned(),
@@ -293,10 +299,10 @@ async fn content(
 /// Small text fields of the upload form are capped at this size.
 const MAX_FIELD_BYTES: usize = 16 * 1024;
 
-#[utoipa::path(operation_id = "files_upload", post, path = "/files", tag = "files", description = "Upload a file (multipart).", request_body(content = crate::openapi::UploadForm, content_type = "multipart/form-data"), responses((status = 201, description = "Stored", body = crate::openapi::StoredFile), (status = 400, description = "Invalid request", body = crate::openapi::ErrorBody), (status = 401, description = "Missing or invalid API key", body = crate::openapi::ErrorBody), (status = 413, description = "Too large", body = crate::openapi::ErrorBody)))]
+#[utoipa::path(operation_id = "files_upload", post, path = "/files", tag = "files", description = "Upload a file (multipart).", request_body(content = crate::openapi::UploadForm, content_type = "multipart/form-data"), responses((status = 201, description = "Stored", body = crate::openapi::StoredFile), (status = 400, description = "Invalid request", body = crate::error::ErrorBody), (status = 401, description = "Missing or invalid API key", body = crate::error::ErrorBody), (status = 413, description = "Too large", body = crate::error::ErrorBody)))]
 async fn upload(state: web::Data<AppState>, tenant: Tenant, mut form: Multipart) -> ApiResult<HttpResponse> {
     let id = FileId::new();
-    let blob_key = file_blob_key(&tenant.0.0, &id.0);
+    let blob_key = file_blob_key(&tenant.id().0, &id.0);
     let mut name: Option<String> = None;
     let mut tags: Vec<String> = Vec::new();
     let mut stored = None;
@@ -344,7 +350,7 @@ async fn upload(state: web::Data<AppState>, tenant: Tenant, mut form: Multipart)
         None => None,
         Some(raw) => {
             let checked = match parse_folder_id(raw, "folder_id") {
-                Ok(id) => match state.db.get_folder(tenant.0, id).await {
+                Ok(id) => match tenant.db().get_folder(id).await {
                     Ok(Some(_)) => Ok(id),
                     Ok(None) => Err(ApiError::new(ErrorCode::NotFound, "Folder not found")
                         .with_details(json!({ "field": "folder_id" }))),
@@ -364,11 +370,10 @@ async fn upload(state: web::Data<AppState>, tenant: Tenant, mut form: Multipart)
     let name = name.or(original_name).filter(|n| !n.trim().is_empty()).unwrap_or_else(|| "upload.bin".to_owned());
     let mime = content_type.unwrap_or_else(|| "application/octet-stream".to_owned());
     let size = i64::try_from(stored.size).map_err(|_| ApiError::new(ErrorCode::PayloadTooLarge, "file too large"))?;
-    let file = state
-        .db
+    let file = tenant
+        .db()
         .insert_uploaded_file(NewUploadedFile {
             id,
-            tenant_id: tenant.0,
             name: &name,
             mime_type: &mime,
             size_bytes: size,
@@ -390,10 +395,10 @@ async fn upload(state: web::Data<AppState>, tenant: Tenant, mut form: Multipart)
         None => file,
         Some(folder_id) => {
             let update = FileUpdate { folder_id: Some(Some(folder_id)), ..FileUpdate::default() };
-            state.db.update_file(tenant.0, id, &update).await?.ok_or_else(|| ApiError::not_found("File"))?
+            tenant.db().update_file(id, &update).await?.ok_or_else(|| ApiError::not_found("File"))?
         }
     };
-    Ok(HttpResponse::Created().json(file_view(&file)))
+    Ok(HttpResponse::Created().json(file_view(&file, None)))
 }
 
 async fn read_text(field: &mut actix_multipart::Field, name: &str) -> ApiResult<String> {

@@ -6,17 +6,17 @@ use std::time::Duration;
 
 use actix_web::{HttpResponse, web};
 use bytes::Bytes;
-use ferry_core::{ConnectionId, FileId, ItemStatus, JobId, JobKind, JobStatus};
+use ferry_core::{ItemStatus, JobId, JobKind, JobStatus};
 use ferry_db::job_control::{CancelOutcome, JobFilter};
-use ferry_db::jobs::{Job, JobItem};
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::auth::Tenant;
 use crate::error::{ApiError, ApiResult, ErrorCode};
-use crate::routes::jobs::job_view;
-use crate::routes::{Page, paging, timestamp};
-use crate::state::AppState;
+use crate::routes::job_dto::{
+    CancelResponse, JobItemList, JobItemView, JobList, JobResponse, full_job_view, item_status_word, provider_of,
+};
+use crate::routes::{Page, paging, path_id};
 
 /// How often the event stream reads the job again.
 const EVENT_POLL: Duration = Duration::from_millis(500);
@@ -30,48 +30,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/cloud-storage/jobs/{job_id}/events", web::get().to(events));
 }
 
-pub fn parse_job_id(raw: &str) -> ApiResult<JobId> {
-    JobId::parse(raw).map_err(|_| ApiError::field("job_id", format!("`{raw}` is not a valid job id")))
-}
-
-/// The public word of an item status: the same vocabulary as jobs (`running` → `in_progress`,
-/// `succeeded` → `completed`).
-pub fn item_status_word(status: ItemStatus) -> &'static str {
-    match status {
-        ItemStatus::Pending => "pending",
-        ItemStatus::Running => "in_progress",
-        ItemStatus::Succeeded => "completed",
-        ItemStatus::Failed => "failed",
-        ItemStatus::Cancelled => "cancelled",
-    }
-}
-
 fn item_status_from_word(word: &str) -> Option<ItemStatus> {
     ItemStatus::ALL.iter().copied().find(|s| item_status_word(*s) == word || s.as_str() == word)
-}
-
-/// The job object of every job endpoint, with `cloud_file_ids` filled for finished exports.
-pub async fn full_job_view(state: &AppState, job: &Job, provider: &str) -> ApiResult<Value> {
-    let mut view = job_view(job, provider)?;
-    if job.kind == JobKind::Export.as_str() {
-        let finished = job.status().map(|s| s.is_terminal()).unwrap_or(false);
-        let ids = if finished {
-            json!(state.db.exported_drive_ids(ferry_core::TenantId(job.tenant_id), job.job_id()).await?)
-        } else {
-            Value::Null
-        };
-        view["cloud_file_ids"] = ids;
-    }
-    Ok(view)
-}
-
-pub async fn provider_of(state: &AppState, job: &Job) -> ApiResult<String> {
-    Ok(state
-        .db
-        .get_connection(ferry_core::TenantId(job.tenant_id), ConnectionId(job.connection_id))
-        .await?
-        .map(|c| c.provider)
-        .unwrap_or_else(|| "google_drive".to_owned()))
 }
 
 #[derive(Debug, Deserialize)]
@@ -86,8 +46,8 @@ pub struct ListQuery {
     pub offset: Option<i64>,
 }
 
-#[utoipa::path(operation_id = "list_jobs", get, path = "/cloud-storage/jobs", tag = "jobs", description = "List jobs, newest first.", params(("status" = Option<String>, Query, description = "public status words, comma-separated"), ("type" = Option<String>, Query, description = "import or export"), ("limit" = Option<i64>, Query, description = "1-100, default 20"), ("offset" = Option<i64>, Query)), responses((status = 200, description = "Jobs", body = crate::openapi::JobList), (status = 400, description = "Invalid request", body = crate::openapi::ErrorBody), (status = 401, description = "Missing or invalid API key", body = crate::openapi::ErrorBody)))]
-async fn list(state: web::Data<AppState>, tenant: Tenant, query: web::Query<ListQuery>) -> ApiResult<HttpResponse> {
+#[utoipa::path(operation_id = "list_jobs", get, path = "/cloud-storage/jobs", tag = "jobs", description = "List jobs, newest first.", params(("status" = Option<String>, Query, description = "public status words, comma-separated"), ("type" = Option<String>, Query, description = "import or export"), ("limit" = Option<i64>, Query, description = "1-100, default 20"), ("offset" = Option<i64>, Query)), responses((status = 200, description = "Jobs", body = JobList), (status = 400, description = "Invalid request", body = crate::error::ErrorBody), (status = 401, description = "Missing or invalid API key", body = crate::error::ErrorBody)))]
+async fn list(tenant: Tenant, query: web::Query<ListQuery>) -> ApiResult<HttpResponse> {
     let (limit, offset) = paging(query.limit, query.offset, 20, 100)?;
     let statuses: Option<Vec<&'static str>> = match query.status.as_deref().filter(|s| !s.is_empty()) {
         None => None,
@@ -116,21 +76,21 @@ async fn list(state: web::Data<AppState>, tenant: Tenant, query: web::Query<List
         ),
     };
     let filter = JobFilter { statuses: statuses.as_deref(), kind, limit, offset };
-    let (rows, total) = state.db.list_jobs(tenant.0, &filter).await?;
+    let (rows, total) = tenant.db().list_jobs(&filter).await?;
     let mut providers: HashMap<uuid::Uuid, String> = HashMap::new();
     let mut views = Vec::with_capacity(rows.len());
     for job in &rows {
         let provider = match providers.get(&job.connection_id) {
             Some(provider) => provider.clone(),
             None => {
-                let provider = provider_of(&state, job).await?;
+                let provider = provider_of(tenant.db(), job).await?;
                 providers.insert(job.connection_id, provider.clone());
                 provider
             }
         };
-        views.push(full_job_view(&state, job, &provider).await?);
+        views.push(full_job_view(tenant.db(), job, &provider).await?);
     }
-    Ok(HttpResponse::Ok().json(Page::new(views, total, limit, offset)))
+    Ok(HttpResponse::Ok().json(JobList::from(Page::new(views, total, limit, offset))))
 }
 
 #[derive(Debug, Deserialize)]
@@ -141,37 +101,9 @@ pub struct ItemsQuery {
     pub offset: Option<i64>,
 }
 
-/// One file of a job. `image_id` is the stored file (filled by an import, read by an export);
-/// `drive_file_id` is the Drive file read (import) or created (export, once uploaded).
-pub fn item_view(job: &Job, item: &JobItem) -> ApiResult<Value> {
-    let status = item.status().map_err(|err| ApiError::internal("item status", &err))?;
-    let is_export = job.kind == JobKind::Export.as_str();
-    let drive_file_id = if is_export && status != ItemStatus::Succeeded { None } else { item.drive_file_id.clone() };
-    Ok(json!({
-        "item_id": item.item_id().to_string(),
-        "position": item.position,
-        "name": item.name,
-        "mime_type": item.mime_type,
-        "status": item_status_word(status),
-        "image_id": FileId(item.file_id).to_string(),
-        "drive_file_id": drive_file_id,
-        "error_code": if status.is_terminal() || status == ItemStatus::Pending { item.error_code.clone() } else { None },
-        "error_message": if status.is_terminal() || status == ItemStatus::Pending { item.error_message.clone() } else { None },
-        "attempts": item.attempts,
-        "created_at": timestamp(item.created_at),
-        "updated_at": timestamp(item.updated_at),
-        "completed_at": item.completed_at.map(timestamp),
-    }))
-}
-
-#[utoipa::path(operation_id = "list_job_items", get, path = "/cloud-storage/jobs/{job_id}/items", tag = "jobs", description = "The job's files with their status, error and resulting ids.", params(("job_id" = String, Path), ("status" = Option<String>, Query), ("limit" = Option<i64>, Query, description = "1-1000, default 100"), ("offset" = Option<i64>, Query)), responses((status = 200, description = "Items", body = crate::openapi::JobItemList), (status = 400, description = "Invalid request", body = crate::openapi::ErrorBody), (status = 401, description = "Missing or invalid API key", body = crate::openapi::ErrorBody), (status = 404, description = "Not found (also another tenant's object)", body = crate::openapi::ErrorBody)))]
-async fn items(
-    state: web::Data<AppState>,
-    tenant: Tenant,
-    path: web::Path<String>,
-    query: web::Query<ItemsQuery>,
-) -> ApiResult<HttpResponse> {
-    let job_id = parse_job_id(&path)?;
+#[utoipa::path(operation_id = "list_job_items", get, path = "/cloud-storage/jobs/{job_id}/items", tag = "jobs", description = "The job's files with their status, error and resulting ids.", params(("job_id" = String, Path), ("status" = Option<String>, Query), ("limit" = Option<i64>, Query, description = "1-1000, default 100"), ("offset" = Option<i64>, Query)), responses((status = 200, description = "Items", body = JobItemList), (status = 400, description = "Invalid request", body = crate::error::ErrorBody), (status = 401, description = "Missing or invalid API key", body = crate::error::ErrorBody), (status = 404, description = "Not found (also another tenant's object)", body = crate::error::ErrorBody)))]
+async fn items(tenant: Tenant, path: web::Path<String>, query: web::Query<ItemsQuery>) -> ApiResult<HttpResponse> {
+    let job_id = path_id(JobId::parse(&path), "Job")?;
     let (limit, offset) = paging(query.limit, query.offset, 100, 1000)?;
     let status = match query.status.as_deref().filter(|s| !s.is_empty()) {
         None => None,
@@ -182,19 +114,16 @@ async fn items(
             )
         })?),
     };
-    let job = state.db.get_job(tenant.0, job_id).await?.ok_or_else(|| ApiError::not_found("Job"))?;
-    let (rows, total) = state.db.page_job_items(tenant.0, job_id, status.map(|s| s.as_str()), limit, offset).await?;
-    let views = rows.iter().map(|item| item_view(&job, item)).collect::<ApiResult<Vec<_>>>()?;
-    let page = Page::new(views, total, limit, offset);
-    let mut body = serde_json::to_value(&page).map_err(|err| ApiError::internal("items page", &err))?;
-    body["job_id"] = json!(job_id.to_string());
-    Ok(HttpResponse::Ok().json(body))
+    let job = tenant.db().get_job(job_id).await?.ok_or_else(|| ApiError::not_found("Job"))?;
+    let (rows, total) = tenant.db().page_job_items(job_id, status.map(|s| s.as_str()), limit, offset).await?;
+    let views = rows.iter().map(|item| JobItemView::new(&job, item)).collect::<ApiResult<Vec<_>>>()?;
+    Ok(HttpResponse::Ok().json(JobItemList::new(job_id, Page::new(views, total, limit, offset))))
 }
 
-#[utoipa::path(operation_id = "cancel_job", post, path = "/cloud-storage/jobs/{job_id}/cancel", tag = "jobs", description = "Cancel the pending files; files already in transfer finish.", params(("job_id" = String, Path)), responses((status = 200, description = "Cancelled", body = crate::openapi::CancelResponse), (status = 400, description = "Invalid request", body = crate::openapi::ErrorBody), (status = 401, description = "Missing or invalid API key", body = crate::openapi::ErrorBody), (status = 404, description = "Not found (also another tenant's object)", body = crate::openapi::ErrorBody), (status = 409, description = "Conflict", body = crate::openapi::ErrorBody)))]
-async fn cancel(state: web::Data<AppState>, tenant: Tenant, path: web::Path<String>) -> ApiResult<HttpResponse> {
-    let job_id = parse_job_id(&path)?;
-    match state.db.cancel_job(tenant.0, job_id).await? {
+#[utoipa::path(operation_id = "cancel_job", post, path = "/cloud-storage/jobs/{job_id}/cancel", tag = "jobs", description = "Cancel the pending files; files already in transfer finish.", params(("job_id" = String, Path)), responses((status = 200, description = "Cancelled", body = CancelResponse), (status = 400, description = "Invalid request", body = crate::error::ErrorBody), (status = 401, description = "Missing or invalid API key", body = crate::error::ErrorBody), (status = 404, description = "Not found (also another tenant's object)", body = crate::error::ErrorBody), (status = 409, description = "Conflict", body = crate::error::ErrorBody)))]
+async fn cancel(tenant: Tenant, path: web::Path<String>) -> ApiResult<HttpResponse> {
+    let job_id = path_id(JobId::parse(&path), "Job")?;
+    match tenant.db().cancel_job(job_id).await? {
         CancelOutcome::NotFound => Err(ApiError::not_found("Job")),
         CancelOutcome::AlreadyFinished(job) => {
             let status = job.status().map_err(|err| ApiError::internal("job status", &err))?;
@@ -203,53 +132,56 @@ async fn cancel(state: web::Data<AppState>, tenant: Tenant, path: web::Path<Stri
         }
         CancelOutcome::Cancelled { job, cancelled } => {
             tracing::info!(%job_id, cancelled, "job cancelled");
-            let provider = provider_of(&state, &job).await?;
+            let provider = provider_of(tenant.db(), &job).await?;
             let running = job.total_files - job.completed_files - job.failed_files - job.cancelled_files;
-            Ok(HttpResponse::Ok().json(json!({
-                "job": full_job_view(&state, &job, &provider).await?,
-                "cancelled_files": cancelled,
-                "running_files": running.max(0),
-                "message": if running > 0 {
+            Ok(HttpResponse::Ok().json(CancelResponse {
+                job: full_job_view(tenant.db(), &job, &provider).await?,
+                cancelled_files: cancelled,
+                running_files: running.max(0),
+                message: if running > 0 {
                     format!("Cancelled {cancelled} pending file(s); {running} file(s) already in transfer will finish")
                 } else {
                     format!("Cancelled {cancelled} pending file(s)")
                 },
-            })))
+            }))
         }
     }
 }
 
-fn sse_frame(id: u64, event: &str, data: &Value) -> Bytes {
+fn sse_frame<T: serde::Serialize>(id: u64, event: &str, data: &T) -> Bytes {
+    let data = serde_json::to_string(data).unwrap_or_else(|_| "{}".to_owned());
     Bytes::from(format!("id: {id}\nevent: {event}\ndata: {data}\n\n"))
 }
 
 /// Streams `progress` events (the job object) whenever the job changes, then one `end` event with the final
 /// job and closes. A client that reconnects simply gets the current state first.
-#[utoipa::path(operation_id = "job_events", get, path = "/cloud-storage/jobs/{job_id}/events", tag = "jobs", description = "Server-sent events: `progress` with `{\"job\": ...}` on every change, then one `end` event, then the stream closes.", params(("job_id" = String, Path)), responses((status = 200, description = "Event stream", content_type = "text/event-stream", body = String), (status = 400, description = "Invalid request", body = crate::openapi::ErrorBody), (status = 401, description = "Missing or invalid API key", body = crate::openapi::ErrorBody), (status = 404, description = "Not found (also another tenant's object)", body = crate::openapi::ErrorBody)))]
-async fn events(state: web::Data<AppState>, tenant: Tenant, path: web::Path<String>) -> ApiResult<HttpResponse> {
-    let job_id = parse_job_id(&path)?;
-    let job = state.db.get_job(tenant.0, job_id).await?.ok_or_else(|| ApiError::not_found("Job"))?;
-    let provider = provider_of(&state, &job).await?;
+#[utoipa::path(operation_id = "job_events", get, path = "/cloud-storage/jobs/{job_id}/events", tag = "jobs", description = "Server-sent events: `progress` with `{\"job\": ...}` on every change, then one `end` event, then the stream closes.", params(("job_id" = String, Path)), responses((status = 200, description = "Event stream", content_type = "text/event-stream", body = String), (status = 400, description = "Invalid request", body = crate::error::ErrorBody), (status = 401, description = "Missing or invalid API key", body = crate::error::ErrorBody), (status = 404, description = "Not found (also another tenant's object)", body = crate::error::ErrorBody)))]
+async fn events(tenant: Tenant, path: web::Path<String>) -> ApiResult<HttpResponse> {
+    let job_id = path_id(JobId::parse(&path), "Job")?;
+    let job = tenant.db().get_job(job_id).await?.ok_or_else(|| ApiError::not_found("Job"))?;
+    let provider = provider_of(tenant.db(), &job).await?;
     let (mut sender, receiver) = futures::channel::mpsc::channel::<Result<Bytes, actix_web::Error>>(4);
-    let state = state.into_inner();
     actix_web::rt::spawn(async move {
         use futures::SinkExt;
         let mut sequence = 0u64;
-        let mut last: Option<Value> = None;
+        let mut last: Option<JobResponse> = None;
         let mut quiet = Duration::ZERO;
         loop {
-            let job = match state.db.get_job(tenant.0, job_id).await {
+            let job = match tenant.db().get_job(job_id).await {
                 Ok(Some(job)) => job,
                 Ok(None) => break,
                 Err(err) => {
                     tracing::warn!(%job_id, error = %err, "job event stream cannot read the job");
-                    let error = json!({ "error": { "code": "SERVICE_UNAVAILABLE", "message": "Progress cannot be read right now; reconnect shortly", "details": {} } });
-                    let _ = sender.send(Ok(sse_frame(sequence + 1, "error", &error))).await;
+                    let error = ApiError::new(
+                        ErrorCode::ServiceUnavailable,
+                        "Progress cannot be read right now; reconnect shortly",
+                    );
+                    let _ = sender.send(Ok(sse_frame(sequence + 1, "error", &error.body()))).await;
                     break;
                 }
             };
-            let view = match full_job_view(&state, &job, &provider).await {
-                Ok(view) => json!({ "job": view }),
+            let view = match full_job_view(tenant.db(), &job, &provider).await {
+                Ok(view) => JobResponse { job: view },
                 Err(_) => break,
             };
             let terminal = job.status().map(|s| s.is_terminal()).unwrap_or(true);

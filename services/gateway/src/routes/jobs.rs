@@ -4,8 +4,8 @@
 use std::collections::HashSet;
 
 use actix_web::{HttpResponse, web};
-use ferry_core::{FileId, FileStatus, ItemId, JobId, JobStatus};
-use ferry_db::jobs::{Job, NewExportItem, NewExportJob, NewImportItem, NewImportJob};
+use ferry_core::{FileId, FileStatus, ItemId, JobId};
+use ferry_db::jobs::{NewExportItem, NewExportJob, NewImportItem, NewImportJob};
 use ferry_messages::Message;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -13,12 +13,41 @@ use serde_json::{Value, json};
 use crate::auth::Tenant;
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::routes::connections::{active_connection, mark_used, parse_connection_id, with_drive_token};
-use crate::routes::job_control::{full_job_view, parse_job_id, provider_of};
-use crate::routes::timestamp;
+use crate::routes::job_dto::{ExportResponse, ImportResponse, JobResponse, full_job_view, provider_of};
+use crate::routes::path_id;
 use crate::state::AppState;
 
 /// Most files one job may carry.
 pub const MAX_FILES_PER_JOB: usize = 1000;
+/// Longest Drive file id accepted (Drive's are 28 to 44 characters).
+pub const MAX_DRIVE_ID_BYTES: usize = 256;
+/// Longest file name accepted, in UTF-8 bytes.
+pub const MAX_FILE_NAME_BYTES: usize = 1024;
+/// Longest MIME type accepted.
+pub const MAX_MIME_TYPE_BYTES: usize = 255;
+/// Most tags per request, and the longest tag.
+pub const MAX_TAGS: usize = 50;
+pub const MAX_TAG_BYTES: usize = 100;
+/// Largest `provider_metadata`, serialized as compact JSON. It is stored once per job.
+pub const MAX_PROVIDER_METADATA_BYTES: usize = 16 * 1024;
+
+/// The JSON body limit: the largest legal request (an import of [`MAX_FILES_PER_JOB`] files with every field at
+/// its limit and the largest metadata), string content counted twice for JSON escapes, plus framing and slack.
+pub const MAX_JSON_BODY_BYTES: usize = MAX_FILES_PER_JOB
+    * (2 * (MAX_DRIVE_ID_BYTES + MAX_FILE_NAME_BYTES + 2 * MAX_MIME_TYPE_BYTES) + FILE_FRAMING_BYTES)
+    + 2 * MAX_PROVIDER_METADATA_BYTES
+    + MAX_TAGS * (2 * MAX_TAG_BYTES + 4)
+    + 64 * 1024;
+/// Keys, quotes and punctuation of one file entry, with room for `size_bytes`.
+const FILE_FRAMING_BYTES: usize = 128;
+
+/// A request string field at most `max` bytes long.
+fn bounded(field: &str, value: &str, max: usize) -> ApiResult<()> {
+    if value.len() > max {
+        return Err(ApiError::field(field, format!("`{field}` must be at most {max} bytes (got {})", value.len())));
+    }
+    Ok(())
+}
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/cloud-storage/import", web::post().to(import))
@@ -129,7 +158,7 @@ fn required_connection(raw: Option<&str>) -> ApiResult<ferry_core::ConnectionId>
     parse_connection_id(raw)
 }
 
-#[utoipa::path(operation_id = "import_files", post, path = "/cloud-storage/import", tag = "jobs", description = "Import files as a background job; placeholder files are created at once.", request_body = crate::openapi::ImportRequest, responses((status = 202, description = "Job created", body = crate::openapi::ImportResponse), (status = 400, description = "Invalid request", body = crate::openapi::ErrorBody), (status = 401, description = "Missing or invalid API key", body = crate::openapi::ErrorBody), (status = 404, description = "Not found (also another tenant's object)", body = crate::openapi::ErrorBody)))]
+#[utoipa::path(operation_id = "import_files", post, path = "/cloud-storage/import", tag = "jobs", description = "Import files as a background job; placeholder files are created at once.", request_body = crate::openapi::ImportRequest, responses((status = 200, description = "Job created", body = ImportResponse), (status = 400, description = "Invalid request", body = crate::error::ErrorBody), (status = 401, description = "Missing or invalid API key", body = crate::error::ErrorBody), (status = 404, description = "Not found (also another tenant's object)", body = crate::error::ErrorBody), (status = 413, description = "provider_metadata over 16 KiB, or the body over the limit", body = crate::error::ErrorBody)))]
 async fn import(state: web::Data<AppState>, tenant: Tenant, body: web::Json<ImportRequest>) -> ApiResult<HttpResponse> {
     let body = body.into_inner();
     let connection_id = required_connection(body.connection_id.as_deref())?;
@@ -148,6 +177,11 @@ async fn import(state: web::Data<AppState>, tenant: Tenant, body: web::Json<Impo
         let name = file.name.filter(|v| !v.trim().is_empty()).ok_or_else(|| {
             ApiError::field(&format!("files[{index}].name"), format!("files[{index}].name is required"))
         })?;
+        bounded(&format!("files[{index}].id"), &id, MAX_DRIVE_ID_BYTES)?;
+        bounded(&format!("files[{index}].name"), &name, MAX_FILE_NAME_BYTES)?;
+        if let Some(mime) = file.mime_type.as_deref() {
+            bounded(&format!("files[{index}].mime_type"), mime, MAX_MIME_TYPE_BYTES)?;
+        }
         if !seen.insert(id.clone()) {
             duplicates.push(id.clone());
         }
@@ -172,7 +206,7 @@ async fn import(state: web::Data<AppState>, tenant: Tenant, body: web::Json<Impo
         }
         (Some(raw), _) | (None, Some(raw)) if !raw.is_empty() => {
             let id = crate::routes::folders::parse_folder_id(raw, "folder_id")?;
-            state.db.get_folder(tenant.0, id).await?.ok_or_else(|| {
+            tenant.db().get_folder(id).await?.ok_or_else(|| {
                 ApiError::new(ErrorCode::NotFound, "The destination folder does not exist")
                     .with_details(json!({ "field": "folder_id" }))
             })?;
@@ -181,12 +215,25 @@ async fn import(state: web::Data<AppState>, tenant: Tenant, body: web::Json<Impo
         _ => None,
     };
     let tags = normalise_tags(body.tags.unwrap_or_default())?;
-    if let Some(metadata) = &body.provider_metadata
-        && !metadata.is_object()
-    {
-        return Err(ApiError::field("provider_metadata", "provider_metadata must be a JSON object"));
+    if let Some(metadata) = &body.provider_metadata {
+        if !metadata.is_object() {
+            return Err(ApiError::field("provider_metadata", "provider_metadata must be a JSON object"));
+        }
+        let size = serde_json::to_vec(metadata).map(|v| v.len()).unwrap_or(usize::MAX);
+        if size > MAX_PROVIDER_METADATA_BYTES {
+            return Err(ApiError::new(
+                ErrorCode::PayloadTooLarge,
+                format!(
+                    "provider_metadata is {size} bytes as compact JSON; at most {MAX_PROVIDER_METADATA_BYTES} bytes \
+                     (16 KiB) are stored per job. Keep large data on your side and send a reference"
+                ),
+            )
+            .with_details(
+                json!({ "field": "provider_metadata", "size_bytes": size, "max_bytes": MAX_PROVIDER_METADATA_BYTES }),
+            ));
+        }
     }
-    active_connection(&state, &tenant, connection_id).await?;
+    active_connection(&tenant, connection_id).await?;
 
     let job_id = JobId::new();
     let mut formats: Vec<(FileId, Value)> = Vec::new();
@@ -197,7 +244,7 @@ async fn import(state: web::Data<AppState>, tenant: Tenant, body: web::Json<Impo
             let command = ferry_messages::ImportItem {
                 job_id: job_id.0.to_string(),
                 item_id: item_id.0.to_string(),
-                tenant_id: tenant.0.0.to_string(),
+                tenant_id: tenant.id().0.to_string(),
                 traceparent: String::new(),
             }
             .encode_to_vec();
@@ -212,48 +259,49 @@ async fn import(state: web::Data<AppState>, tenant: Tenant, body: web::Json<Impo
             NewImportItem { item_id, file_id, drive_file_id, name, mime_type, command }
         })
         .collect();
-    // Written before the job so no worker can claim an item without seeing its format.
-    state.db.set_import_export_formats(&formats).await?;
     let image_ids: Vec<String> = new_items.iter().map(|item| item.file_id.to_string()).collect();
     let total = new_items.len();
-    state
-        .db
-        .create_import_job(NewImportJob {
-            job_id,
-            tenant_id: tenant.0,
-            connection_id,
-            tags,
-            folder_id,
-            provider_metadata: body.provider_metadata,
-            items: new_items,
-            command_name: state.import_command.to_owned(),
-        })
+    tenant
+        .db()
+        .create_import_job(
+            NewImportJob {
+                job_id,
+                tenant_id: tenant.id(),
+                connection_id,
+                tags,
+                folder_id,
+                provider_metadata: body.provider_metadata,
+                items: new_items,
+                command_name: state.import_command.to_owned(),
+            },
+            &formats,
+        )
         .await?;
-    mark_used(&state, connection_id).await;
+    mark_used(&tenant, connection_id).await;
     tracing::info!(%job_id, files = total, "import job created");
-    Ok(HttpResponse::Accepted().json(json!({
-        "image_ids": image_ids,
-        "job_id": job_id.to_string(),
-        "status": "pending",
-        "total_files": total,
-        "is_async": true,
-        "message": format!("Importing {total} file{}", if total == 1 { "" } else { "s" }),
-    })))
+    Ok(HttpResponse::Ok().json(ImportResponse {
+        image_ids,
+        job_id: job_id.to_string(),
+        status: "pending",
+        total_files: total,
+        is_async: true,
+        message: format!("Importing {total} file{}", if total == 1 { "" } else { "s" }),
+    }))
 }
 
 pub fn normalise_tags(tags: Vec<String>) -> ApiResult<Vec<String>> {
     let mut out: Vec<String> = Vec::with_capacity(tags.len());
     for tag in tags {
         let tag = tag.trim().to_owned();
-        if tag.is_empty() || tag.len() > 100 {
-            return Err(ApiError::field("tags", "each tag must be 1 to 100 characters"));
+        if tag.is_empty() || tag.len() > MAX_TAG_BYTES {
+            return Err(ApiError::field("tags", format!("each tag must be 1 to {MAX_TAG_BYTES} bytes")));
         }
         if !out.contains(&tag) {
             out.push(tag);
         }
     }
-    if out.len() > 50 {
-        return Err(ApiError::field("tags", "at most 50 tags"));
+    if out.len() > MAX_TAGS {
+        return Err(ApiError::field("tags", format!("at most {MAX_TAGS} tags")));
     }
     Ok(out)
 }
@@ -266,7 +314,7 @@ pub struct ExportRequest {
     pub folder_name: Option<String>,
 }
 
-#[utoipa::path(operation_id = "export_files", post, path = "/cloud-storage/export", tag = "jobs", description = "Export stored files to Drive as a background job.", request_body = crate::openapi::ExportRequest, responses((status = 202, description = "Job created", body = crate::openapi::ExportResponse), (status = 400, description = "Invalid request", body = crate::openapi::ErrorBody), (status = 401, description = "Missing or invalid API key", body = crate::openapi::ErrorBody), (status = 404, description = "Not found (also another tenant's object)", body = crate::openapi::ErrorBody), (status = 409, description = "Conflict", body = crate::openapi::ErrorBody), (status = 502, description = "Provider error", body = crate::openapi::ErrorBody)))]
+#[utoipa::path(operation_id = "export_files", post, path = "/cloud-storage/export", tag = "jobs", description = "Export stored files to Drive as a background job.", request_body = crate::openapi::ExportRequest, responses((status = 200, description = "Job created", body = ExportResponse), (status = 400, description = "Invalid request", body = crate::error::ErrorBody), (status = 401, description = "Missing or invalid API key", body = crate::error::ErrorBody), (status = 404, description = "Not found (also another tenant's object)", body = crate::error::ErrorBody), (status = 409, description = "Conflict", body = crate::error::ErrorBody), (status = 502, description = "Provider error", body = crate::error::ErrorBody), (status = 504, description = "The cloud provider did not answer in time (PROVIDER_TIMEOUT)", body = crate::error::ErrorBody)))]
 async fn export(state: web::Data<AppState>, tenant: Tenant, body: web::Json<ExportRequest>) -> ApiResult<HttpResponse> {
     let body = body.into_inner();
     let connection_id = required_connection(body.connection_id.as_deref())?;
@@ -288,9 +336,9 @@ async fn export(state: web::Data<AppState>, tenant: Tenant, body: web::Json<Expo
     if folder_name.as_ref().is_some_and(|n| n.len() > 255) {
         return Err(ApiError::field("folder_name", "folder_name must be at most 255 characters"));
     }
-    active_connection(&state, &tenant, connection_id).await?;
+    active_connection(&tenant, connection_id).await?;
 
-    let stored = state.db.get_files(tenant.0, &ids).await?;
+    let stored = tenant.db().get_files(&ids).await?;
     let missing: Vec<String> =
         ids.iter().filter(|id| !stored.iter().any(|f| f.id == id.0)).map(ToString::to_string).collect();
     if !missing.is_empty() {
@@ -328,7 +376,7 @@ async fn export(state: web::Data<AppState>, tenant: Tenant, body: web::Json<Expo
         let command = ferry_messages::ExportItem {
             job_id: job_id.0.to_string(),
             item_id: item_id.0.to_string(),
-            tenant_id: tenant.0.0.to_string(),
+            tenant_id: tenant.id().0.to_string(),
             traceparent: String::new(),
         }
         .encode_to_vec();
@@ -340,11 +388,11 @@ async fn export(state: web::Data<AppState>, tenant: Tenant, body: web::Json<Expo
             command,
         });
     }
-    state
-        .db
+    tenant
+        .db()
         .create_export_job(NewExportJob {
             job_id,
-            tenant_id: tenant.0,
+
             connection_id,
             target_folder_id: folder_id,
             target_folder_name: folder_name,
@@ -352,39 +400,21 @@ async fn export(state: web::Data<AppState>, tenant: Tenant, body: web::Json<Expo
             command_name: state.export_command.to_owned(),
         })
         .await?;
-    mark_used(&state, connection_id).await;
+    mark_used(&tenant, connection_id).await;
     tracing::info!(%job_id, files = ids.len(), "export job created");
-    Ok(HttpResponse::Accepted().json(json!({
-        "cloud_file_ids": null,
-        "job_id": job_id.to_string(),
-        "job_status": "pending",
-        "is_async": true,
-        "message": "Export job created",
-    })))
-}
-
-pub fn job_view(job: &Job, provider: &str) -> ApiResult<Value> {
-    let status: JobStatus = job.status().map_err(|err| ApiError::internal("job status", &err))?;
-    Ok(json!({
-        "job_id": JobId(job.id).to_string(),
-        "type": job.kind,
-        "status": status.api_name(),
-        "connection_id": job.connection_id.to_string(),
-        "provider": provider,
-        "total_files": job.total_files,
-        "completed_files": job.completed_files,
-        "failed_files": job.failed_files,
-        "error": job.error,
-        "created_at": timestamp(job.created_at),
-        "updated_at": timestamp(job.updated_at),
-        "completed_at": job.completed_at.map(timestamp),
+    Ok(HttpResponse::Ok().json(ExportResponse {
+        cloud_file_ids: None,
+        job_id: job_id.to_string(),
+        job_status: "pending",
+        is_async: true,
+        message: "Export job created".to_owned(),
     }))
 }
 
-#[utoipa::path(operation_id = "get_job", get, path = "/cloud-storage/jobs/{job_id}", tag = "jobs", description = "A job's status and counts.", params(("job_id" = String, Path)), responses((status = 200, description = "The job", body = crate::openapi::JobResponse), (status = 400, description = "Invalid request", body = crate::openapi::ErrorBody), (status = 401, description = "Missing or invalid API key", body = crate::openapi::ErrorBody), (status = 404, description = "Not found (also another tenant's object)", body = crate::openapi::ErrorBody)))]
-async fn get_job(state: web::Data<AppState>, tenant: Tenant, path: web::Path<String>) -> ApiResult<HttpResponse> {
-    let job_id = parse_job_id(&path)?;
-    let job = state.db.get_job(tenant.0, job_id).await?.ok_or_else(|| ApiError::not_found("Job"))?;
-    let provider = provider_of(&state, &job).await?;
-    Ok(HttpResponse::Ok().json(json!({ "job": full_job_view(&state, &job, &provider).await? })))
+#[utoipa::path(operation_id = "get_job", get, path = "/cloud-storage/jobs/{job_id}", tag = "jobs", description = "A job's status and counts.", params(("job_id" = String, Path)), responses((status = 200, description = "The job", body = JobResponse), (status = 400, description = "Invalid request", body = crate::error::ErrorBody), (status = 401, description = "Missing or invalid API key", body = crate::error::ErrorBody), (status = 404, description = "Not found (also another tenant's object)", body = crate::error::ErrorBody)))]
+async fn get_job(tenant: Tenant, path: web::Path<String>) -> ApiResult<HttpResponse> {
+    let job_id = path_id(JobId::parse(&path), "Job")?;
+    let job = tenant.db().get_job(job_id).await?.ok_or_else(|| ApiError::not_found("Job"))?;
+    let provider = provider_of(tenant.db(), &job).await?;
+    Ok(HttpResponse::Ok().json(JobResponse { job: full_job_view(tenant.db(), &job, &provider).await? }))
 }

@@ -4,6 +4,7 @@ pub mod connections;
 pub mod files;
 pub mod folders;
 pub mod job_control;
+pub mod job_dto;
 pub mod jobs;
 pub mod oauth;
 pub mod picker;
@@ -33,6 +34,26 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 /// The OpenAPI description (public: it is the API's documentation).
 async fn openapi_json() -> actix_web::HttpResponse {
     actix_web::HttpResponse::Ok().content_type("application/json").body(crate::openapi::document_json())
+}
+
+/// A path segment that is not a valid id of its kind names nothing: 404, exactly like an unknown id. (Ids in
+/// request bodies and query strings that do not parse stay 400 VALIDATION_ERROR.)
+pub fn path_id<T, E>(parsed: Result<T, E>, what: &str) -> crate::error::ApiResult<T> {
+    parsed.map_err(|_| crate::error::ApiError::not_found(what))
+}
+
+/// The body of endpoints that only confirm (delete, disconnect).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct SuccessResponse {
+    /// Always true (failures are errors).
+    pub success: bool,
+    pub message: String,
+}
+
+impl SuccessResponse {
+    pub fn new(message: impl Into<String>) -> Self {
+        SuccessResponse { success: true, message: message.into() }
+    }
 }
 
 /// The standard page envelope of list endpoints.

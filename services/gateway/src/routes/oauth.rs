@@ -4,6 +4,7 @@
 use actix_web::{HttpResponse, web};
 use chrono::Utc;
 use ferry_core::{ConnectionId, Provider, TenantId};
+use ferry_db::TenantDb;
 use ferry_db::connections::{Connection, ConnectionUpsert};
 use ferry_db::oauth_states::NewOAuthState;
 use ferry_drive::OAuthError;
@@ -27,7 +28,7 @@ pub fn parse_provider(raw: &str) -> ApiResult<Provider> {
 }
 
 fn verifier_associated_data(state: &str) -> Vec<u8> {
-    format!("oauth_state:{state}").into_bytes()
+    ferry_crypto::binding::oauth_verifier(state)
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -39,7 +40,7 @@ pub struct StartRequest {
     pub login_hint: Option<String>,
 }
 
-#[utoipa::path(operation_id = "auth_start", post, path = "/cloud-storage/auth/{provider}", tag = "auth", description = "Start OAuth: an authorization URL and a single-use state (PKCE S256, offline access).", params(("provider" = String, Path, description = "google_drive")), request_body = crate::openapi::StartAuthRequest, responses((status = 200, description = "Authorization URL", body = crate::openapi::StartAuthResponse), (status = 400, description = "Invalid request", body = crate::openapi::ErrorBody), (status = 401, description = "Missing or invalid API key", body = crate::openapi::ErrorBody)))]
+#[utoipa::path(operation_id = "auth_start", post, path = "/cloud-storage/auth/{provider}", tag = "auth", description = "Start OAuth: an authorization URL and a single-use state (PKCE S256, offline access).", params(("provider" = String, Path, description = "google_drive")), request_body = crate::openapi::StartAuthRequest, responses((status = 200, description = "Authorization URL", body = crate::openapi::StartAuthResponse), (status = 400, description = "Invalid request", body = crate::error::ErrorBody), (status = 401, description = "Missing or invalid API key", body = crate::error::ErrorBody)))]
 async fn start(
     state: web::Data<AppState>,
     tenant: Tenant,
@@ -68,11 +69,10 @@ async fn start(
         .cipher()
         .seal(&request.pkce_verifier, &verifier_associated_data(&oauth_state))
         .map_err(|err| ApiError::internal("sealing the PKCE verifier", &err))?;
-    state
-        .db
+    tenant
+        .db()
         .insert_oauth_state(NewOAuthState {
             state: &oauth_state,
-            tenant_id: tenant.0,
             provider: provider.as_str(),
             pkce_verifier_sealed: &sealed_verifier,
             redirect_uri: body.redirect_uri.as_deref(),
@@ -124,7 +124,7 @@ impl From<&Connection> for ConnectionView {
     }
 }
 
-#[utoipa::path(operation_id = "auth_complete", post, path = "/cloud-storage/auth/{provider}/callback", tag = "auth", description = "Finish OAuth with the code and state; the same Drive account again updates its connection.", params(("provider" = String, Path)), request_body = crate::openapi::CompleteAuthRequest, responses((status = 200, description = "Connected", body = crate::openapi::CompleteAuthResponse), (status = 400, description = "Invalid request", body = crate::openapi::ErrorBody), (status = 401, description = "Missing or invalid API key", body = crate::openapi::ErrorBody), (status = 502, description = "Provider error", body = crate::openapi::ErrorBody)))]
+#[utoipa::path(operation_id = "auth_complete", post, path = "/cloud-storage/auth/{provider}/callback", tag = "auth", description = "Finish OAuth with the code and state; the same Drive account again updates its connection.", params(("provider" = String, Path)), request_body = crate::openapi::CompleteAuthRequest, responses((status = 200, description = "Connected", body = crate::openapi::CompleteAuthResponse), (status = 400, description = "Invalid request", body = crate::error::ErrorBody), (status = 401, description = "Missing or invalid API key", body = crate::error::ErrorBody), (status = 502, description = "Provider error", body = crate::error::ErrorBody), (status = 504, description = "The cloud provider did not answer in time (PROVIDER_TIMEOUT)", body = crate::error::ErrorBody)))]
 async fn complete(
     state: web::Data<AppState>,
     tenant: Tenant,
@@ -136,22 +136,26 @@ async fn complete(
         body.code.as_deref().filter(|c| !c.is_empty()).ok_or_else(|| ApiError::field("code", "code is required"))?;
     let oauth_state =
         body.state.as_deref().filter(|s| !s.is_empty()).ok_or_else(|| ApiError::field("state", "state is required"))?;
-    let (connection, is_new) = finish_flow(&state, Some(tenant.0), provider, code, oauth_state).await?;
+    let (connection, is_new) = finish_flow(&state, Some(tenant.db()), provider, code, oauth_state).await?;
     Ok(HttpResponse::Ok().json(json!({ "connection": ConnectionView::from(&connection), "is_new": is_new })))
 }
 
 /// Consumes the state, exchanges the code, identifies the account and stores the connection.
 async fn finish_flow(
     state: &AppState,
-    tenant: Option<TenantId>,
+    tenant: Option<&TenantDb>,
     provider: Provider,
     code: &str,
     oauth_state: &str,
 ) -> ApiResult<(Connection, bool)> {
-    let consumed = state.db.consume_oauth_state(oauth_state, provider.as_str(), tenant).await?.ok_or_else(|| {
-        ApiError::field("state", "OAuth state is unknown, expired or already used; start the flow again")
-    })?;
-    let tenant_id = TenantId(consumed.tenant_id);
+    // The API call consumes only its own tenant's state; the browser redirect has no key, and the state names
+    // the tenant.
+    let consumed = match tenant {
+        Some(db) => db.consume_oauth_state(oauth_state, provider.as_str()).await?,
+        None => state.db.consume_oauth_state_from_redirect(oauth_state, provider.as_str()).await?,
+    }
+    .ok_or_else(|| ApiError::field("state", "OAuth state is unknown, expired or already used; start the flow again"))?;
+    let db = state.db.tenant(TenantId(consumed.tenant_id));
     let verifier = state
         .credentials
         .cipher()
@@ -164,25 +168,27 @@ async fn finish_flow(
                     "code",
                     "The authorization code is invalid, expired or already used; start the flow again",
                 ),
+                OAuthError::Timeout(_) => ApiError::provider_timeout("code exchange", &err),
                 other => {
                     tracing::warn!(error = %other, "code exchange failed");
                     ApiError::new(ErrorCode::ProviderError, "The cloud provider refused the code exchange")
                 }
             },
         )?;
-    let user = state.oauth.userinfo(&tokens.access_token).await.map_err(|err| {
-        tracing::warn!(error = %err, "userinfo failed");
-        ApiError::new(ErrorCode::ProviderError, "The cloud provider did not identify the account")
+    let user = state.oauth.userinfo(&tokens.access_token).await.map_err(|err| match err {
+        OAuthError::Timeout(_) => ApiError::provider_timeout("userinfo", &err),
+        _ => {
+            tracing::warn!(error = %err, "userinfo failed");
+            ApiError::new(ErrorCode::ProviderError, "The cloud provider did not identify the account")
+        }
     })?;
 
-    let candidate =
-        state.db.find_connection_id(tenant_id, provider.as_str(), &user.sub).await?.unwrap_or_else(ConnectionId::new);
+    let candidate = db.find_connection_id(provider.as_str(), &user.sub).await?.unwrap_or_else(ConnectionId::new);
     let sealed = state.credentials.seal(candidate, &tokens)?;
-    let (connection, is_new) = state
-        .db
+    let (connection, is_new) = db
         .upsert_connection(ConnectionUpsert {
             id: candidate,
-            tenant_id,
+            tenant_id: db.tenant_id(),
             provider: provider.as_str(),
             provider_user_id: &user.sub,
             provider_email: user.email.as_deref(),
@@ -197,15 +203,13 @@ async fn finish_flow(
         // A concurrent callback created the row first: seal again for the id that won.
         let winner = ConnectionId(connection.id);
         let resealed = state.credentials.seal(winner, &tokens)?;
-        state
-            .db
-            .update_connection_tokens(
-                winner,
-                &resealed.access_token,
-                resealed.refresh_token.as_deref(),
-                resealed.expires_at,
-            )
-            .await?;
+        db.update_connection_tokens(
+            winner,
+            &resealed.access_token,
+            resealed.refresh_token.as_deref(),
+            resealed.expires_at,
+        )
+        .await?;
     }
     tracing::info!(connection_id = %connection.id, is_new, "cloud account connected");
     let is_new = is_new && connection.id == candidate.0;
@@ -221,8 +225,9 @@ pub struct BrowserCallbackQuery {
 }
 
 /// The page the provider redirects the popup to. It finishes the flow and posts the seed's `oauth-complete`
-/// message to its opener, only to the configured origin. Nothing from the query is echoed as markup.
-#[utoipa::path(operation_id = "auth_browser_callback", get, path = "/cloud-storage/auth/{provider}/callback", tag = "auth", description = "The browser redirect: an HTML page that posts `{\"type\": \"oauth-complete\", ...}` to its opener (only to the configured origin).", params(("provider" = String, Path), ("code" = Option<String>, Query), ("state" = Option<String>, Query), ("error" = Option<String>, Query), ("error_description" = Option<String>, Query)), security(()), responses((status = 200, description = "HTML page", content_type = "text/html", body = String)))]
+/// message to its opener, only to the configured origin and to the gateway's own origin (the console), so a
+/// page of any other origin that opens it receives nothing. Nothing from the query is echoed as markup.
+#[utoipa::path(operation_id = "auth_browser_callback", get, path = "/cloud-storage/auth/{provider}/callback", tag = "auth", description = "The browser redirect: an HTML page that posts `{\"type\": \"oauth-complete\", ...}` to its opener (only to the configured origin and the gateway's own); a failure carries the provider's `error_description` as plain text.", params(("provider" = String, Path), ("code" = Option<String>, Query), ("state" = Option<String>, Query), ("error" = Option<String>, Query), ("error_description" = Option<String>, Query)), security(()), responses((status = 200, description = "HTML page", content_type = "text/html", body = String)))]
 async fn browser_callback(
     state: web::Data<AppState>,
     provider: web::Path<String>,
@@ -241,7 +246,14 @@ async fn browser_callback(
                 "is_token_expired": connection.token_expires_at.is_none_or(|at| at <= Utc::now()),
             }
         }),
-        Err(message) => json!({ "type": "oauth-complete", "success": false, "error": message }),
+        Err(message) => {
+            let mut failure = json!({ "type": "oauth-complete", "success": false, "error": message });
+            // The provider's own words, for the person: plain text the opener must render as text.
+            if let Some(description) = query.error.as_ref().and(query.error_description.as_deref()) {
+                failure["error_description"] = json!(provider_description(description));
+            }
+            failure
+        }
     };
     let success = payload["success"].as_bool().unwrap_or(false);
     popup_page(&payload, &state.settings.gateway.popup_origin, success)
@@ -256,7 +268,7 @@ async fn browser_outcome(
     if let Some(error) = query.error.as_deref() {
         // Burn the state so the same redirect cannot be replayed.
         if let Some(oauth_state) = query.state.as_deref() {
-            let _ = state.db.consume_oauth_state(oauth_state, provider.as_str(), None).await;
+            let _ = state.db.consume_oauth_state_from_redirect(oauth_state, provider.as_str()).await;
         }
         return Err(match error {
             "access_denied" => "User denied access".to_owned(),
@@ -272,6 +284,14 @@ async fn browser_outcome(
 /// Keeps an OAuth error code to its documented alphabet, so nothing else can ride along.
 fn sanitize_code(raw: &str) -> String {
     raw.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '_').take(64).collect()
+}
+
+/// Longest provider error description passed on to the opener.
+const MAX_ERROR_DESCRIPTION_CHARS: usize = 2000;
+
+/// The provider's `error_description` without control characters and bounded in length.
+fn provider_description(raw: &str) -> String {
+    raw.chars().filter(|c| !c.is_control()).take(MAX_ERROR_DESCRIPTION_CHARS).collect()
 }
 
 /// JSON made safe to sit inside a `<script>` element.
@@ -296,7 +316,12 @@ fn popup_page(payload: &serde_json::Value, origin: &str, success: bool) -> HttpR
 (function () {{
   var payload = {payload};
   var origin = {origin};
-  if (window.opener) {{ window.opener.postMessage(payload, origin); window.close(); }}
+  if (window.opener) {{
+    window.opener.postMessage(payload, origin);
+    // The console served by this gateway: the browser delivers this only to an opener on this very origin.
+    if (window.location.origin !== origin) {{ window.opener.postMessage(payload, window.location.origin); }}
+    window.close();
+  }}
 }})();
 </script></body></html>"#,
         payload = script_json(payload),
@@ -322,6 +347,12 @@ mod tests {
         assert!(!safe.contains('<'));
         let back: serde_json::Value = serde_json::from_str(&safe).expect("still JSON");
         assert_eq!(back, value);
+    }
+
+    #[test]
+    fn provider_descriptions_lose_control_characters_and_stay_short() {
+        assert_eq!(provider_description("a\u{0}b\nc <i>d</i>"), "abc <i>d</i>");
+        assert_eq!(provider_description(&"x".repeat(5000)).len(), MAX_ERROR_DESCRIPTION_CHARS);
     }
 
     #[test]

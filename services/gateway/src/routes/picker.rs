@@ -18,8 +18,8 @@ use serde_json::{Map, Value, json};
 
 use crate::auth::Tenant;
 use crate::error::{ApiError, ApiResult, ErrorCode};
-use crate::routes::connections::{active_connection, mark_used, parse_connection_id, with_drive_token};
-use crate::routes::timestamp;
+use crate::routes::connections::{active_connection, mark_used, with_drive_token};
+use crate::routes::{path_id, timestamp};
 use crate::state::AppState;
 
 /// Prefix of the session ids handed out (the seed's `picker_sess_...`).
@@ -168,17 +168,17 @@ fn hash_session(session_id: &str) -> String {
     ferry_crypto::hash_api_key(session_id)
 }
 
-#[utoipa::path(operation_id = "picker_token", get, path = "/cloud-storage/connections/{connection_id}/picker-token", tag = "picker", description = "A picker session (stored server-side, expiring) with a fresh access token and the picker app settings.", params(("connection_id" = String, Path)), responses((status = 200, description = "Session", body = crate::openapi::PickerTokenResponse), (status = 400, description = "Invalid request", body = crate::openapi::ErrorBody), (status = 401, description = "Missing or invalid API key", body = crate::openapi::ErrorBody), (status = 404, description = "Not found (also another tenant's object)", body = crate::openapi::ErrorBody), (status = 502, description = "Provider error", body = crate::openapi::ErrorBody)))]
+#[utoipa::path(operation_id = "picker_token", get, path = "/cloud-storage/connections/{connection_id}/picker-token", tag = "picker", description = "A picker session (stored server-side, expiring) with a fresh access token and the picker app settings.", params(("connection_id" = String, Path)), responses((status = 200, description = "Session", body = crate::openapi::PickerTokenResponse), (status = 400, description = "Invalid request", body = crate::error::ErrorBody), (status = 401, description = "Missing or invalid API key", body = crate::error::ErrorBody), (status = 404, description = "Not found (also another tenant's object)", body = crate::error::ErrorBody), (status = 502, description = "Provider error", body = crate::error::ErrorBody), (status = 504, description = "The cloud provider did not answer in time (PROVIDER_TIMEOUT)", body = crate::error::ErrorBody)))]
 async fn picker_token(state: web::Data<AppState>, tenant: Tenant, path: web::Path<String>) -> ApiResult<HttpResponse> {
-    let id = parse_connection_id(&path)?;
-    active_connection(&state, &tenant, id).await?;
+    let id = path_id(ConnectionId::parse(&path), "Connection")?;
+    active_connection(&tenant, id).await?;
     let access_token = state.credentials.access_token(id).await?;
-    let token_expiry = state.db.get_connection(tenant.0, id).await?.and_then(|c| c.token_expires_at);
+    let token_expiry = tenant.db().get_connection(id).await?.and_then(|c| c.token_expires_at);
     let cap = Utc::now() + chrono::Duration::from_std(MAX_SESSION_TTL).unwrap_or(chrono::Duration::hours(1));
     let expires_at = token_expiry.map_or(cap, |at| at.min(cap));
     let session_id = format!("{SESSION_PREFIX}{}", ferry_crypto::random_token(24));
-    state.db.create_picker_session(&hash_session(&session_id), tenant.0, id, expires_at).await?;
-    mark_used(&state, id).await;
+    tenant.db().create_picker_session(&hash_session(&session_id), id, expires_at).await?;
+    mark_used(&tenant, id).await;
     Ok(HttpResponse::Ok().insert_header(("Cache-Control", "no-store")).json(json!({
         "session": {
             "session_id": session_id,
@@ -197,7 +197,7 @@ pub struct ProxyRequest {
     pub params: Option<Value>,
 }
 
-#[utoipa::path(operation_id = "picker_proxy", post, path = "/cloud-storage/picker-proxy", tag = "picker", description = "Make one allowed Drive call with a picker session. Anything outside the closed set of endpoints and parameters is a 400 (PICKER_ENDPOINT_NOT_ALLOWED / PICKER_PARAM_NOT_ALLOWED) and reaches no one.", request_body = crate::openapi::PickerProxyRequest, responses((status = 200, description = "Drive's answer", body = crate::openapi::PickerProxyResponse), (status = 400, description = "Invalid request", body = crate::openapi::ErrorBody), (status = 401, description = "Missing or invalid API key", body = crate::openapi::ErrorBody), (status = 404, description = "Not found (also another tenant's object)", body = crate::openapi::ErrorBody), (status = 413, description = "Too large", body = crate::openapi::ErrorBody), (status = 429, description = "Provider rate limit", body = crate::openapi::ErrorBody), (status = 502, description = "Provider error", body = crate::openapi::ErrorBody)))]
+#[utoipa::path(operation_id = "picker_proxy", post, path = "/cloud-storage/picker-proxy", tag = "picker", description = "Make one allowed Drive call with a picker session. Anything outside the closed set of endpoints and parameters is a 400 (PICKER_ENDPOINT_NOT_ALLOWED / PICKER_PARAM_NOT_ALLOWED) and reaches no one.", request_body = crate::openapi::PickerProxyRequest, responses((status = 200, description = "Drive's answer", body = crate::openapi::PickerProxyResponse), (status = 400, description = "Invalid request", body = crate::error::ErrorBody), (status = 401, description = "Missing or invalid API key", body = crate::error::ErrorBody), (status = 404, description = "Not found (also another tenant's object)", body = crate::error::ErrorBody), (status = 413, description = "Too large", body = crate::error::ErrorBody), (status = 429, description = "Provider rate limit", body = crate::error::ErrorBody), (status = 502, description = "Provider error", body = crate::error::ErrorBody), (status = 504, description = "The cloud provider did not answer in time (PROVIDER_TIMEOUT)", body = crate::error::ErrorBody)))]
 async fn proxy(state: web::Data<AppState>, tenant: Tenant, body: web::Json<ProxyRequest>) -> ApiResult<HttpResponse> {
     let body = body.into_inner();
     // Everything about the request is checked before the session is looked up or Drive is called.
@@ -207,9 +207,9 @@ async fn proxy(state: web::Data<AppState>, tenant: Tenant, body: web::Json<Proxy
         .session_id
         .filter(|s| s.starts_with(SESSION_PREFIX) && s.len() < 200)
         .ok_or_else(|| ApiError::field("session_id", "session_id must be a picker session id (`picker_sess_...`)"))?;
-    let session = state
-        .db
-        .find_picker_session(&hash_session(&session_id), tenant.0)
+    let session = tenant
+        .db()
+        .find_picker_session(&hash_session(&session_id))
         .await?
         .ok_or_else(|| ApiError::not_found("Picker session"))?;
     let connection_id = ConnectionId(session.connection_id);
@@ -225,7 +225,7 @@ async fn proxy(state: web::Data<AppState>, tenant: Tenant, body: web::Json<Proxy
     let download =
         with_drive_token(&state, connection_id, |token| async move { drive.download_url(&token, url_ref).await })
             .await?;
-    mark_used(&state, connection_id).await;
+    mark_used(&tenant, connection_id).await;
 
     let mut content = Vec::new();
     let mut stream = download.stream;

@@ -1,0 +1,240 @@
+//! The job endpoints' bodies (import, export, get, list, cancel, events): what the handlers return and what the
+//! OpenAPI document shows. Both job modules build their answers from here, so neither imports the other.
+
+use ferry_core::{ConnectionId, FileId, ItemStatus, JobId, JobKind, JobStatus};
+use ferry_db::TenantDb;
+use ferry_db::jobs::{Job, JobItem};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::error::{ApiError, ApiResult};
+use crate::routes::timestamp;
+
+/// A job as every job endpoint shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct JobView {
+    #[schema(pattern = "^job_[0-9a-f]{32}$", example = "job_0190f0d2c1e07a3b8c9d0e1f2a3b4c5d")]
+    pub job_id: String,
+    /// `import` or `export`.
+    #[serde(rename = "type")]
+    #[schema(rename = "type", value_type = String, pattern = "^(import|export)$")]
+    pub kind: String,
+    /// pending | in_progress | completed | partial | failed | cancelled
+    #[schema(pattern = "^(pending|in_progress|completed|partial|failed|cancelled)$")]
+    pub status: &'static str,
+    #[schema(format = Uuid)]
+    pub connection_id: String,
+    pub provider: String,
+    pub total_files: i32,
+    pub completed_files: i32,
+    pub failed_files: i32,
+    pub error: Option<String>,
+    #[schema(format = DateTime)]
+    pub created_at: String,
+    #[schema(format = DateTime)]
+    pub updated_at: String,
+    #[schema(format = DateTime)]
+    pub completed_at: Option<String>,
+    /// Exports only (absent on imports): the Drive ids of the uploaded files once the job finished, null before.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Vec<String>>)]
+    pub cloud_file_ids: Option<Option<Vec<String>>>,
+}
+
+impl JobView {
+    /// The job without `cloud_file_ids` (see [`full_job_view`]).
+    pub fn new(job: &Job, provider: &str) -> ApiResult<Self> {
+        let status: JobStatus = job.status().map_err(|err| ApiError::internal("job status", &err))?;
+        Ok(JobView {
+            job_id: JobId(job.id).to_string(),
+            kind: job.kind.clone(),
+            status: status.api_name(),
+            connection_id: job.connection_id.to_string(),
+            provider: provider.to_owned(),
+            total_files: job.total_files,
+            completed_files: job.completed_files,
+            failed_files: job.failed_files,
+            error: job.error.clone(),
+            created_at: timestamp(job.created_at),
+            updated_at: timestamp(job.updated_at),
+            completed_at: job.completed_at.map(timestamp),
+            cloud_file_ids: None,
+        })
+    }
+}
+
+/// The job object of every job endpoint, with `cloud_file_ids` filled for finished exports.
+pub async fn full_job_view(db: &TenantDb, job: &Job, provider: &str) -> ApiResult<JobView> {
+    let mut view = JobView::new(job, provider)?;
+    if job.kind == JobKind::Export.as_str() {
+        let finished = job.status().map(|s| s.is_terminal()).unwrap_or(false);
+        view.cloud_file_ids = Some(if finished { Some(db.exported_drive_ids(job.job_id()).await?) } else { None });
+    }
+    Ok(view)
+}
+
+/// The provider of the job's connection (connections are never deleted, only deactivated).
+pub async fn provider_of(db: &TenantDb, job: &Job) -> ApiResult<String> {
+    Ok(db
+        .get_connection(ConnectionId(job.connection_id))
+        .await?
+        .map(|c| c.provider)
+        .unwrap_or_else(|| "google_drive".to_owned()))
+}
+
+/// `{"job": ...}`: one job (also the data of each server-sent event).
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct JobResponse {
+    pub job: JobView,
+}
+
+/// One page of jobs, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct JobList {
+    pub items: Vec<JobView>,
+    pub total_count: i64,
+    pub limit: i64,
+    pub offset: i64,
+    pub has_more: bool,
+}
+
+impl From<crate::routes::Page<JobView>> for JobList {
+    fn from(page: crate::routes::Page<JobView>) -> Self {
+        JobList {
+            items: page.items,
+            total_count: page.total_count,
+            limit: page.limit,
+            offset: page.offset,
+            has_more: page.has_more,
+        }
+    }
+}
+
+/// What an import answers at once; the files are filled as the job runs.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ImportResponse {
+    /// Placeholder files, filled as the job runs.
+    #[schema(inline = false, value_type = Vec<String>)]
+    pub image_ids: Vec<String>,
+    #[schema(pattern = "^job_[0-9a-f]{32}$")]
+    pub job_id: String,
+    /// Always `pending`.
+    pub status: &'static str,
+    pub total_files: usize,
+    /// Always true.
+    pub is_async: bool,
+    pub message: String,
+}
+
+/// What an export answers at once.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ExportResponse {
+    /// Always null here; the job's `cloud_file_ids` holds them once it finished.
+    #[schema(value_type = Option<Vec<String>>)]
+    pub cloud_file_ids: Option<Vec<String>>,
+    #[schema(pattern = "^job_[0-9a-f]{32}$")]
+    pub job_id: String,
+    /// Always `pending`.
+    pub job_status: &'static str,
+    /// Always true.
+    pub is_async: bool,
+    pub message: String,
+}
+
+/// What a cancel did.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CancelResponse {
+    pub job: JobView,
+    /// Pending files cancelled by this request.
+    pub cancelled_files: i64,
+    /// Files already in transfer, which finish normally.
+    pub running_files: i32,
+    pub message: String,
+}
+
+/// The public word of an item status: the same vocabulary as jobs (`running` → `in_progress`,
+/// `succeeded` → `completed`).
+pub fn item_status_word(status: ItemStatus) -> &'static str {
+    match status {
+        ItemStatus::Pending => "pending",
+        ItemStatus::Running => "in_progress",
+        ItemStatus::Succeeded => "completed",
+        ItemStatus::Failed => "failed",
+        ItemStatus::Cancelled => "cancelled",
+    }
+}
+
+/// One file of a job. `image_id` is the stored file (filled by an import, read by an export);
+/// `drive_file_id` is the Drive file read (import) or created (export, once uploaded).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct JobItemView {
+    #[schema(pattern = "^item_[0-9a-f]{32}$")]
+    pub item_id: String,
+    pub position: i32,
+    pub name: String,
+    pub mime_type: Option<String>,
+    /// pending | in_progress | completed | failed | cancelled
+    #[schema(pattern = "^(pending|in_progress|completed|failed|cancelled)$")]
+    pub status: &'static str,
+    #[schema(pattern = "^img_[0-9a-f]{32}$")]
+    pub image_id: String,
+    pub drive_file_id: Option<String>,
+    /// Set on finished (and retried pending) items that failed: a stable snake_case code.
+    pub error_code: Option<String>,
+    pub error_message: Option<String>,
+    pub attempts: i32,
+    #[schema(format = DateTime)]
+    pub created_at: String,
+    #[schema(format = DateTime)]
+    pub updated_at: String,
+    #[schema(format = DateTime)]
+    pub completed_at: Option<String>,
+}
+
+impl JobItemView {
+    pub fn new(job: &Job, item: &JobItem) -> ApiResult<Self> {
+        let status = item.status().map_err(|err| ApiError::internal("item status", &err))?;
+        let is_export = job.kind == JobKind::Export.as_str();
+        let settled = status.is_terminal() || status == ItemStatus::Pending;
+        Ok(JobItemView {
+            item_id: item.item_id().to_string(),
+            position: item.position,
+            name: item.name.clone(),
+            mime_type: item.mime_type.clone(),
+            status: item_status_word(status),
+            image_id: FileId(item.file_id).to_string(),
+            drive_file_id: if is_export && status != ItemStatus::Succeeded { None } else { item.drive_file_id.clone() },
+            error_code: if settled { item.error_code.clone() } else { None },
+            error_message: if settled { item.error_message.clone() } else { None },
+            attempts: item.attempts,
+            created_at: timestamp(item.created_at),
+            updated_at: timestamp(item.updated_at),
+            completed_at: item.completed_at.map(timestamp),
+        })
+    }
+}
+
+/// One page of a job's items, in request order.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct JobItemList {
+    #[schema(pattern = "^job_[0-9a-f]{32}$")]
+    pub job_id: String,
+    pub items: Vec<JobItemView>,
+    pub total_count: i64,
+    pub limit: i64,
+    pub offset: i64,
+    pub has_more: bool,
+}
+
+impl JobItemList {
+    pub fn new(job_id: JobId, page: crate::routes::Page<JobItemView>) -> Self {
+        JobItemList {
+            job_id: job_id.to_string(),
+            items: page.items,
+            total_count: page.total_count,
+            limit: page.limit,
+            offset: page.offset,
+            has_more: page.has_more,
+        }
+    }
+}
