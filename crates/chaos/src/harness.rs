@@ -547,6 +547,41 @@ impl Stack {
         Ok(body["job_id"].as_str().ok_or_else(|| anyhow!("no job_id"))?.to_owned())
     }
 
+    /// What a stuck job looks like from the outside: its unfinished items (status, attempts, lease owner, last
+    /// error), the outbox backlog and parked rows, and the ready messages of both work queues.
+    async fn diagnose_unfinished(&self, job_id: JobId) -> String {
+        let items = match self.db.list_job_items(self.tenant_id, job_id).await {
+            Ok(items) => items
+                .into_iter()
+                .filter(|item| !matches!(item.status.as_str(), "succeeded" | "failed" | "cancelled"))
+                .map(|item| {
+                    format!(
+                        "{} {} attempts={} owner={:?} error={:?}",
+                        item.item_id(),
+                        item.status,
+                        item.attempts,
+                        item.lease_owner,
+                        item.error_code
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(", "),
+            Err(err) => format!("cannot list items: {err}"),
+        };
+        let backlog = self.db.outbox_backlog().await.map(|(rows, age)| format!("{rows} rows, oldest {age:.1}s"));
+        let parked = self.db.parked_outbox_rows(20).await.map(|rows| rows.len());
+        let queued = match ferry_queue::Broker::connect(&self.amqp_url, "chaos-diagnosis").await {
+            Ok(broker) => {
+                let import = self.queued(&broker, ferry_queue::CommandKind::ImportItem).await;
+                let export = self.queued(&broker, ferry_queue::CommandKind::ExportItem).await;
+                broker.close().await;
+                format!("import={import:?} export={export:?}")
+            }
+            Err(err) => format!("broker unreachable: {err}"),
+        };
+        format!("unfinished [{items}]; outbox backlog {backlog:?}, parked {parked:?}; queued {queued}")
+    }
+
     /// Ready messages of `command` in the broker: its work queue plus every delay tier.
     pub async fn queued(&self, broker: &ferry_queue::Broker, command: ferry_queue::CommandKind) -> anyhow::Result<i64> {
         let topology = ferry_queue::Topology::new(self.prefix.clone(), 5);
@@ -589,8 +624,9 @@ impl Stack {
             }
             if started.elapsed() > limit {
                 let counts = self.item_counts(job_id).await.unwrap_or_default();
+                let diagnosis = self.diagnose_unfinished(id).await;
                 bail!(
-                    "job {job_id} not finished after {limit:?}: items {counts:?} (logs in {})",
+                    "job {job_id} not finished after {limit:?}: items {counts:?}; {diagnosis} (logs in {})",
                     self.log_dir.display()
                 );
             }

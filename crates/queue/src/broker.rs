@@ -19,27 +19,26 @@ struct Inner {
 }
 
 impl Broker {
-    /// Connects with lapin's automatic recovery enabled: after a network failure lapin
-    /// reconnects and replays channels, qos, confirm mode and consumers by itself.
+    /// Connects, retrying the first attempt with a short backoff (about 0.5 s, 1 s, 2 s, 4 s, then every 5 s;
+    /// 10 attempts).
     ///
-    /// The same backoff bounds the first connection attempt and each recovery: about
-    /// 0.5 s, 1 s, 2 s, 4 s and then every 5 s, 10 attempts (≈ 40 s) in all. When they run
-    /// out, the connection stays broken ([`Broker::is_connected`] turns false for good) and
-    /// the caller must build a new `Broker`.
+    /// lapin's automatic recovery is deliberately off: when the broker restarted several times in a row, a
+    /// recovered connection could come back with its consumer never re-registered and no error ever reported,
+    /// so a worker sat idle for good. Instead a lost connection stays lost ([`Broker::is_connected`] turns
+    /// false, consumers return [`QueueError::ConnectionLost`], publishes fail) and each owner builds a new
+    /// `Broker`: the workers' consumer loop, the gateway's relay and the reapers all reconnect with backoff.
     ///
     /// `url` is an `amqp://` or `amqps://` URI; it is never logged or put in errors because
     /// it carries the password.
     pub async fn connect(url: &str, connection_name: &str) -> Result<Broker, QueueError> {
-        let properties = ConnectionProperties::default()
-            .with_connection_name(connection_name.into())
-            .configure_backoff(|backoff| {
+        let properties =
+            ConnectionProperties::default().with_connection_name(connection_name.into()).configure_backoff(|backoff| {
                 backoff
                     .with_min_delay(Duration::from_millis(500))
                     .with_max_delay(Duration::from_secs(5))
                     .with_max_times(10)
                     .with_jitter()
-            })
-            .enable_auto_recover();
+            });
         let connection = Connection::connect(url, properties).await.map_err(|source| QueueError::Connect {
             connection_name: connection_name.to_owned(),
             source: Box::new(source),
@@ -48,8 +47,7 @@ impl Broker {
         Ok(Broker { inner: Arc::new(Inner { connection, name: connection_name.to_owned() }) })
     }
 
-    /// True while the connection is open (false while lapin is recovering it, and after
-    /// it failed or was closed). Meant for readiness probes.
+    /// True while the connection is open (false once it failed or was closed). Meant for readiness probes.
     pub fn is_connected(&self) -> bool {
         self.inner.connection.status().connected()
     }

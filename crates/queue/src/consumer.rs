@@ -88,11 +88,15 @@ pub struct ConsumerConfig {
 /// running and settles their deliveries, then closes the channel and returns `Ok(())`.
 /// Deliveries the broker had sent but no handler had started go back to the queue.
 ///
-/// If the connection drops, lapin's auto-recovery reconnects and re-registers the consumer;
-/// this function waits for that and carries on. Handlers that were running meanwhile cannot
-/// settle their deliveries any more (the broker redelivers them). If recovery is impossible
-/// or fails, or the broker cancels the consumer (e.g. the queue was deleted), it waits for the
-/// running handlers and returns `Err`; the caller's supervisor decides whether to reconnect.
+/// If the connection drops (or the broker cancels the consumer, e.g. because the queue was deleted), it
+/// waits for the running handlers and returns `Err`; the caller reconnects with a new [`Broker`]. Handlers
+/// running at that moment cannot settle their deliveries any more (the broker redelivers them); waiting for
+/// them first means the redelivery finds their items finished instead of racing them. The connection is also
+/// checked every [`LIVENESS_CHECK`], so a connection that died without the consumer hearing of it cannot
+/// leave the worker idle.
+/// How often the consume loop checks that its channel is still open.
+pub const LIVENESS_CHECK: Duration = Duration::from_secs(2);
+
 pub async fn run_consumer<H, Fut>(
     broker: &Broker,
     config: ConsumerConfig,
@@ -177,27 +181,32 @@ where
                 Err(_) => break Ok(()),
             },
         };
-        let next = tokio::select! {
-            biased;
-            () = shutdown.cancelled() => break Ok(()),
-            next = consumer.next() => next,
-        };
-        match next {
-            Some(Ok(delivery)) => {
-                in_flight.spawn(settle(delivery, handler.clone(), queue.clone(), retry.clone(), permit));
-            }
-            Some(Err(error)) => {
-                tracing::warn!(queue = %config.queue, %error, "consumer channel failed; waiting for recovery");
-                tokio::select! {
-                    biased;
-                    () = shutdown.cancelled() => break Ok(()),
-                    recovered = channel.wait_for_recovery(error) => match recovered {
-                        Ok(()) => tracing::info!(queue = %config.queue, "consumer channel recovered"),
-                        Err(source) => break Err(consume_error(source)),
-                    },
+        let next = loop {
+            tokio::select! {
+                biased;
+                () = shutdown.cancelled() => break Next::Shutdown,
+                next = consumer.next() => break match next {
+                    Some(Ok(delivery)) => Next::Delivery(Box::new(delivery)),
+                    Some(Err(error)) => Next::Lost(error.to_string()),
+                    None => Next::Cancelled,
+                },
+                () = tokio::time::sleep(LIVENESS_CHECK) => {
+                    if !channel.status().connected() {
+                        break Next::Lost("the channel is no longer open".to_owned());
+                    }
                 }
             }
-            None => {
+        };
+        match next {
+            Next::Shutdown => break Ok(()),
+            Next::Delivery(delivery) => {
+                in_flight.spawn(settle(*delivery, handler.clone(), queue.clone(), retry.clone(), permit));
+            }
+            Next::Lost(error) => {
+                tracing::warn!(queue = %config.queue, %error, "consumer connection lost; reconnecting");
+                break Err(QueueError::ConnectionLost { queue: config.queue.clone() });
+            }
+            Next::Cancelled => {
                 break Err(QueueError::ConsumerCancelled { queue: config.queue.clone() });
             }
         }
@@ -216,6 +225,16 @@ where
         log_join_error(joined);
     }
     result
+}
+
+/// What the consume loop got next.
+enum Next {
+    Shutdown,
+    Delivery(Box<lapin::message::Delivery>),
+    /// The channel or connection died.
+    Lost(String),
+    /// The broker cancelled the consumer.
+    Cancelled,
 }
 
 /// Runs the handler for one delivery and settles it with the broker.

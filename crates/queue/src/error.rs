@@ -50,13 +50,16 @@ pub enum QueueError {
     /// The message was mandatory and no queue was bound for its routing key.
     #[error("broker returned {command} message {message_id:?} as unroutable: {reply_code} {reply_text}")]
     Unroutable { command: CommandKind, message_id: String, reply_code: u16, reply_text: String },
-    /// Consuming failed: the channel or connection died and could not be recovered.
+    /// Consuming failed: the channel or connection died.
     #[error("consuming from queue {queue:?}")]
     Consume {
         queue: String,
         #[source]
         source: Box<lapin::Error>,
     },
+    /// The consumer's connection to the broker is gone; the caller reconnects.
+    #[error("lost the connection while consuming from queue {queue:?}")]
+    ConnectionLost { queue: String },
     /// The broker cancelled our consumer (for example because the queue was deleted).
     #[error("the broker cancelled the consumer on queue {queue:?}")]
     ConsumerCancelled { queue: String },

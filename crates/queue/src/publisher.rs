@@ -34,8 +34,8 @@ struct Inner {
     exchange: String,
     /// How long a batch may wait for the broker's confirms.
     confirm_timeout: Duration,
-    // Replaced when the broker closed it (lapin recovers channels after connection
-    // failures, but not after a channel-level error).
+    // Replaced when the broker closed it after a channel-level error. A lost connection is not
+    // recovered: the owner of the `Broker` builds a new one, and a new `Publisher` with it.
     channel: Mutex<Channel>,
 }
 
@@ -171,8 +171,9 @@ impl Publisher {
     async fn channel(&self) -> Result<Channel, QueueError> {
         let mut channel = self.inner.channel.lock().await;
         let status = channel.status();
-        // Connected, or being recovered by lapin: keep it. Closed or failed: replace it.
-        if !(status.connected() || status.reconnecting() || status.initializing()) {
+        // Connected (or still opening): keep it. Closed or failed: replace it; on a dead connection that fails
+        // and the publish reports it.
+        if !(status.connected() || status.initializing()) {
             tracing::warn!("publisher channel was closed; opening a new one");
             *channel = confirm_channel(&self.inner.broker).await?;
         }

@@ -7,7 +7,7 @@ use std::{
     future::Future,
     sync::{
         Arc, Mutex,
-        atomic::{AtomicUsize, Ordering},
+        atomic::{AtomicBool, AtomicUsize, Ordering},
     },
     time::Duration,
 };
@@ -892,8 +892,12 @@ impl Drop for CuttableProxy {
     }
 }
 
+/// A dropped connection is never recovered in place (a recovered connection could come back without its
+/// consumer): the consumer waits for its running handler, then returns `ConnectionLost` so its owner reconnects;
+/// publishing through the dead connection fails instead of pretending; the interrupted message is delivered
+/// again on a new connection.
 #[tokio::test(flavor = "multi_thread")]
-async fn consumer_and_publisher_survive_a_dropped_connection() {
+async fn a_dropped_connection_ends_the_consumer_and_fails_publishes() {
     let fixture = Fixture::new(5).await;
     let proxy = CuttableProxy::start().await;
     let flaky = Broker::connect(&proxy.url, &format!("{}-flaky", fixture.topology.prefix()))
@@ -905,7 +909,8 @@ async fn consumer_and_publisher_survive_a_dropped_connection() {
     let (sender, mut receiver) = mpsc::unbounded_channel();
     let release = Arc::new(Notify::new());
     let gate = release.clone();
-    let shutdown = CancellationToken::new();
+    let handler_done = Arc::new(AtomicBool::new(false));
+    let done = handler_done.clone();
     let config = ConsumerConfig {
         queue: fixture.queue(CommandKind::ImportItem),
         consumer_tag: "flaky-consumer".to_owned(),
@@ -913,54 +918,48 @@ async fn consumer_and_publisher_survive_a_dropped_connection() {
         retry_queues: Vec::new(),
     };
     let consumer = {
-        let (broker, shutdown) = (flaky.clone(), shutdown.clone());
+        let broker = flaky.clone();
         tokio::spawn(async move {
-            run_consumer(&broker, config, shutdown, move |delivery: Delivery| {
-                let (sender, gate) = (sender.clone(), gate.clone());
+            run_consumer(&broker, config, CancellationToken::new(), move |delivery: Delivery| {
+                let (sender, gate, done) = (sender.clone(), gate.clone(), done.clone());
                 async move {
-                    let hold = delivery.message_id.as_deref() == Some("in-flight") && !delivery.redelivered;
                     let _ = sender.send(delivery);
-                    if hold {
-                        gate.notified().await;
-                    }
+                    gate.notified().await;
+                    done.store(true, Ordering::SeqCst);
                     Outcome::Ack
                 }
             })
             .await
         })
     };
-    let mut next = async || {
-        tokio::time::timeout(PATIENCE, receiver.recv()).await.expect("delivered in time").expect("consumer alive")
-    };
 
     direct_publisher.publish(CommandKind::ImportItem, "in-flight", b"x").await.expect("publish");
-    let first = next().await;
+    let first = tokio::time::timeout(PATIENCE, receiver.recv()).await.expect("delivered in time").expect("sent");
     assert_eq!((first.message_id.as_deref(), first.redelivered), (Some("in-flight"), false));
 
     // The network drops while the handler is still working on "in-flight".
     proxy.cut();
-    release.notify_one();
-
-    // lapin reconnects and re-registers the consumer; the ack of the interrupted handler was
-    // lost with the old connection, so the broker delivers the message again.
-    let again = next().await;
-    assert_eq!((again.message_id.as_deref(), again.redelivered, again.delivery_count), (Some("in-flight"), true, 1));
-    direct_publisher.publish(CommandKind::ImportItem, "after-cut", b"y").await.expect("publish");
-    assert_eq!(next().await.message_id.as_deref(), Some("after-cut"));
-    assert!(!consumer.is_finished(), "the consumer carried on through recovery");
-
-    // The publisher's channel was recovered too (its confirm mode with it).
-    wait_until("a publish through the recovered connection", || {
-        let publisher = flaky_publisher.clone();
-        async move { publisher.publish(CommandKind::ExportItem, "through-proxy", b"z").await.is_ok() }
+    wait_until("the flaky connection to be seen as lost", || {
+        let flaky = flaky.clone();
+        async move { !flaky.is_connected() }
     })
     .await;
-    assert!(flaky.is_connected());
+    assert!(!consumer.is_finished(), "the consumer waits for its running handler");
+    release.notify_one();
+    let ended = tokio::time::timeout(PATIENCE, consumer).await.expect("the consumer returns").expect("join");
+    assert!(handler_done.load(Ordering::SeqCst), "the handler ran to its end first");
+    assert!(matches!(ended, Err(QueueError::ConnectionLost { .. })), "got {ended:?}");
 
-    shutdown.cancel();
-    consumer.await.expect("join").expect("consumer stops cleanly");
-    assert_eq!(fixture.depth(&fixture.queue(CommandKind::ImportItem)).await, 0);
-    assert!(fixture.depth(&fixture.queue(CommandKind::ExportItem)).await >= 1);
+    // Nothing can be published through the dead connection, and nothing claims it was.
+    let published = flaky_publisher.publish(CommandKind::ExportItem, "through-dead-proxy", b"z").await;
+    assert!(published.is_err(), "a publish through a dead connection must fail");
+    assert_eq!(fixture.depth(&fixture.queue(CommandKind::ExportItem)).await, 0);
+
+    // The ack of the interrupted handler was lost with the connection: a new consumer gets the message again.
+    let redelivered = fixture.drain(&fixture.queue(CommandKind::ImportItem)).await;
+    let again: Vec<_> =
+        redelivered.iter().map(|d| (d.message_id.as_deref(), d.redelivered, d.delivery_count)).collect();
+    assert_eq!(again, vec![(Some("in-flight"), true, 1)]);
     flaky.close().await;
     fixture.cleanup().await;
 }

@@ -92,7 +92,7 @@ pub async fn reap_once(
 }
 
 /// Reaps every `config.interval` (with up to 20% jitter so workers spread out) until shutdown. Queue depths are
-/// read on a connection of the reaper's own, so it can never disturb the consumer's (or its recovery). A message
+/// read on a connection of the reaper's own, so it can never disturb the consumer's. A message
 /// counts as lost only when the deficit is seen on two passes in a row: a message delivered to a consumer but
 /// not claimed yet is missing from the queue for a moment, and must not be taken for a loss.
 pub async fn run_reaper(

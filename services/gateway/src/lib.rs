@@ -32,7 +32,12 @@ pub struct RunningGateway {
     /// The ops server (`/livez`, `/readyz`, `/metrics`) on `gateway.ops_bind`.
     pub ops: ferry_ops_http::OpsServer,
     pub shutdown: CancellationToken,
+    /// The outbox relay; [`RunningGateway::stop`] waits for it.
+    relay: tokio::task::JoinHandle<()>,
 }
+
+/// How long [`RunningGateway::stop`] waits for the relay to finish its batch.
+const RELAY_STOP_DEADLINE: std::time::Duration = std::time::Duration::from_secs(10);
 
 impl RunningGateway {
     pub fn base_url(&self) -> String {
@@ -43,13 +48,29 @@ impl RunningGateway {
         format!("http://{}", self.ops.local_addr())
     }
 
-    /// Stops accepting requests, lets in-flight ones finish, then stops the relay and the ops server.
+    /// Stops accepting requests, lets in-flight ones finish, then stops the relay (waiting for it, so nothing it
+    /// started outlives the gateway) and the ops server.
     pub async fn stop(self) {
         self.handle.stop(true).await;
+        if let Err(err) = self.finish().await {
+            tracing::warn!(error = %err, "the server did not stop cleanly");
+        }
+    }
+
+    /// Waits until the server stopped (actix handles SIGINT/SIGTERM itself: it stops accepting and drains
+    /// requests), then stops the relay and the ops server the same way as [`RunningGateway::stop`].
+    pub async fn finish(self) -> anyhow::Result<()> {
+        let served = self.server.await;
         self.shutdown.cancel();
+        let mut relay = self.relay;
+        if tokio::time::timeout(RELAY_STOP_DEADLINE, &mut relay).await.is_err() {
+            tracing::warn!("the outbox relay did not stop in time; aborting it");
+            relay.abort();
+        }
         if let Err(err) = self.ops.stop(true).await {
             tracing::warn!(error = %err, "ops server did not stop cleanly");
         }
+        served.context("server task")?.context("serving")
     }
 }
 
@@ -93,7 +114,7 @@ pub fn start(settings: Settings, listener: TcpListener) -> anyhow::Result<Runnin
 
     let broker_slot: relay::SharedBroker = Arc::new(Mutex::new(None));
     let store = relay::PgOutbox::start(system_db, shutdown.clone());
-    tokio::spawn(relay::run(
+    let relay = tokio::spawn(relay::run(
         store,
         amqp_url,
         topology,
@@ -153,7 +174,7 @@ pub fn start(settings: Settings, listener: TcpListener) -> anyhow::Result<Runnin
     .run();
     let handle = server.handle();
     let server = tokio::spawn(server);
-    Ok(RunningGateway { server, handle, local_addr, ops, shutdown })
+    Ok(RunningGateway { server, handle, local_addr, ops, shutdown, relay })
 }
 
 /// The access log: method, path, status and duration. Never the query string: it can carry an OAuth `code` and

@@ -12,12 +12,5 @@ async fn main() -> anyhow::Result<()> {
     let listener = std::net::TcpListener::bind(&bind).with_context(|| format!("binding {bind}"))?;
     let gateway = ferry_gateway::start(settings, listener)?;
     tracing::info!(address = %gateway.local_addr, ops = %gateway.ops.local_addr(), "gateway listening");
-    let shutdown = gateway.shutdown.clone();
-    // actix handles SIGINT/SIGTERM itself: it stops accepting, drains requests, then `server` resolves.
-    let result = gateway.server.await;
-    shutdown.cancel();
-    if let Err(err) = gateway.ops.stop(true).await {
-        tracing::warn!(error = %err, "ops server did not stop cleanly");
-    }
-    result.context("server task")?.context("serving")
+    gateway.finish().await
 }

@@ -124,8 +124,14 @@ pub async fn run(
 ) {
     let mut backoff = Duration::from_millis(500);
     while !shutdown.is_cancelled() {
+        // Connecting (which may retry for a while) gives way to shutdown; declaring the topology, once started, is
+        // finished, so a stopped gateway never leaves a declare in flight behind it.
+        let broker = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            broker = Broker::connect(&amqp_url, "gateway-outbox-relay") => broker,
+        };
         let connected = async {
-            let broker = Broker::connect(&amqp_url, "gateway-outbox-relay").await?;
+            let broker = broker?;
             topology.declare(&broker).await?;
             let publisher = Publisher::new(&broker, &topology).await?.with_confirm_timeout(confirm_timeout);
             Ok::<_, QueueError>((broker, publisher))
@@ -147,9 +153,8 @@ pub async fn run(
             let broker = broker.clone();
             let stop = stop_this_connection.clone();
             tokio::spawn(async move {
-                // lapin recovers short outages itself (about 40 s of attempts); past that, this relay
-                // reconnects from scratch.
-                let mut disconnected_for = 0;
+                // A lost connection is not recovered in place (see `Broker::connect`): this relay reconnects
+                // from scratch as soon as it notices.
                 let mut was_blocked = false;
                 loop {
                     tokio::select! { _ = stop.cancelled() => return, _ = tokio::time::sleep(Duration::from_secs(1)) => {} }
@@ -165,8 +170,8 @@ pub async fn run(
                         metrics::gauge!("ferry_broker_blocked").set(if blocked { 1.0 } else { 0.0 });
                         was_blocked = blocked;
                     }
-                    disconnected_for = if broker.is_connected() { 0 } else { disconnected_for + 1 };
-                    if disconnected_for >= 45 {
+                    if !broker.is_connected() {
+                        tracing::warn!("the outbox relay lost its RabbitMQ connection; reconnecting");
                         stop.cancel();
                         return;
                     }
