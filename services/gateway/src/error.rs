@@ -4,7 +4,6 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
-use serde_json::{Value, json};
 use utoipa::ToSchema;
 
 /// `{"error": {"code", "message", "details"}}`: the one error shape of the API.
@@ -21,9 +20,67 @@ pub struct ErrorDetail {
     #[schema(example = "VALIDATION_ERROR")]
     pub code: &'static str,
     pub message: String,
-    /// `field` names the offending request field; a 500 carries `incident_id`.
-    #[schema(value_type = Object)]
-    pub details: Value,
+    pub details: ErrorDetails,
+}
+
+/// What else is known about an error; only the members that apply are present (`{}` when none do).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, ToSchema)]
+pub struct ErrorDetails {
+    /// The offending request field (`files[3].id`, `params`, ...).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    /// The query parameter refused by the picker proxy.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub param: Option<String>,
+    /// What would have been accepted (methods for a 405, endpoints or parameters for the picker proxy, export
+    /// formats for a Workspace type).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allowed: Option<Vec<String>>,
+    /// The Google Workspace type an export format was refused for.
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
+    #[schema(rename = "type")]
+    pub kind: Option<String>,
+    /// Drive ids sent more than once in one import.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duplicate_ids: Option<Vec<String>>,
+    /// Image ids that name no file of the caller.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub missing_ids: Option<Vec<String>>,
+    /// Image ids whose files have no content yet.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub not_ready_ids: Option<Vec<String>>,
+    /// Unfinished jobs that still use a file.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub job_ids: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub job_id: Option<String>,
+    /// The status that made the request impossible (a job's or a file's).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    /// A size in bytes: the file's for a 416, the value's for a 413.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub size_bytes: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_bytes: Option<u64>,
+    /// What a folder still holds (a folder that is not empty cannot be deleted).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file_count: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub folder_count: Option<i64>,
+    /// A 500's reference for the operators' logs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(format = Uuid)]
+    pub incident_id: Option<String>,
+    /// A machine-readable cause (`needs_reauthorization`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+impl ErrorDetails {
+    /// Details naming one request field.
+    pub fn field(field: &str) -> Self {
+        ErrorDetails { field: Some(field.to_owned()), ..ErrorDetails::default() }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -110,16 +167,17 @@ impl ErrorCode {
 pub struct ApiError {
     pub code: ErrorCode,
     pub message: String,
-    pub details: Value,
+    /// Boxed: most errors carry none, and the `Err` side of every handler's result stays small.
+    pub details: Box<ErrorDetails>,
 }
 
 impl ApiError {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        ApiError { code, message: message.into(), details: json!({}) }
+        ApiError { code, message: message.into(), details: Box::default() }
     }
 
-    pub fn with_details(mut self, details: Value) -> Self {
-        self.details = details;
+    pub fn with_details(mut self, details: ErrorDetails) -> Self {
+        self.details = Box::new(details);
         self
     }
 
@@ -129,7 +187,7 @@ impl ApiError {
 
     /// A validation error about one request field.
     pub fn field(field: &str, message: impl Into<String>) -> Self {
-        Self::validation(message).with_details(json!({ "field": field }))
+        Self::validation(message).with_details(ErrorDetails::field(field))
     }
 
     pub fn not_found(what: &str) -> Self {
@@ -144,7 +202,8 @@ impl ApiError {
     pub fn internal(context: &str, cause: &dyn std::fmt::Display) -> Self {
         let incident = uuid::Uuid::new_v4();
         tracing::error!(%incident, %context, error = %cause, "internal error");
-        Self::new(ErrorCode::ServerError, "An internal error occurred").with_details(json!({ "incident_id": incident }))
+        Self::new(ErrorCode::ServerError, "An internal error occurred")
+            .with_details(ErrorDetails { incident_id: Some(incident.to_string()), ..ErrorDetails::default() })
     }
 
     /// The cloud provider did not answer in time (connect or read timeout): the client may retry.
@@ -169,7 +228,7 @@ impl ApiError {
             error: ErrorDetail {
                 code: self.code.as_str(),
                 message: self.message.clone(),
-                details: self.details.clone(),
+                details: (*self.details).clone(),
             },
         }
     }
@@ -186,13 +245,12 @@ impl ResponseError for ApiError {
             response.insert_header(("Retry-After", "5"));
         }
         if self.code == ErrorCode::MethodNotAllowed
-            && let Some(allow) = self.details.get("allowed").and_then(Value::as_array)
+            && let Some(methods) = &self.details.allowed
         {
-            let methods: Vec<&str> = allow.iter().filter_map(Value::as_str).collect();
             response.insert_header(("Allow", methods.join(", ")));
         }
         if self.code == ErrorCode::RangeNotSatisfiable
-            && let Some(size) = self.details.get("size_bytes").and_then(Value::as_u64)
+            && let Some(size) = self.details.size_bytes
         {
             response.insert_header(("Content-Range", format!("bytes */{size}")));
         }
@@ -243,7 +301,10 @@ impl From<ferry_credentials::CredentialError> for ApiError {
             CredentialError::NotFound | CredentialError::Disconnected => ApiError::not_found("Connection"),
             CredentialError::NeedsReauthorization => {
                 ApiError::new(ErrorCode::ProviderError, "The cloud account revoked access; connect it again")
-                    .with_details(json!({ "reason": "needs_reauthorization" }))
+                    .with_details(ErrorDetails {
+                        reason: Some("needs_reauthorization".to_owned()),
+                        ..ErrorDetails::default()
+                    })
             }
             CredentialError::Refresh(err @ ferry_drive::OAuthError::Timeout(_)) => {
                 ApiError::provider_timeout("token refresh", &err)

@@ -200,7 +200,10 @@ async fn not_found(req: actix_web::HttpRequest) -> Result<actix_web::HttpRespons
             error::ErrorCode::MethodNotAllowed,
             format!("{} is not allowed on this path; use {}", req.method(), allowed.join(", ")),
         )
-        .with_details(serde_json::json!({ "allowed": allowed })));
+        .with_details(crate::error::ErrorDetails {
+            allowed: Some(allowed.iter().map(|m| (*m).to_owned()).collect()),
+            ..crate::error::ErrorDetails::default()
+        }));
     }
     Err(error::ApiError::new(error::ErrorCode::NotFound, "No such endpoint; the API lives under /api/v2"))
 }

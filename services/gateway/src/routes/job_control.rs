@@ -9,10 +9,9 @@ use bytes::Bytes;
 use ferry_core::{ItemStatus, JobId, JobKind, JobStatus};
 use ferry_db::job_control::{CancelOutcome, JobFilter};
 use serde::Deserialize;
-use serde_json::json;
 
 use crate::auth::Tenant;
-use crate::error::{ApiError, ApiResult, ErrorCode};
+use crate::error::{ApiError, ApiResult, ErrorCode, ErrorDetails};
 use crate::routes::job_dto::{
     CancelResponse, JobItemList, JobItemView, JobList, JobResponse, full_job_view, item_status_word, provider_of,
 };
@@ -128,7 +127,11 @@ async fn cancel(tenant: Tenant, path: web::Path<String>) -> ApiResult<HttpRespon
         CancelOutcome::AlreadyFinished(job) => {
             let status = job.status().map_err(|err| ApiError::internal("job status", &err))?;
             Err(ApiError::new(ErrorCode::Conflict, "The job has already finished; there is nothing to cancel")
-                .with_details(json!({ "job_id": job_id.to_string(), "status": status.api_name() })))
+                .with_details(ErrorDetails {
+                    job_id: Some(job_id.to_string()),
+                    status: Some(status.api_name().to_owned()),
+                    ..ErrorDetails::default()
+                }))
         }
         CancelOutcome::Cancelled { job, cancelled } => {
             tracing::info!(%job_id, cancelled, "job cancelled");

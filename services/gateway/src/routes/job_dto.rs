@@ -4,7 +4,7 @@
 use ferry_core::{ConnectionId, FileId, ItemStatus, JobId, JobKind, JobStatus};
 use ferry_db::TenantDb;
 use ferry_db::jobs::{Job, JobItem};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::error::{ApiError, ApiResult};
@@ -237,4 +237,69 @@ impl JobItemList {
             has_more: page.has_more,
         }
     }
+}
+
+/// One Drive file to import.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct ImportFile {
+    /// The Drive file id (at most 256 bytes).
+    #[schema(required = true, value_type = String, min_length = 1, max_length = 256)]
+    pub id: Option<String>,
+    /// The name to store it under (at most 1024 bytes).
+    #[schema(required = true, value_type = String, min_length = 1, max_length = 1024)]
+    pub name: Option<String>,
+    #[schema(max_length = 255)]
+    pub mime_type: Option<String>,
+    /// Informational; the size Drive reports is the one used.
+    #[allow(dead_code)]
+    pub size_bytes: Option<u64>,
+    /// For a Google Workspace file: the format to export it to (overrides `export_formats` and the default).
+    #[schema(example = "application/pdf")]
+    pub export_mime_type: Option<String>,
+}
+
+/// Imports Drive files into the store as a background job.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct ImportRequest {
+    /// An active connection of the caller.
+    #[schema(required = true, value_type = String, format = Uuid)]
+    pub connection_id: Option<String>,
+    /// 1 to 1000 files; each Drive id at most once (a repeated id is a 400 listing `duplicate_ids`).
+    #[schema(required = true, value_type = Vec<ImportFile>, min_items = 1, max_items = 1000)]
+    pub files: Option<Vec<ImportFile>>,
+    /// Deprecated; accepted and ignored.
+    #[allow(dead_code)]
+    pub auto_describe: Option<bool>,
+    /// At most 50 tags of at most 100 bytes each.
+    #[schema(max_items = 50)]
+    pub tags: Option<Vec<String>>,
+    /// An existing folder of the caller's store (404 otherwise).
+    #[schema(format = Uuid)]
+    pub folder_id: Option<String>,
+    /// Older clients' name for `folder_id`.
+    #[schema(format = Uuid)]
+    pub collection_id: Option<String>,
+    /// Kept with the job and shown on each imported file; at most 16 KiB as compact JSON (413 beyond).
+    #[schema(value_type = Option<Object>)]
+    pub provider_metadata: Option<serde_json::Value>,
+    /// Export formats for Google Workspace files by type (`document`, `spreadsheet`, `presentation`, `drawing`,
+    /// or the full `application/vnd.google-apps.*` type) → a MIME type Drive can export that type to. Defaults:
+    /// docx, xlsx, pptx, png.
+    pub export_formats: Option<std::collections::HashMap<String, String>>,
+}
+
+/// Exports stored files to Drive as a background job.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct ExportRequest {
+    /// An active connection of the caller.
+    #[schema(required = true, value_type = String, format = Uuid)]
+    pub connection_id: Option<String>,
+    /// 1 to 1000 distinct ready files of the caller.
+    #[schema(required = true, value_type = Vec<String>, min_items = 1, max_items = 1000)]
+    pub image_ids: Option<Vec<String>>,
+    /// An existing Drive folder (400 if it does not exist).
+    pub folder_id: Option<String>,
+    /// A new folder created once for the job (inside `folder_id` when both are given); at most 255 bytes.
+    #[schema(max_length = 255)]
+    pub folder_name: Option<String>,
 }

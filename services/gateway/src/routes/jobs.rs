@@ -7,13 +7,14 @@ use actix_web::{HttpResponse, web};
 use ferry_core::{FileId, FileStatus, ItemId, JobId};
 use ferry_db::jobs::{NewExportItem, NewExportJob, NewImportItem, NewImportJob};
 use ferry_messages::Message;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::auth::Tenant;
-use crate::error::{ApiError, ApiResult, ErrorCode};
+use crate::error::{ApiError, ApiResult, ErrorCode, ErrorDetails};
 use crate::routes::connections::{active_connection, mark_used, parse_connection_id, with_drive_token};
-use crate::routes::job_dto::{ExportResponse, ImportResponse, JobResponse, full_job_view, provider_of};
+use crate::routes::job_dto::{
+    ExportRequest, ExportResponse, ImportRequest, ImportResponse, JobResponse, full_job_view, provider_of,
+};
 use crate::routes::path_id;
 use crate::state::AppState;
 
@@ -53,34 +54,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/cloud-storage/import", web::post().to(import))
         .route("/cloud-storage/export", web::post().to(export))
         .route("/cloud-storage/jobs/{job_id}", web::get().to(get_job));
-}
-
-#[derive(Debug, Deserialize)]
-pub struct ImportFile {
-    pub id: Option<String>,
-    pub name: Option<String>,
-    pub mime_type: Option<String>,
-    #[allow(dead_code)]
-    pub size_bytes: Option<u64>,
-    /// For a Google Workspace file: the format to export it to (overrides `export_formats` and the default).
-    pub export_mime_type: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-pub struct ImportRequest {
-    pub connection_id: Option<String>,
-    pub files: Option<Vec<ImportFile>>,
-    /// Deprecated; accepted and ignored.
-    #[allow(dead_code)]
-    pub auto_describe: Option<bool>,
-    pub tags: Option<Vec<String>>,
-    pub folder_id: Option<String>,
-    /// Older clients' name for `folder_id`.
-    pub collection_id: Option<String>,
-    pub provider_metadata: Option<Value>,
-    /// Export formats for Google Workspace files by type (`document`, `spreadsheet`, `presentation`, `drawing`,
-    /// or the full `application/vnd.google-apps.*` type) → a MIME type Drive can export that type to.
-    pub export_formats: Option<std::collections::HashMap<String, String>>,
 }
 
 /// Google Workspace types Ferry imports, with the formats Drive documents for each; the first is the default.
@@ -145,7 +118,11 @@ fn export_formats_of(
         };
         if !allowed.contains(&target.as_str()) {
             return Err(ApiError::field("export_formats", format!("Drive cannot export {kind} files to `{target}`"))
-                .with_details(json!({ "field": "export_formats", "type": kind, "allowed": allowed })));
+                .with_details(ErrorDetails {
+                    kind: Some(kind.clone()),
+                    allowed: Some(allowed.iter().map(|a| (*a).to_owned()).collect()),
+                    ..ErrorDetails::field("export_formats")
+                }));
         }
         out.insert(full, Value::String(target));
     }
@@ -158,7 +135,7 @@ fn required_connection(raw: Option<&str>) -> ApiResult<ferry_core::ConnectionId>
     parse_connection_id(raw)
 }
 
-#[utoipa::path(operation_id = "import_files", post, path = "/cloud-storage/import", tag = "jobs", description = "Import files as a background job; placeholder files are created at once.", request_body = crate::openapi::ImportRequest, responses((status = 200, description = "Job created", body = ImportResponse), (status = 400, description = "Invalid request", body = crate::error::ErrorBody), (status = 401, description = "Missing or invalid API key", body = crate::error::ErrorBody), (status = 404, description = "Not found (also another tenant's object)", body = crate::error::ErrorBody), (status = 413, description = "provider_metadata over 16 KiB, or the body over the limit", body = crate::error::ErrorBody)))]
+#[utoipa::path(operation_id = "import_files", post, path = "/cloud-storage/import", tag = "jobs", description = "Import files as a background job; placeholder files are created at once.", request_body = ImportRequest, responses((status = 200, description = "Job created", body = ImportResponse), (status = 400, description = "Invalid request", body = crate::error::ErrorBody), (status = 401, description = "Missing or invalid API key", body = crate::error::ErrorBody), (status = 404, description = "Not found (also another tenant's object)", body = crate::error::ErrorBody), (status = 413, description = "provider_metadata over 16 KiB, or the body over the limit", body = crate::error::ErrorBody)))]
 async fn import(state: web::Data<AppState>, tenant: Tenant, body: web::Json<ImportRequest>) -> ApiResult<HttpResponse> {
     let body = body.into_inner();
     let connection_id = required_connection(body.connection_id.as_deref())?;
@@ -198,7 +175,7 @@ async fn import(state: web::Data<AppState>, tenant: Tenant, body: web::Json<Impo
     let request_formats = export_formats_of(body.export_formats)?;
     if !duplicates.is_empty() {
         return Err(ApiError::validation("Each Drive file may appear only once per import")
-            .with_details(json!({ "field": "files", "duplicate_ids": duplicates })));
+            .with_details(ErrorDetails { duplicate_ids: Some(duplicates), ..ErrorDetails::field("files") }));
     }
     let folder_id = match (body.folder_id.as_deref(), body.collection_id.as_deref()) {
         (Some(a), Some(b)) if a != b => {
@@ -208,7 +185,7 @@ async fn import(state: web::Data<AppState>, tenant: Tenant, body: web::Json<Impo
             let id = crate::routes::folders::parse_folder_id(raw, "folder_id")?;
             tenant.db().get_folder(id).await?.ok_or_else(|| {
                 ApiError::new(ErrorCode::NotFound, "The destination folder does not exist")
-                    .with_details(json!({ "field": "folder_id" }))
+                    .with_details(ErrorDetails::field("folder_id"))
             })?;
             Some(id)
         }
@@ -228,9 +205,11 @@ async fn import(state: web::Data<AppState>, tenant: Tenant, body: web::Json<Impo
                      (16 KiB) are stored per job. Keep large data on your side and send a reference"
                 ),
             )
-            .with_details(
-                json!({ "field": "provider_metadata", "size_bytes": size, "max_bytes": MAX_PROVIDER_METADATA_BYTES }),
-            ));
+            .with_details(ErrorDetails {
+                size_bytes: Some(size as u64),
+                max_bytes: Some(MAX_PROVIDER_METADATA_BYTES as u64),
+                ..ErrorDetails::field("provider_metadata")
+            }));
         }
     }
     active_connection(&tenant, connection_id).await?;
@@ -306,15 +285,7 @@ pub fn normalise_tags(tags: Vec<String>) -> ApiResult<Vec<String>> {
     Ok(out)
 }
 
-#[derive(Debug, Deserialize)]
-pub struct ExportRequest {
-    pub connection_id: Option<String>,
-    pub image_ids: Option<Vec<String>>,
-    pub folder_id: Option<String>,
-    pub folder_name: Option<String>,
-}
-
-#[utoipa::path(operation_id = "export_files", post, path = "/cloud-storage/export", tag = "jobs", description = "Export stored files to Drive as a background job.", request_body = crate::openapi::ExportRequest, responses((status = 200, description = "Job created", body = ExportResponse), (status = 400, description = "Invalid request", body = crate::error::ErrorBody), (status = 401, description = "Missing or invalid API key", body = crate::error::ErrorBody), (status = 404, description = "Not found (also another tenant's object)", body = crate::error::ErrorBody), (status = 409, description = "Conflict", body = crate::error::ErrorBody), (status = 502, description = "Provider error", body = crate::error::ErrorBody), (status = 504, description = "The cloud provider did not answer in time (PROVIDER_TIMEOUT)", body = crate::error::ErrorBody)))]
+#[utoipa::path(operation_id = "export_files", post, path = "/cloud-storage/export", tag = "jobs", description = "Export stored files to Drive as a background job.", request_body = ExportRequest, responses((status = 200, description = "Job created", body = ExportResponse), (status = 400, description = "Invalid request", body = crate::error::ErrorBody), (status = 401, description = "Missing or invalid API key", body = crate::error::ErrorBody), (status = 404, description = "Not found (also another tenant's object)", body = crate::error::ErrorBody), (status = 409, description = "Conflict", body = crate::error::ErrorBody), (status = 502, description = "Provider error", body = crate::error::ErrorBody), (status = 504, description = "The cloud provider did not answer in time (PROVIDER_TIMEOUT)", body = crate::error::ErrorBody)))]
 async fn export(state: web::Data<AppState>, tenant: Tenant, body: web::Json<ExportRequest>) -> ApiResult<HttpResponse> {
     let body = body.into_inner();
     let connection_id = required_connection(body.connection_id.as_deref())?;
@@ -343,13 +314,13 @@ async fn export(state: web::Data<AppState>, tenant: Tenant, body: web::Json<Expo
         ids.iter().filter(|id| !stored.iter().any(|f| f.id == id.0)).map(ToString::to_string).collect();
     if !missing.is_empty() {
         return Err(ApiError::new(ErrorCode::NotFound, "Some images do not exist")
-            .with_details(json!({ "field": "image_ids", "missing_ids": missing })));
+            .with_details(ErrorDetails { missing_ids: Some(missing), ..ErrorDetails::field("image_ids") }));
     }
     let not_ready: Vec<String> =
         stored.iter().filter(|f| f.status().ok() != Some(FileStatus::Ready)).map(|f| f.file_id().to_string()).collect();
     if !not_ready.is_empty() {
         return Err(ApiError::new(ErrorCode::Conflict, "Some images have no content yet (still importing or failed)")
-            .with_details(json!({ "field": "image_ids", "not_ready_ids": not_ready })));
+            .with_details(ErrorDetails { not_ready_ids: Some(not_ready), ..ErrorDetails::field("image_ids") }));
     }
 
     if let Some(folder) = folder_id.as_deref() {

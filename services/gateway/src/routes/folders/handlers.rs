@@ -3,11 +3,10 @@
 use actix_web::{HttpResponse, web};
 use ferry_db::library::FolderDelete;
 use serde::Deserialize;
-use serde_json::json;
 use uuid::Uuid;
 
 use crate::auth::Tenant;
-use crate::error::{ApiError, ApiResult, ErrorCode};
+use crate::error::{ApiError, ApiResult, ErrorCode, ErrorDetails};
 use crate::routes::folders::dto::{
     CreateFolderRequest, FolderList, FolderView, MAX_FOLDER_NAME_BYTES, RenameFolderRequest,
 };
@@ -45,7 +44,7 @@ async fn create(tenant: Tenant, body: web::Json<CreateFolderRequest>) -> ApiResu
             let id = parse_folder_id(raw, "parent_id")?;
             tenant.db().get_folder(id).await?.ok_or_else(|| {
                 ApiError::new(ErrorCode::NotFound, "Parent folder not found")
-                    .with_details(json!({ "field": "parent_id" }))
+                    .with_details(ErrorDetails::field("parent_id"))
             })?;
             Some(id)
         }
@@ -105,7 +104,11 @@ async fn delete(tenant: Tenant, path: web::Path<String>) -> ApiResult<HttpRespon
         FolderDelete::NotFound => Err(ApiError::not_found("Folder")),
         FolderDelete::NotEmpty { files, folders } => {
             Err(ApiError::new(ErrorCode::Conflict, "The folder is not empty; move or delete what is inside first")
-                .with_details(json!({ "file_count": files, "folder_count": folders })))
+                .with_details(ErrorDetails {
+                    file_count: Some(files),
+                    folder_count: Some(folders),
+                    ..ErrorDetails::default()
+                }))
         }
     }
 }

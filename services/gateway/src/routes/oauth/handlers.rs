@@ -8,12 +8,14 @@ use ferry_db::TenantDb;
 use ferry_db::connections::{Connection, ConnectionUpsert};
 use ferry_db::oauth_states::NewOAuthState;
 use ferry_drive::OAuthError;
-use serde::{Deserialize, Serialize};
-use serde_json::json;
+use serde::Deserialize;
 
 use crate::auth::Tenant;
 use crate::error::{ApiError, ApiResult, ErrorCode};
-use crate::routes::timestamp;
+use crate::routes::oauth::dto::{
+    CompleteAuthRequest, CompleteAuthResponse, ConnectionView, OAuthCompleteMessage, StartAuthRequest,
+    StartAuthResponse,
+};
 use crate::state::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -31,21 +33,12 @@ fn verifier_associated_data(state: &str) -> Vec<u8> {
     ferry_crypto::binding::oauth_verifier(state)
 }
 
-#[derive(Debug, Default, Deserialize)]
-pub struct StartRequest {
-    /// Echo of the path parameter (older clients send it); must agree when present.
-    pub provider: Option<String>,
-    pub redirect_uri: Option<String>,
-    /// Pre-selects the account on the consent screen.
-    pub login_hint: Option<String>,
-}
-
-#[utoipa::path(operation_id = "auth_start", post, path = "/cloud-storage/auth/{provider}", tag = "auth", description = "Start OAuth: an authorization URL and a single-use state (PKCE S256, offline access).", params(("provider" = String, Path, description = "google_drive")), request_body = crate::openapi::StartAuthRequest, responses((status = 200, description = "Authorization URL", body = crate::openapi::StartAuthResponse), (status = 400, description = "Invalid request", body = crate::error::ErrorBody), (status = 401, description = "Missing or invalid API key", body = crate::error::ErrorBody)))]
+#[utoipa::path(operation_id = "auth_start", post, path = "/cloud-storage/auth/{provider}", tag = "auth", description = "Start OAuth: an authorization URL and a single-use state (PKCE S256, offline access).", params(("provider" = String, Path, description = "google_drive")), request_body(content = Option<StartAuthRequest>, description = "Optional; an empty body is fine"), responses((status = 200, description = "Authorization URL", body = StartAuthResponse), (status = 400, description = "Invalid request", body = crate::error::ErrorBody), (status = 401, description = "Missing or invalid API key", body = crate::error::ErrorBody)))]
 async fn start(
     state: web::Data<AppState>,
     tenant: Tenant,
     provider: web::Path<String>,
-    body: Option<web::Json<StartRequest>>,
+    body: Option<web::Json<StartAuthRequest>>,
 ) -> ApiResult<HttpResponse> {
     let provider = parse_provider(&provider)?;
     let body = body.map(web::Json::into_inner).unwrap_or_default();
@@ -79,57 +72,19 @@ async fn start(
             expires_at: Utc::now() + state.settings.gateway.oauth_state_ttl(),
         })
         .await?;
-    Ok(HttpResponse::Ok().json(json!({
-        "authorization_url": request.url,
-        "state": oauth_state,
-        "provider": provider.as_str(),
-    })))
+    Ok(HttpResponse::Ok().json(StartAuthResponse {
+        authorization_url: request.url,
+        state: oauth_state,
+        provider: provider.as_str().to_owned(),
+    }))
 }
 
-#[derive(Debug, Deserialize)]
-pub struct CompleteRequest {
-    pub code: Option<String>,
-    pub state: Option<String>,
-    /// Accepted from older clients; the redirect URI stored with the state is what the exchange uses.
-    #[allow(dead_code)]
-    pub redirect_uri: Option<String>,
-}
-
-/// A connection as the API shows it.
-#[derive(Debug, Serialize)]
-pub struct ConnectionView {
-    pub id: String,
-    pub provider: String,
-    pub provider_email: Option<String>,
-    pub provider_display_name: Option<String>,
-    pub is_active: bool,
-    pub connected_at: String,
-    /// Older clients read `created_at`.
-    pub created_at: String,
-    pub last_used_at: Option<String>,
-}
-
-impl From<&Connection> for ConnectionView {
-    fn from(c: &Connection) -> Self {
-        ConnectionView {
-            id: c.id.to_string(),
-            provider: c.provider.clone(),
-            provider_email: c.provider_email.clone(),
-            provider_display_name: c.provider_display_name.clone(),
-            is_active: c.is_active,
-            connected_at: timestamp(c.connected_at),
-            created_at: timestamp(c.created_at),
-            last_used_at: c.last_used_at.map(timestamp),
-        }
-    }
-}
-
-#[utoipa::path(operation_id = "auth_complete", post, path = "/cloud-storage/auth/{provider}/callback", tag = "auth", description = "Finish OAuth with the code and state; the same Drive account again updates its connection.", params(("provider" = String, Path)), request_body = crate::openapi::CompleteAuthRequest, responses((status = 200, description = "Connected", body = crate::openapi::CompleteAuthResponse), (status = 400, description = "Invalid request", body = crate::error::ErrorBody), (status = 401, description = "Missing or invalid API key", body = crate::error::ErrorBody), (status = 502, description = "Provider error", body = crate::error::ErrorBody), (status = 504, description = "The cloud provider did not answer in time (PROVIDER_TIMEOUT)", body = crate::error::ErrorBody)))]
+#[utoipa::path(operation_id = "auth_complete", post, path = "/cloud-storage/auth/{provider}/callback", tag = "auth", description = "Finish OAuth with the code and state; the same Drive account again updates its connection.", params(("provider" = String, Path)), request_body = CompleteAuthRequest, responses((status = 200, description = "Connected", body = CompleteAuthResponse), (status = 400, description = "Invalid request", body = crate::error::ErrorBody), (status = 401, description = "Missing or invalid API key", body = crate::error::ErrorBody), (status = 502, description = "Provider error", body = crate::error::ErrorBody), (status = 504, description = "The cloud provider did not answer in time (PROVIDER_TIMEOUT)", body = crate::error::ErrorBody)))]
 async fn complete(
     state: web::Data<AppState>,
     tenant: Tenant,
     provider: web::Path<String>,
-    body: web::Json<CompleteRequest>,
+    body: web::Json<CompleteAuthRequest>,
 ) -> ApiResult<HttpResponse> {
     let provider = parse_provider(&provider)?;
     let code =
@@ -137,7 +92,7 @@ async fn complete(
     let oauth_state =
         body.state.as_deref().filter(|s| !s.is_empty()).ok_or_else(|| ApiError::field("state", "state is required"))?;
     let (connection, is_new) = finish_flow(&state, Some(tenant.db()), provider, code, oauth_state).await?;
-    Ok(HttpResponse::Ok().json(json!({ "connection": ConnectionView::from(&connection), "is_new": is_new })))
+    Ok(HttpResponse::Ok().json(CompleteAuthResponse { connection: ConnectionView::from(&connection), is_new }))
 }
 
 /// Consumes the state, exchanges the code, identifies the account and stores the connection.
@@ -233,29 +188,15 @@ async fn browser_callback(
     provider: web::Path<String>,
     query: web::Query<BrowserCallbackQuery>,
 ) -> HttpResponse {
-    let payload = match browser_outcome(&state, &provider, &query).await {
-        Ok((connection, _)) => json!({
-            "type": "oauth-complete",
-            "success": true,
-            "connection": {
-                "id": connection.id.to_string(),
-                "provider": connection.provider,
-                "provider_email": connection.provider_email,
-                "provider_user_id": connection.provider_user_id,
-                "display_name": connection.provider_display_name,
-                "is_token_expired": connection.token_expires_at.is_none_or(|at| at <= Utc::now()),
-            }
-        }),
+    let message = match browser_outcome(&state, &provider, &query).await {
+        Ok((connection, _)) => OAuthCompleteMessage::connected(&connection),
         Err(message) => {
-            let mut failure = json!({ "type": "oauth-complete", "success": false, "error": message });
-            // The provider's own words, for the person: plain text the opener must render as text.
-            if let Some(description) = query.error.as_ref().and(query.error_description.as_deref()) {
-                failure["error_description"] = json!(provider_description(description));
-            }
-            failure
+            let description = query.error.as_ref().and(query.error_description.as_deref()).map(provider_description);
+            OAuthCompleteMessage::failed(message, description)
         }
     };
-    let success = payload["success"].as_bool().unwrap_or(false);
+    let success = message.success;
+    let payload = serde_json::to_value(&message).unwrap_or_default();
     popup_page(&payload, &state.settings.gateway.popup_origin, success)
 }
 
@@ -338,6 +279,7 @@ fn popup_page(payload: &serde_json::Value, origin: &str, success: bool) -> HttpR
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn script_json_cannot_close_the_script_element() {

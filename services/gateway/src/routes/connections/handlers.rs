@@ -3,13 +3,14 @@
 use actix_web::{HttpResponse, web};
 use ferry_core::ConnectionId;
 use ferry_db::connections::{Connection, ConnectionFilter};
-use ferry_drive::{DriveError, DriveFile};
-use serde::{Deserialize, Serialize};
-use serde_json::json;
+use ferry_drive::DriveError;
+use serde::Deserialize;
 
 use crate::auth::Tenant;
 use crate::error::{ApiError, ApiResult, ErrorCode};
-use crate::routes::oauth::{ConnectionView, parse_provider};
+use crate::routes::connections::dto::{Breadcrumb, BrowseEntry, BrowseResponse, ConnectionList};
+use crate::routes::oauth::dto::ConnectionView;
+use crate::routes::oauth::parse_provider;
 use crate::routes::{Page, paging, path_id, timestamp};
 use crate::state::AppState;
 use futures::TryStreamExt;
@@ -41,15 +42,7 @@ pub struct ListQuery {
     pub offset: Option<i64>,
 }
 
-#[derive(Serialize)]
-struct ConnectionList {
-    #[serde(flatten)]
-    page: Page<ConnectionView>,
-    /// The same list under the key older clients read.
-    connections: Vec<ConnectionView>,
-}
-
-#[utoipa::path(operation_id = "connections_list", get, path = "/cloud-storage/connections", tag = "connections", description = "List connections.", params(("provider" = Option<String>, Query), ("active_only" = Option<bool>, Query, description = "default true"), ("limit" = Option<i64>, Query, description = "1-100, default 20"), ("offset" = Option<i64>, Query)), responses((status = 200, description = "Connections", body = crate::openapi::ConnectionList), (status = 400, description = "Invalid request", body = crate::error::ErrorBody), (status = 401, description = "Missing or invalid API key", body = crate::error::ErrorBody)))]
+#[utoipa::path(operation_id = "connections_list", get, path = "/cloud-storage/connections", tag = "connections", description = "List connections.", params(("provider" = Option<String>, Query), ("active_only" = Option<bool>, Query, description = "default true"), ("limit" = Option<i64>, Query, description = "1-100, default 20"), ("offset" = Option<i64>, Query)), responses((status = 200, description = "Connections", body = ConnectionList), (status = 400, description = "Invalid request", body = crate::error::ErrorBody), (status = 401, description = "Missing or invalid API key", body = crate::error::ErrorBody)))]
 async fn list(tenant: Tenant, query: web::Query<ListQuery>) -> ApiResult<HttpResponse> {
     let provider = query.provider.as_deref().map(parse_provider).transpose()?;
     let (limit, offset) = paging(query.limit, query.offset, 20, 100)?;
@@ -61,8 +54,7 @@ async fn list(tenant: Tenant, query: web::Query<ListQuery>) -> ApiResult<HttpRes
     };
     let (rows, total) = tenant.db().list_connections(&filter).await?;
     let views: Vec<ConnectionView> = rows.iter().map(ConnectionView::from).collect();
-    let again: Vec<ConnectionView> = rows.iter().map(ConnectionView::from).collect();
-    Ok(HttpResponse::Ok().json(ConnectionList { page: Page::new(views, total, limit, offset), connections: again }))
+    Ok(HttpResponse::Ok().json(ConnectionList::from(Page::new(views, total, limit, offset))))
 }
 
 #[utoipa::path(operation_id = "connections_disconnect", delete, path = "/cloud-storage/connections/{connection_id}", tag = "connections", description = "Revoke the grant at the provider and deactivate the connection.", params(("connection_id" = String, Path)), responses((status = 200, description = "Disconnected", body = crate::routes::SuccessResponse), (status = 400, description = "Invalid request", body = crate::error::ErrorBody), (status = 401, description = "Missing or invalid API key", body = crate::error::ErrorBody), (status = 404, description = "Not found (also another tenant's object)", body = crate::error::ErrorBody)))]
@@ -92,40 +84,6 @@ pub struct BrowseQuery {
     pub folder_id: Option<String>,
     pub page_token: Option<String>,
     pub page_size: Option<i64>,
-}
-
-#[derive(Debug, Serialize)]
-pub struct BrowseEntry {
-    pub id: String,
-    pub name: String,
-    pub mime_type: String,
-    pub size_bytes: Option<u64>,
-    pub modified_at: Option<String>,
-    pub is_folder: bool,
-    pub web_view_link: Option<String>,
-    pub thumbnail_url: Option<String>,
-    pub is_importable: bool,
-}
-
-impl From<DriveFile> for BrowseEntry {
-    fn from(file: DriveFile) -> Self {
-        let is_folder = file.is_folder();
-        // Binary files download as they are; Docs, Sheets, Slides and Drawings are exported on import.
-        let is_importable = !is_folder
-            && !file.trashed
-            && (!file.is_google_workspace() || crate::routes::jobs::is_exportable_workspace(&file.mime_type));
-        BrowseEntry {
-            is_folder,
-            is_importable,
-            size_bytes: file.size,
-            modified_at: file.modified_time.map(timestamp),
-            web_view_link: file.web_view_link,
-            thumbnail_url: file.thumbnail_link,
-            mime_type: file.mime_type,
-            name: file.name,
-            id: file.id,
-        }
-    }
 }
 
 /// Calls Drive with the connection's token, refreshing it once if Drive says it expired.
@@ -273,7 +231,7 @@ async fn shared_drives(state: &AppState, connection_id: ConnectionId) -> ApiResu
 /// How many ancestors a breadcrumb trail follows before giving up (Drive trees are rarely deeper).
 const MAX_BREADCRUMB_DEPTH: usize = 32;
 
-#[utoipa::path(operation_id = "browse", get, path = "/cloud-storage/connections/{connection_id}/browse", tag = "connections", description = "Browse a folder (`shared_with_me` lists what others shared; the root also lists shared drives).", params(("connection_id" = String, Path), ("folder_id" = Option<String>, Query), ("page_token" = Option<String>, Query), ("page_size" = Option<i64>, Query, description = "1-200, default 50")), responses((status = 200, description = "One page", body = crate::openapi::BrowseResponse), (status = 400, description = "Invalid request", body = crate::error::ErrorBody), (status = 401, description = "Missing or invalid API key", body = crate::error::ErrorBody), (status = 404, description = "Not found (also another tenant's object)", body = crate::error::ErrorBody), (status = 429, description = "Provider rate limit", body = crate::error::ErrorBody), (status = 502, description = "Provider error", body = crate::error::ErrorBody), (status = 504, description = "The cloud provider did not answer in time (PROVIDER_TIMEOUT)", body = crate::error::ErrorBody)))]
+#[utoipa::path(operation_id = "browse", get, path = "/cloud-storage/connections/{connection_id}/browse", tag = "connections", description = "Browse a folder (`shared_with_me` lists what others shared; the root also lists shared drives).", params(("connection_id" = String, Path), ("folder_id" = Option<String>, Query), ("page_token" = Option<String>, Query), ("page_size" = Option<i64>, Query, description = "1-200, default 50")), responses((status = 200, description = "One page", body = BrowseResponse), (status = 400, description = "Invalid request", body = crate::error::ErrorBody), (status = 401, description = "Missing or invalid API key", body = crate::error::ErrorBody), (status = 404, description = "Not found (also another tenant's object)", body = crate::error::ErrorBody), (status = 429, description = "Provider rate limit", body = crate::error::ErrorBody), (status = 502, description = "Provider error", body = crate::error::ErrorBody), (status = 504, description = "The cloud provider did not answer in time (PROVIDER_TIMEOUT)", body = crate::error::ErrorBody)))]
 async fn browse(
     state: web::Data<AppState>,
     tenant: Tenant,
@@ -311,7 +269,7 @@ async fn browse(
 
     let mut breadcrumbs = Vec::new();
     if folder_id == Some(SHARED_WITH_ME) {
-        breadcrumbs.push(json!({ "id": SHARED_WITH_ME, "name": "Shared with me" }));
+        breadcrumbs.push(Breadcrumb { id: SHARED_WITH_ME.to_owned(), name: "Shared with me".to_owned() });
     } else if let Some(folder_id) = folder_id {
         let mut current = Some(folder_id.to_owned());
         while let Some(folder) = current.take() {
@@ -333,16 +291,16 @@ async fn browse(
                 Err(err) => return Err(err),
             };
             current = file.parents.first().cloned();
-            breadcrumbs.push(json!({ "id": file.id, "name": file.name }));
+            breadcrumbs.push(Breadcrumb { id: file.id, name: file.name });
         }
         breadcrumbs.reverse();
     }
     mark_used(&tenant, id).await;
-    Ok(HttpResponse::Ok().json(json!({
-        "files": files,
-        "next_page_token": next_page_token,
-        "current_folder_id": folder_id,
-        "breadcrumbs": breadcrumbs,
-        "provider": connection.provider,
-    })))
+    Ok(HttpResponse::Ok().json(BrowseResponse {
+        files,
+        next_page_token,
+        current_folder_id: folder_id.map(str::to_owned),
+        breadcrumbs,
+        provider: connection.provider,
+    }))
 }

@@ -9,13 +9,13 @@ use ferry_db::library::{FileDelete, FileFilter, FileUpdate, FolderScope};
 use ferry_storage::{StorageError, file_blob_key};
 use futures::{StreamExt, TryStreamExt};
 use serde::Deserialize;
-use serde_json::{Value, json};
 
 use crate::auth::Tenant;
-use crate::error::{ApiError, ApiResult, ErrorCode};
+use crate::error::{ApiError, ApiResult, ErrorCode, ErrorDetails};
+use crate::routes::files::dto::{FileList, FileUpdateRequest, FileView, MAX_FILE_NAME_BYTES, UploadForm};
 use crate::routes::folders::parse_folder_id;
 use crate::routes::jobs::normalise_tags;
-use crate::routes::{Page, paging, path_id, timestamp};
+use crate::routes::{Page, paging, path_id};
 use crate::state::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -25,29 +25,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/files/{file_id}", web::patch().to(update))
         .route("/files/{file_id}", web::delete().to(delete))
         .route("/files/{file_id}/content", web::get().to(content));
-}
-
-/// The stored file as the API shows it. `provider_metadata` is its import job's (stored once per job).
-pub fn file_view(file: &StoredFile, provider_metadata: Option<&Value>) -> Value {
-    json!({
-        "id": file.file_id().to_string(),
-        "name": file.name,
-        "mime_type": file.mime_type,
-        "size_bytes": file.size_bytes,
-        "sha256": file.sha256,
-        "md5": file.md5,
-        "status": file.status,
-        "tags": file.tags,
-        "folder_id": file.folder_id,
-        "source": file.source_file_id.as_ref().map(|id| json!({
-            "connection_id": file.source_connection_id,
-            "file_id": id,
-        })),
-        "provider_metadata": provider_metadata,
-        "error": file.error_code.as_ref().map(|code| json!({ "code": code, "message": file.error_message })),
-        "created_at": timestamp(file.created_at),
-        "updated_at": timestamp(file.updated_at),
-    })
 }
 
 #[derive(Debug, Deserialize)]
@@ -64,7 +41,7 @@ pub struct ListQuery {
     pub offset: Option<i64>,
 }
 
-#[utoipa::path(operation_id = "files_list", get, path = "/files", tag = "files", description = "List stored files, newest first.", params(("folder_id" = Option<String>, Query, description = "a folder id, or root"), ("tag" = Option<String>, Query), ("tags" = Option<String>, Query, description = "comma-separated; all must match"), ("status" = Option<String>, Query), ("limit" = Option<i64>, Query, description = "1-200, default 50"), ("offset" = Option<i64>, Query)), responses((status = 200, description = "Files", body = crate::openapi::FileList), (status = 400, description = "Invalid request", body = crate::error::ErrorBody), (status = 401, description = "Missing or invalid API key", body = crate::error::ErrorBody), (status = 404, description = "Not found (also another tenant's object)", body = crate::error::ErrorBody)))]
+#[utoipa::path(operation_id = "files_list", get, path = "/files", tag = "files", description = "List stored files, newest first.", params(("folder_id" = Option<String>, Query, description = "a folder id, or root"), ("tag" = Option<String>, Query), ("tags" = Option<String>, Query, description = "comma-separated; all must match"), ("status" = Option<String>, Query), ("limit" = Option<i64>, Query, description = "1-200, default 50"), ("offset" = Option<i64>, Query)), responses((status = 200, description = "Files", body = FileList), (status = 400, description = "Invalid request", body = crate::error::ErrorBody), (status = 401, description = "Missing or invalid API key", body = crate::error::ErrorBody), (status = 404, description = "Not found (also another tenant's object)", body = crate::error::ErrorBody)))]
 async fn list(tenant: Tenant, query: web::Query<ListQuery>) -> ApiResult<HttpResponse> {
     let (limit, offset) = paging(query.limit, query.offset, 50, 200)?;
     let folder = match query.folder_id.as_deref().filter(|f| !f.is_empty()) {
@@ -93,52 +70,40 @@ async fn list(tenant: Tenant, query: web::Query<ListQuery>) -> ApiResult<HttpRes
     let filter = FileFilter { folder, tags: &tags, status, limit, offset };
     let (rows, total) = tenant.db().list_files_filtered(&filter).await?;
     let items = views(&tenant, &rows).await?;
-    Ok(HttpResponse::Ok().json(Page::new(items, total, limit, offset)))
+    Ok(HttpResponse::Ok().json(FileList::from(Page::new(items, total, limit, offset))))
 }
 
 /// Views of `files` with their import jobs' metadata (one query for the page).
-async fn views(tenant: &Tenant, files: &[StoredFile]) -> ApiResult<Vec<Value>> {
+async fn views(tenant: &Tenant, files: &[StoredFile]) -> ApiResult<Vec<FileView>> {
     let mut job_ids: Vec<uuid::Uuid> = files.iter().filter_map(|f| f.import_job_id).collect();
     job_ids.sort();
     job_ids.dedup();
     let metadata = tenant.db().import_metadata(&job_ids).await?;
-    Ok(files.iter().map(|f| file_view(f, f.import_job_id.and_then(|job| metadata.get(&job)))).collect())
+    Ok(files.iter().map(|f| FileView::new(f, f.import_job_id.and_then(|job| metadata.get(&job)))).collect())
 }
 
 /// One file's view with its import job's metadata.
-async fn view(tenant: &Tenant, file: &StoredFile) -> ApiResult<Value> {
-    Ok(views(tenant, std::slice::from_ref(file)).await?.into_iter().next().unwrap_or_default())
+async fn view(tenant: &Tenant, file: &StoredFile) -> ApiResult<FileView> {
+    let metadata = match file.import_job_id {
+        Some(job) => tenant.db().import_metadata(&[job]).await?.remove(&job),
+        None => None,
+    };
+    Ok(FileView::new(file, metadata.as_ref()))
 }
 
-/// Distinguishes an absent field (`None`) from an explicit `null` (`Some(None)`).
-fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
-where
-    D: serde::Deserializer<'de>,
-    T: Deserialize<'de>,
-{
-    Option::<T>::deserialize(deserializer).map(Some)
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct UpdateRequest {
-    pub name: Option<String>,
-    /// Replaces the file's tags.
-    pub tags: Option<Vec<String>>,
-    /// Moves the file into this folder; `null` takes it out of any folder.
-    #[serde(default, deserialize_with = "present", alias = "collection_id")]
-    pub folder_id: Option<Option<String>>,
-}
-
-#[utoipa::path(operation_id = "files_update", patch, path = "/files/{file_id}", tag = "files", description = "Rename, retag or move a file.", params(("file_id" = String, Path)), request_body = crate::openapi::FileUpdateRequest, responses((status = 200, description = "Updated", body = crate::openapi::StoredFile), (status = 400, description = "Invalid request", body = crate::error::ErrorBody), (status = 401, description = "Missing or invalid API key", body = crate::error::ErrorBody), (status = 404, description = "Not found (also another tenant's object)", body = crate::error::ErrorBody)))]
-async fn update(tenant: Tenant, path: web::Path<String>, body: web::Json<UpdateRequest>) -> ApiResult<HttpResponse> {
+#[utoipa::path(operation_id = "files_update", patch, path = "/files/{file_id}", tag = "files", description = "Rename, retag or move a file.", params(("file_id" = String, Path)), request_body = FileUpdateRequest, responses((status = 200, description = "Updated", body = FileView), (status = 400, description = "Invalid request", body = crate::error::ErrorBody), (status = 401, description = "Missing or invalid API key", body = crate::error::ErrorBody), (status = 404, description = "Not found (also another tenant's object)", body = crate::error::ErrorBody)))]
+async fn update(
+    tenant: Tenant,
+    path: web::Path<String>,
+    body: web::Json<FileUpdateRequest>,
+) -> ApiResult<HttpResponse> {
     let id = path_id(FileId::parse(&path), "File")?;
     let body = body.into_inner();
     let mut update = FileUpdate::default();
     if let Some(name) = body.name {
         let name = name.trim().to_owned();
-        if name.is_empty() || name.len() > 255 {
-            return Err(ApiError::field("name", "name must be 1 to 255 characters"));
+        if name.is_empty() || name.len() > MAX_FILE_NAME_BYTES {
+            return Err(ApiError::field("name", format!("name must be 1 to {MAX_FILE_NAME_BYTES} bytes")));
         }
         update.name = Some(name);
     }
@@ -151,7 +116,8 @@ async fn update(tenant: Tenant, path: web::Path<String>, body: web::Json<UpdateR
             Some(raw) => {
                 let folder_id = parse_folder_id(raw, "folder_id")?;
                 tenant.db().get_folder(folder_id).await?.ok_or_else(|| {
-                    ApiError::new(ErrorCode::NotFound, "Folder not found").with_details(json!({ "field": "folder_id" }))
+                    ApiError::new(ErrorCode::NotFound, "Folder not found")
+                        .with_details(ErrorDetails::field("folder_id"))
                 })?;
                 Some(folder_id)
             }
@@ -173,7 +139,7 @@ async fn delete(state: web::Data<AppState>, tenant: Tenant, path: web::Path<Stri
         FileDelete::InUse { job_ids } => {
             let job_ids: Vec<String> = job_ids.into_iter().map(|id| JobId(id).to_string()).collect();
             Err(ApiError::new(ErrorCode::Conflict, "An unfinished job still uses this file; cancel it or wait")
-                .with_details(json!({ "job_ids": job_ids })))
+                .with_details(ErrorDetails { job_ids: Some(job_ids), ..ErrorDetails::default() }))
         }
         FileDelete::Deleted(file) => {
             if let Some(key) = file.blob_key.as_deref()
@@ -187,7 +153,7 @@ async fn delete(state: web::Data<AppState>, tenant: Tenant, path: web::Path<Stri
     }
 }
 
-#[utoipa::path(operation_id = "files_get", get, path = "/files/{file_id}", tag = "files", description = "A stored file's metadata.", params(("file_id" = String, Path)), responses((status = 200, description = "The file", body = crate::openapi::StoredFile), (status = 400, description = "Invalid request", body = crate::error::ErrorBody), (status = 401, description = "Missing or invalid API key", body = crate::error::ErrorBody), (status = 404, description = "Not found (also another tenant's object)", body = crate::error::ErrorBody)))]
+#[utoipa::path(operation_id = "files_get", get, path = "/files/{file_id}", tag = "files", description = "A stored file's metadata.", params(("file_id" = String, Path)), responses((status = 200, description = "The file", body = FileView), (status = 400, description = "Invalid request", body = crate::error::ErrorBody), (status = 401, description = "Missing or invalid API key", body = crate::error::ErrorBody), (status = 404, description = "Not found (also another tenant's object)", body = crate::error::ErrorBody)))]
 async fn get(tenant: Tenant, path: web::Path<String>) -> ApiResult<HttpResponse> {
     let id = path_id(FileId::parse(&path), "File")?;
     let file = tenant.db().get_file(id).await?.ok_or_else(|| ApiError::not_found("File"))?;
@@ -242,7 +208,7 @@ async fn content(
         (FileStatus::Ready, Some(key)) => key.to_owned(),
         _ => {
             return Err(ApiError::new(ErrorCode::Conflict, "The file has no content yet")
-                .with_details(json!({ "status": file.status })));
+                .with_details(ErrorDetails { status: Some(file.status.clone()), ..ErrorDetails::default() }));
         }
     };
     let size = file.size_bytes.and_then(|s| u64::try_from(s).ok()).unwrap_or(0);
@@ -254,7 +220,7 @@ async fn content(
                 ErrorCode::RangeNotSatisfiable,
                 format!("The requested range is outside the file's {size} bytes"),
             )
-            .with_details(json!({ "size_bytes": size })));
+            .with_details(ErrorDetails { size_bytes: Some(size), ..ErrorDetails::default() }));
         }
     };
     let read = state
@@ -299,7 +265,7 @@ async fn content(
 /// Small text fields of the upload form are capped at this size.
 const MAX_FIELD_BYTES: usize = 16 * 1024;
 
-#[utoipa::path(operation_id = "files_upload", post, path = "/files", tag = "files", description = "Upload a file (multipart).", request_body(content = crate::openapi::UploadForm, content_type = "multipart/form-data"), responses((status = 201, description = "Stored", body = crate::openapi::StoredFile), (status = 400, description = "Invalid request", body = crate::error::ErrorBody), (status = 401, description = "Missing or invalid API key", body = crate::error::ErrorBody), (status = 413, description = "Too large", body = crate::error::ErrorBody)))]
+#[utoipa::path(operation_id = "files_upload", post, path = "/files", tag = "files", description = "Upload a file (multipart).", request_body(content = UploadForm, content_type = "multipart/form-data"), responses((status = 201, description = "Stored", body = FileView), (status = 400, description = "Invalid request", body = crate::error::ErrorBody), (status = 401, description = "Missing or invalid API key", body = crate::error::ErrorBody), (status = 413, description = "Too large", body = crate::error::ErrorBody)))]
 async fn upload(state: web::Data<AppState>, tenant: Tenant, mut form: Multipart) -> ApiResult<HttpResponse> {
     let id = FileId::new();
     let blob_key = file_blob_key(&tenant.id().0, &id.0);
@@ -353,7 +319,7 @@ async fn upload(state: web::Data<AppState>, tenant: Tenant, mut form: Multipart)
                 Ok(id) => match tenant.db().get_folder(id).await {
                     Ok(Some(_)) => Ok(id),
                     Ok(None) => Err(ApiError::new(ErrorCode::NotFound, "Folder not found")
-                        .with_details(json!({ "field": "folder_id" }))),
+                        .with_details(ErrorDetails::field("folder_id"))),
                     Err(err) => Err(err.into()),
                 },
                 Err(err) => Err(err),
@@ -398,7 +364,7 @@ async fn upload(state: web::Data<AppState>, tenant: Tenant, mut form: Multipart)
             tenant.db().update_file(id, &update).await?.ok_or_else(|| ApiError::not_found("File"))?
         }
     };
-    Ok(HttpResponse::Created().json(file_view(&file, None)))
+    Ok(HttpResponse::Created().json(FileView::new(&file, None)))
 }
 
 async fn read_text(field: &mut actix_multipart::Field, name: &str) -> ApiResult<String> {

@@ -13,12 +13,14 @@ use chrono::Utc;
 use ferry_core::ConnectionId;
 use ferry_drive::DriveError;
 use futures::StreamExt;
-use serde::Deserialize;
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
 use crate::auth::Tenant;
-use crate::error::{ApiError, ApiResult, ErrorCode};
+use crate::error::{ApiError, ApiResult, ErrorCode, ErrorDetails};
 use crate::routes::connections::{active_connection, mark_used, with_drive_token};
+use crate::routes::picker::dto::{
+    ExportedContent, PickerProxyData, PickerProxyRequest, PickerProxyResponse, PickerSession, PickerTokenResponse,
+};
 use crate::routes::{path_id, timestamp};
 use crate::state::AppState;
 
@@ -83,10 +85,10 @@ impl ProxyEndpoint {
 }
 
 fn endpoint_error(message: impl Into<String>) -> ApiError {
-    ApiError::new(ErrorCode::PickerEndpointNotAllowed, message).with_details(json!({
-        "field": "endpoint",
-        "allowed": ["files", "files/{id}", "files/{id}/export", "about"],
-    }))
+    ApiError::new(ErrorCode::PickerEndpointNotAllowed, message).with_details(ErrorDetails {
+        allowed: Some(["files", "files/{id}", "files/{id}/export", "about"].map(str::to_owned).to_vec()),
+        ..ErrorDetails::field("endpoint")
+    })
 }
 
 /// A Drive file id: ASCII letters, digits, `-` and `_` only, and not one of Drive's own sub-resources.
@@ -136,7 +138,11 @@ pub fn parse_params(endpoint: &ProxyEndpoint, params: Option<&Value>) -> ApiResu
                 ErrorCode::PickerParamNotAllowed,
                 format!("The parameter `{key}` is not allowed for this endpoint"),
             )
-            .with_details(json!({ "field": "params", "param": key, "allowed": allowed })));
+            .with_details(ErrorDetails {
+                param: Some(key.clone()),
+                allowed: Some(allowed.iter().map(|a| (*a).to_owned()).collect()),
+                ..ErrorDetails::field("params")
+            }));
         }
         let text = match value {
             Value::String(s) => s.clone(),
@@ -168,7 +174,7 @@ fn hash_session(session_id: &str) -> String {
     ferry_crypto::hash_api_key(session_id)
 }
 
-#[utoipa::path(operation_id = "picker_token", get, path = "/cloud-storage/connections/{connection_id}/picker-token", tag = "picker", description = "A picker session (stored server-side, expiring) with a fresh access token and the picker app settings.", params(("connection_id" = String, Path)), responses((status = 200, description = "Session", body = crate::openapi::PickerTokenResponse), (status = 400, description = "Invalid request", body = crate::error::ErrorBody), (status = 401, description = "Missing or invalid API key", body = crate::error::ErrorBody), (status = 404, description = "Not found (also another tenant's object)", body = crate::error::ErrorBody), (status = 502, description = "Provider error", body = crate::error::ErrorBody), (status = 504, description = "The cloud provider did not answer in time (PROVIDER_TIMEOUT)", body = crate::error::ErrorBody)))]
+#[utoipa::path(operation_id = "picker_token", get, path = "/cloud-storage/connections/{connection_id}/picker-token", tag = "picker", description = "A picker session (stored server-side, expiring) with a fresh access token and the picker app settings.", params(("connection_id" = String, Path)), responses((status = 200, description = "Session", body = PickerTokenResponse), (status = 400, description = "Invalid request", body = crate::error::ErrorBody), (status = 401, description = "Missing or invalid API key", body = crate::error::ErrorBody), (status = 404, description = "Not found (also another tenant's object)", body = crate::error::ErrorBody), (status = 502, description = "Provider error", body = crate::error::ErrorBody), (status = 504, description = "The cloud provider did not answer in time (PROVIDER_TIMEOUT)", body = crate::error::ErrorBody)))]
 async fn picker_token(state: web::Data<AppState>, tenant: Tenant, path: web::Path<String>) -> ApiResult<HttpResponse> {
     let id = path_id(ConnectionId::parse(&path), "Connection")?;
     active_connection(&tenant, id).await?;
@@ -179,26 +185,23 @@ async fn picker_token(state: web::Data<AppState>, tenant: Tenant, path: web::Pat
     let session_id = format!("{SESSION_PREFIX}{}", ferry_crypto::random_token(24));
     tenant.db().create_picker_session(&hash_session(&session_id), id, expires_at).await?;
     mark_used(&tenant, id).await;
-    Ok(HttpResponse::Ok().insert_header(("Cache-Control", "no-store")).json(json!({
-        "session": {
-            "session_id": session_id,
-            "access_token": access_token,
-            "app_id": state.settings.google.picker_app_id,
-            "developer_key": state.settings.google.picker_developer_key.expose(),
-            "expires_at": timestamp(expires_at),
-        }
-    })))
+    Ok(HttpResponse::Ok().insert_header(("Cache-Control", "no-store")).json(PickerTokenResponse {
+        session: PickerSession {
+            session_id,
+            access_token,
+            app_id: state.settings.google.picker_app_id.clone(),
+            developer_key: state.settings.google.picker_developer_key.expose().to_owned(),
+            expires_at: timestamp(expires_at),
+        },
+    }))
 }
 
-#[derive(Debug, Deserialize)]
-pub struct ProxyRequest {
-    pub session_id: Option<String>,
-    pub endpoint: Option<String>,
-    pub params: Option<Value>,
-}
-
-#[utoipa::path(operation_id = "picker_proxy", post, path = "/cloud-storage/picker-proxy", tag = "picker", description = "Make one allowed Drive call with a picker session. Anything outside the closed set of endpoints and parameters is a 400 (PICKER_ENDPOINT_NOT_ALLOWED / PICKER_PARAM_NOT_ALLOWED) and reaches no one.", request_body = crate::openapi::PickerProxyRequest, responses((status = 200, description = "Drive's answer", body = crate::openapi::PickerProxyResponse), (status = 400, description = "Invalid request", body = crate::error::ErrorBody), (status = 401, description = "Missing or invalid API key", body = crate::error::ErrorBody), (status = 404, description = "Not found (also another tenant's object)", body = crate::error::ErrorBody), (status = 413, description = "Too large", body = crate::error::ErrorBody), (status = 429, description = "Provider rate limit", body = crate::error::ErrorBody), (status = 502, description = "Provider error", body = crate::error::ErrorBody), (status = 504, description = "The cloud provider did not answer in time (PROVIDER_TIMEOUT)", body = crate::error::ErrorBody)))]
-async fn proxy(state: web::Data<AppState>, tenant: Tenant, body: web::Json<ProxyRequest>) -> ApiResult<HttpResponse> {
+#[utoipa::path(operation_id = "picker_proxy", post, path = "/cloud-storage/picker-proxy", tag = "picker", description = "Make one allowed Drive call with a picker session. Anything outside the closed set of endpoints and parameters is a 400 (PICKER_ENDPOINT_NOT_ALLOWED / PICKER_PARAM_NOT_ALLOWED) and reaches no one.", request_body = PickerProxyRequest, responses((status = 200, description = "Drive's answer", body = PickerProxyResponse), (status = 400, description = "Invalid request", body = crate::error::ErrorBody), (status = 401, description = "Missing or invalid API key", body = crate::error::ErrorBody), (status = 404, description = "Not found (also another tenant's object)", body = crate::error::ErrorBody), (status = 413, description = "Too large", body = crate::error::ErrorBody), (status = 429, description = "Provider rate limit", body = crate::error::ErrorBody), (status = 502, description = "Provider error", body = crate::error::ErrorBody), (status = 504, description = "The cloud provider did not answer in time (PROVIDER_TIMEOUT)", body = crate::error::ErrorBody)))]
+async fn proxy(
+    state: web::Data<AppState>,
+    tenant: Tenant,
+    body: web::Json<PickerProxyRequest>,
+) -> ApiResult<HttpResponse> {
     let body = body.into_inner();
     // Everything about the request is checked before the session is looked up or Drive is called.
     let endpoint = parse_endpoint(body.endpoint.as_deref().unwrap_or_default())?;
@@ -242,27 +245,28 @@ async fn proxy(state: web::Data<AppState>, tenant: Tenant, body: web::Json<Proxy
     let data = match endpoint {
         ProxyEndpoint::ExportFile(_) => {
             let mime = params.iter().find(|(k, _)| k == "mimeType").map(|(_, v)| v.clone()).unwrap_or_default();
-            json!({
-                "mime_type": mime,
-                "size_bytes": content.len(),
-                "content_base64": base64::engine::general_purpose::STANDARD.encode(&content),
+            PickerProxyData::Exported(ExportedContent {
+                mime_type: mime,
+                size_bytes: content.len(),
+                content_base64: base64::engine::general_purpose::STANDARD.encode(&content),
             })
         }
         _ => {
             let value: Value = serde_json::from_slice(&content)
                 .map_err(|err| ApiError::from(DriveError::Decode(format!("picker proxy: {err}"))))?;
-            match value {
-                Value::Object(map) => Value::Object(map),
-                other => Value::Object(Map::from_iter([("value".to_owned(), other)])),
-            }
+            PickerProxyData::Drive(match value {
+                Value::Object(map) => map,
+                other => Map::from_iter([("value".to_owned(), other)]),
+            })
         }
     };
-    Ok(HttpResponse::Ok().insert_header(("Cache-Control", "no-store")).json(json!({ "data": data })))
+    Ok(HttpResponse::Ok().insert_header(("Cache-Control", "no-store")).json(PickerProxyResponse { data }))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn the_closed_set_parses_and_nothing_else_does() {

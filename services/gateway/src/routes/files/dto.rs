@@ -1,0 +1,147 @@
+//! The files endpoints' bodies: what the handlers deserialize and return, and what the OpenAPI document shows.
+
+use ferry_db::files::StoredFile;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::ToSchema;
+
+use crate::routes::{Page, timestamp};
+
+/// Longest file name, in bytes.
+pub const MAX_FILE_NAME_BYTES: usize = 255;
+
+/// A file of Ferry's store.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = StoredFile)]
+pub struct FileView {
+    #[schema(example = "img_0190f0d2c1e07a3b8c9d0e1f2a3b4c5d", pattern = "^img_[0-9a-f]{32}$")]
+    pub id: String,
+    pub name: String,
+    pub mime_type: Option<String>,
+    pub size_bytes: Option<i64>,
+    pub sha256: Option<String>,
+    pub md5: Option<String>,
+    /// `pending` (an import is still bringing its bytes), `ready` or `failed`.
+    #[schema(pattern = "^(pending|ready|failed)$")]
+    pub status: String,
+    pub tags: Vec<String>,
+    #[schema(format = Uuid)]
+    pub folder_id: Option<String>,
+    /// Where an imported file came from.
+    pub source: Option<FileSource>,
+    /// The import job's `provider_metadata` (stored once per job).
+    #[schema(value_type = Option<Object>)]
+    pub provider_metadata: Option<Value>,
+    /// Why the file has no content (a failed import).
+    pub error: Option<FileError>,
+    #[schema(format = DateTime)]
+    pub created_at: String,
+    #[schema(format = DateTime)]
+    pub updated_at: String,
+}
+
+impl FileView {
+    /// The stored file as the API shows it, with its import job's `provider_metadata`.
+    pub fn new(file: &StoredFile, provider_metadata: Option<&Value>) -> Self {
+        FileView {
+            id: file.file_id().to_string(),
+            name: file.name.clone(),
+            mime_type: file.mime_type.clone(),
+            size_bytes: file.size_bytes,
+            sha256: file.sha256.clone(),
+            md5: file.md5.clone(),
+            status: file.status.clone(),
+            tags: file.tags.clone(),
+            folder_id: file.folder_id.map(|id| id.to_string()),
+            source: file.source_file_id.as_ref().map(|file_id| FileSource {
+                connection_id: file.source_connection_id.map(|id| id.to_string()),
+                file_id: file_id.clone(),
+            }),
+            provider_metadata: provider_metadata.cloned(),
+            error: file
+                .error_code
+                .as_ref()
+                .map(|code| FileError { code: code.clone(), message: file.error_message.clone() }),
+            created_at: timestamp(file.created_at),
+            updated_at: timestamp(file.updated_at),
+        }
+    }
+}
+
+/// The drive file an imported file came from.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FileSource {
+    #[schema(format = Uuid)]
+    pub connection_id: Option<String>,
+    /// The Drive file id.
+    pub file_id: String,
+}
+
+/// Why a file failed.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FileError {
+    pub code: String,
+    pub message: Option<String>,
+}
+
+/// One page of files.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FileList {
+    pub items: Vec<FileView>,
+    pub total_count: i64,
+    pub limit: i64,
+    pub offset: i64,
+    pub has_more: bool,
+}
+
+impl From<Page<FileView>> for FileList {
+    fn from(page: Page<FileView>) -> Self {
+        FileList {
+            items: page.items,
+            total_count: page.total_count,
+            limit: page.limit,
+            offset: page.offset,
+            has_more: page.has_more,
+        }
+    }
+}
+
+/// Distinguishes an absent field (`None`) from an explicit `null` (`Some(None)`).
+fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
+}
+
+/// Renames, retags or moves a file: at least one field.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(as = FileUpdateRequest, min_properties = 1)]
+pub struct FileUpdateRequest {
+    #[schema(min_length = 1, max_length = 255)]
+    pub name: Option<String>,
+    /// Replaces the file's tags.
+    pub tags: Option<Vec<String>>,
+    /// Moves the file into this folder; `null` takes it out of any folder. Alias: `collection_id`.
+    #[serde(default, deserialize_with = "present", alias = "collection_id")]
+    #[schema(value_type = Option<String>, format = Uuid)]
+    pub folder_id: Option<Option<String>>,
+}
+
+/// The parts of the `multipart/form-data` upload the handler reads, by name; other parts are ignored.
+#[derive(ToSchema)]
+#[allow(dead_code)] // Describes the form; the handler streams the parts by these names.
+pub struct UploadForm {
+    /// The content (exactly one part); its filename and content type are kept.
+    #[schema(value_type = String, format = Binary)]
+    pub file: Vec<u8>,
+    /// Defaults to the part's filename. At most 16 KiB, like every text part.
+    pub name: Option<String>,
+    /// Comma-separated.
+    pub tags: Option<String>,
+    /// An existing folder to put the file in (alias `collection_id`).
+    #[schema(format = Uuid)]
+    pub folder_id: Option<String>,
+}

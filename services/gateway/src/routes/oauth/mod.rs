@@ -1,0 +1,6 @@
+//! OAuth: the handlers and their bodies.
+
+pub mod dto;
+pub mod handlers;
+
+pub use handlers::{configure, parse_provider};

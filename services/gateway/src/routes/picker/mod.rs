@@ -1,0 +1,6 @@
+//! Google Picker support: the handlers and their bodies.
+
+pub mod dto;
+pub mod handlers;
+
+pub use handlers::*;
