@@ -496,11 +496,14 @@ pub struct TelemetrySettings {
     pub log_format: LogFormat,
     /// `tracing` env-filter directives; `RUST_LOG` overrides them.
     pub log_filter: String,
+    /// Base URL of an OTLP/HTTP collector (`http://collector:4318`; traces go to `/v1/traces`). Unset:
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT` if set, else traces are off.
+    pub otlp_endpoint: Option<String>,
 }
 
 impl Default for TelemetrySettings {
     fn default() -> Self {
-        Self { log_format: LogFormat::Json, log_filter: "info".into() }
+        Self { log_format: LogFormat::Json, log_filter: "info".into(), otlp_endpoint: None }
     }
 }
 

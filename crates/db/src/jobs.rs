@@ -106,6 +106,8 @@ pub struct NewImportJob {
     pub folder_id: Option<Uuid>,
     pub provider_metadata: Option<serde_json::Value>,
     pub items: Vec<NewImportItem>,
+    /// The W3C traceparent of the creating request's transaction, stored with each outbox row.
+    pub traceparent: Option<String>,
     /// The outbox `command` column: the routing name workers consume.
     pub command_name: String,
 }
@@ -128,6 +130,8 @@ pub struct NewExportJob {
     pub target_folder_name: Option<String>,
     pub items: Vec<NewExportItem>,
     pub command_name: String,
+    /// The W3C traceparent of the creating request's transaction, stored with each outbox row.
+    pub traceparent: Option<String>,
 }
 
 /// The claim a worker holds on an item: owner and attempt number, as the claim wrote them. Every write the
@@ -263,7 +267,7 @@ impl Db {
                 diesel::insert_into(import_export_formats::table).values(rows).execute(conn).await?;
             }
             let commands: Vec<_> = new.items.iter().map(|item| item.command.clone()).collect();
-            insert_outbox(conn, &new.command_name, commands).await?;
+            insert_outbox(conn, &new.command_name, commands, new.traceparent.as_deref()).await?;
             Ok(job)
         })
         .await
@@ -296,6 +300,7 @@ impl Db {
     /// running one whose previous worker's lease ran out, can be taken. The job moves to `processing` on its
     /// first claim. An item whose file row is missing is failed (`file_missing`) here instead of being handed
     /// out, so it can never loop.
+    #[tracing::instrument(name = "db.claim_item", skip_all)]
     pub async fn claim_item(&self, item_id: ItemId, worker_id: &str, lease: Duration) -> Result<ClaimOutcome, DbError> {
         let mut conn = self.conn().await?;
         let worker_id = worker_id.to_owned();
@@ -372,6 +377,7 @@ impl Db {
 
     /// Gives a running item back (a transient failure): it will be claimed again. Refused
     /// ([`DbError::LeaseLost`]) when the claim no longer holds the item.
+    #[tracing::instrument(name = "db.release_item", skip_all)]
     pub async fn release_item(&self, claim: &Claim, error_code: &str, message: &str) -> Result<(), DbError> {
         let mut conn = self.conn().await?;
         let updated = diesel::update(held_by(claim))
@@ -390,6 +396,7 @@ impl Db {
 
     /// Marks an import item done and its file ready, and counts it on the job, in one transaction; refused
     /// ([`DbError::LeaseLost`]) when the claim no longer holds the item.
+    #[tracing::instrument(name = "db.complete_import_item", skip_all)]
     pub async fn complete_import_item(&self, claim: &Claim, blob: ImportedBlob<'_>) -> Result<ItemFinish, DbError> {
         let mut conn = self.conn().await?;
         conn.transaction::<_, DbError, _>(async |conn| {
@@ -420,6 +427,7 @@ impl Db {
 
     /// Marks an export item done with the Drive id it produced, and counts it on the job; refused
     /// ([`DbError::LeaseLost`]) when the claim no longer holds the item.
+    #[tracing::instrument(name = "db.complete_export_item", skip_all)]
     pub async fn complete_export_item(&self, claim: &Claim, drive_file_id: &str) -> Result<ItemFinish, DbError> {
         let mut conn = self.conn().await?;
         let drive_file_id = drive_file_id.to_owned();
@@ -438,6 +446,7 @@ impl Db {
     /// Fails the claimed item for good (a stable code and a message for the API) and counts it on the job;
     /// an import item's placeholder file is marked failed too. Refused ([`DbError::LeaseLost`]) when the claim
     /// no longer holds the item.
+    #[tracing::instrument(name = "db.fail_claimed_item", skip_all)]
     pub async fn fail_claimed_item(
         &self,
         claim: &Claim,
@@ -616,9 +625,16 @@ async fn insert_job(
         .await?)
 }
 
-async fn insert_outbox(conn: &mut AsyncPgConnection, command: &str, payloads: Vec<Vec<u8>>) -> Result<(), DbError> {
-    let rows: Vec<_> =
-        payloads.into_iter().map(|payload| (outbox::command.eq(command), outbox::payload.eq(payload))).collect();
+async fn insert_outbox(
+    conn: &mut AsyncPgConnection,
+    command: &str,
+    payloads: Vec<Vec<u8>>,
+    traceparent: Option<&str>,
+) -> Result<(), DbError> {
+    let rows: Vec<_> = payloads
+        .into_iter()
+        .map(|payload| (outbox::command.eq(command), outbox::payload.eq(payload), outbox::traceparent.eq(traceparent)))
+        .collect();
     diesel::insert_into(outbox::table).values(rows).execute(conn).await?;
     Ok(())
 }
@@ -810,7 +826,7 @@ impl TenantDb {
                 .collect();
             diesel::insert_into(job_items::table).values(item_rows).execute(conn).await?;
             let commands: Vec<_> = new.items.iter().map(|item| item.command.clone()).collect();
-            insert_outbox(conn, &new.command_name, commands).await?;
+            insert_outbox(conn, &new.command_name, commands, new.traceparent.as_deref()).await?;
             Ok(job)
         })
         .await

@@ -19,6 +19,8 @@ pub struct OutboxRow {
     pub id: i64,
     pub command: String,
     pub payload: Vec<u8>,
+    /// The W3C traceparent of the transaction that wrote the row (absent when traces were off).
+    pub traceparent: Option<String>,
 }
 
 /// Publishing failed: the rows stay unpublished and are retried.

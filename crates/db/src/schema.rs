@@ -133,6 +133,7 @@ diesel::table! {
         published_at -> Nullable<Timestamptz>,
         parked_at -> Nullable<Timestamptz>,
         park_reason -> Nullable<Text>,
+        traceparent -> Nullable<Text>,
     }
 }
 

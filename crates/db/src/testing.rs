@@ -88,6 +88,7 @@ pub fn import_job(
             })
             .collect(),
         command_name: "import.item".into(),
+        traceparent: None,
     }
 }
 

@@ -127,10 +127,11 @@ impl DriveClient {
             req = req.header(RANGE, format!("bytes={offset}-"));
         }
         let started = Instant::now();
-        let resp = transmit("files.get_media", started, req).await?;
+        let span = drive_span("files.get_media");
+        let resp = transmit("files.get_media", started, req, &span).await?;
         let status = resp.status();
         let result = download_response(resp, offset).await;
-        observe("files.get_media", started, Some(status), result.as_ref().err());
+        observe(&span, "files.get_media", started, Some(status), result.as_ref().err());
         result
     }
 
@@ -301,11 +302,12 @@ impl DriveClient {
         };
         debug!(offset, len, total_size, "drive resumable upload chunk");
         let started = Instant::now();
+        let span = drive_span("upload.chunk");
         let req = self.http.put(session_uri).header(CONTENT_RANGE, content_range).body(chunk);
-        let resp = transmit("upload.chunk", started, req).await?;
+        let resp = transmit("upload.chunk", started, req, &span).await?;
         let status = resp.status();
         let result = upload_progress(resp).await;
-        observe("upload.chunk", started, Some(status), result.as_ref().err());
+        observe(&span, "upload.chunk", started, Some(status), result.as_ref().err());
         result
     }
 
@@ -314,15 +316,16 @@ impl DriveClient {
     pub async fn upload_status(&self, session_uri: &str, total_size: u64) -> Result<UploadProgress, DriveError> {
         debug!(total_size, "drive resumable upload status");
         let started = Instant::now();
+        let span = drive_span("upload.status");
         let req = self
             .http
             .put(session_uri)
             .header(CONTENT_RANGE, format!("bytes */{total_size}"))
             .header(CONTENT_LENGTH, "0");
-        let resp = transmit("upload.status", started, req).await?;
+        let resp = transmit("upload.status", started, req, &span).await?;
         let status = resp.status();
         let result = upload_progress(resp).await;
-        observe("upload.status", started, Some(status), result.as_ref().err());
+        observe(&span, "upload.status", started, Some(status), result.as_ref().err());
         result
     }
 
@@ -362,10 +365,11 @@ impl DriveClient {
     /// the call in `ferry_drive_request_duration_seconds`.
     async fn send(&self, method: &'static str, req: reqwest::RequestBuilder) -> Result<Response, DriveError> {
         let started = Instant::now();
-        let resp = transmit(method, started, req).await?;
+        let span = drive_span(method);
+        let resp = transmit(method, started, req, &span).await?;
         let status = resp.status();
         let result = if status.is_success() { Ok(resp) } else { Err(error_from(resp).await) };
-        observe(method, started, Some(status), result.as_ref().err());
+        observe(&span, method, started, Some(status), result.as_ref().err());
         result
     }
 }
@@ -421,22 +425,47 @@ fn transport(err: reqwest::Error) -> DriveError {
     drive_transport(err)
 }
 
-/// Sends `req`, recording a call that got no answer at all.
+/// The span of one Drive call: its method, HTTP status and Google's error reason.
+fn drive_span(method: &'static str) -> tracing::Span {
+    tracing::info_span!(
+        "drive.request",
+        otel.name = %format!("drive {method}"),
+        drive.method = method,
+        http.response.status_code = tracing::field::Empty,
+        google.error_reason = tracing::field::Empty,
+    )
+}
+
+/// Sends `req` inside `span`, recording a call that got no answer at all.
 async fn transmit(
     method: &'static str,
     started: Instant,
     req: reqwest::RequestBuilder,
+    span: &tracing::Span,
 ) -> Result<Response, DriveError> {
-    req.send().await.map_err(|err| {
+    use tracing::Instrument;
+    req.send().instrument(span.clone()).await.map_err(|err| {
         let err = transport(err);
-        observe(method, started, None, Some(&err));
+        observe(span, method, started, None, Some(&err));
         err
     })
 }
 
 /// One Drive call in `ferry_drive_request_duration_seconds{method, status, reason}`: time to the response
 /// headers; `status` is the HTTP status (`transport` when none came), `reason` Google's error reason (`none`).
-fn observe(method: &'static str, started: Instant, status: Option<StatusCode>, error: Option<&DriveError>) {
+fn observe(
+    span: &tracing::Span,
+    method: &'static str,
+    started: Instant,
+    status: Option<StatusCode>,
+    error: Option<&DriveError>,
+) {
+    if let Some(code) = status {
+        span.record("http.response.status_code", code.as_u16());
+    }
+    if let Some(error) = error {
+        span.record("google.error_reason", error.reason());
+    }
     let status = status.map_or_else(|| "transport".to_owned(), |s| s.as_u16().to_string());
     let reason = error.map_or("none", DriveError::reason).to_owned();
     metrics::histogram!("ferry_drive_request_duration_seconds", "method" => method, "status" => status, "reason" => reason)

@@ -23,7 +23,7 @@ pub use consumer::{ConsumerConfig, Delivery, Outcome, run_consumer};
 pub use dead_letters::{DeadLetter, list_dead_letters, purge_queue, requeue_dead_letters};
 pub use error::QueueError;
 pub use outbox::{BoxError, OutboxMessage, OutboxStore, PublishFn, RelayCounts, run_outbox_relay};
-pub use publisher::{CONTENT_TYPE, DEFAULT_CONFIRM_TIMEOUT, Publisher};
+pub use publisher::{CONTENT_TYPE, DEFAULT_CONFIRM_TIMEOUT, Outgoing, Publisher};
 /// Re-exported so callers can name the shutdown signal without another dependency line.
 pub use tokio_util::sync::CancellationToken;
 pub use topology::{CommandKind, Topology};

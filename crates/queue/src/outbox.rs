@@ -6,7 +6,7 @@ use std::{sync::Arc, time::Duration};
 use futures::{FutureExt, future::BoxFuture};
 use tokio_util::sync::CancellationToken;
 
-use crate::{CommandKind, Publisher, QueueError};
+use crate::{CommandKind, Outgoing, Publisher, QueueError};
 
 /// Boxed error of an [`OutboxStore`], so this crate does not know the database's error types.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -34,6 +34,8 @@ pub struct OutboxMessage {
     pub id: i64,
     pub command: CommandKind,
     pub payload: Vec<u8>,
+    /// W3C `traceparent` sent as the message's header (the relay's publish span); `None` starts a new trace.
+    pub traceparent: Option<String>,
 }
 
 /// Storage side of the relay, implemented by the database crate.
@@ -88,10 +90,15 @@ pub async fn run_outbox_relay(
         let publisher = publisher.clone();
         async move {
             let ids: Vec<String> = messages.iter().map(|message| message.id.to_string()).collect();
-            let batch: Vec<(CommandKind, &str, &[u8])> = messages
+            let batch: Vec<Outgoing<'_>> = messages
                 .iter()
                 .zip(&ids)
-                .map(|(message, id)| (message.command, id.as_str(), message.payload.as_slice()))
+                .map(|(message, id)| Outgoing {
+                    command: message.command,
+                    message_id: id.as_str(),
+                    payload: message.payload.as_slice(),
+                    traceparent: message.traceparent.as_deref(),
+                })
                 .collect();
             publisher.publish_each(batch).await
         }

@@ -39,6 +39,17 @@ struct Inner {
     channel: Mutex<Channel>,
 }
 
+/// One message for [`Publisher::publish_each`].
+#[derive(Debug, Clone, Copy)]
+pub struct Outgoing<'a> {
+    pub command: CommandKind,
+    /// The AMQP `message_id` (consumers dedupe on it).
+    pub message_id: &'a str,
+    pub payload: &'a [u8],
+    /// W3C `traceparent` to send as a header; `None` starts a new trace.
+    pub traceparent: Option<&'a str>,
+}
+
 impl Publisher {
     /// Opens a confirm-mode channel. Does not declare anything: call [`Topology::declare`] first.
     pub async fn new(broker: &Broker, topology: &Topology) -> Result<Publisher, QueueError> {
@@ -74,15 +85,22 @@ impl Publisher {
     /// ([`QueueError::Nacked`]) or a return because no queue is bound for the routing key
     /// ([`QueueError::Unroutable`]) is an error.
     pub async fn publish(&self, command: CommandKind, message_id: &str, payload: &[u8]) -> Result<(), QueueError> {
-        first_failure(self.publish_each(vec![(command, message_id, payload)]).await)
+        first_failure(self.publish_each(vec![Outgoing { command, message_id, payload, traceparent: None }]).await)
     }
 
     /// Publishes every message, then waits for all the confirms. `Ok` only if every message
     /// was confirmed and routed; otherwise the first failure. Some messages may have been
     /// delivered even when this fails, so callers retry the whole batch (at-least-once).
     pub async fn publish_batch(&self, messages: &[(CommandKind, String, Vec<u8>)]) -> Result<(), QueueError> {
-        let messages: Vec<(CommandKind, &str, &[u8])> =
-            messages.iter().map(|(command, id, payload)| (*command, id.as_str(), payload.as_slice())).collect();
+        let messages: Vec<Outgoing<'_>> = messages
+            .iter()
+            .map(|(command, id, payload)| Outgoing {
+                command: *command,
+                message_id: id.as_str(),
+                payload: payload.as_slice(),
+                traceparent: None,
+            })
+            .collect();
         first_failure(self.publish_each(messages).await)
     }
 
@@ -92,10 +110,10 @@ impl Publisher {
     ///
     /// Takes a `Vec` rather than an iterator: a lazy iterator held across an await makes
     /// callers' futures fail the compiler's higher-ranked `Send` check.
-    pub async fn publish_each(&self, messages: Vec<(CommandKind, &str, &[u8])>) -> Vec<Result<(), QueueError>> {
+    pub async fn publish_each(&self, messages: Vec<Outgoing<'_>>) -> Vec<Result<(), QueueError>> {
         let waited = self.inner.confirm_timeout;
         let names: Vec<(CommandKind, String)> =
-            messages.iter().map(|(command, id, _)| (*command, (*id).to_owned())).collect();
+            messages.iter().map(|message| (message.command, message.message_id.to_owned())).collect();
         match tokio::time::timeout(waited, self.publish_unbounded(messages)).await {
             Ok(Ok(results)) => results,
             Ok(Err(channel_error)) => {
@@ -124,21 +142,19 @@ impl Publisher {
         }
     }
 
-    async fn publish_unbounded(
-        &self,
-        messages: Vec<(CommandKind, &str, &[u8])>,
-    ) -> Result<Vec<Result<(), QueueError>>, QueueError> {
+    async fn publish_unbounded(&self, messages: Vec<Outgoing<'_>>) -> Result<Vec<Result<(), QueueError>>, QueueError> {
         let channel = self.channel().await?;
         let timestamp =
             SystemTime::now().duration_since(UNIX_EPOCH).map(|elapsed| elapsed.as_secs()).unwrap_or_default();
         // Send everything first so the confirms of a batch overlap instead of costing one
         // round trip each.
         let mut pending = Vec::new();
-        for (command, message_id, payload) in messages {
-            // W3C trace context: a fresh trace per command (the outbox carries no request context yet), kept
-            // across redeliveries and retry tiers so every log line about one command shares its trace id.
+        for Outgoing { command, message_id, payload, traceparent } in messages {
+            // W3C trace context: the caller's (the trace of the request that created the command), else a fresh
+            // one; kept across redeliveries and retry tiers so every log line about one command shares it.
+            let traceparent = traceparent.map_or_else(new_traceparent, str::to_owned);
             let mut headers = FieldTable::default();
-            headers.insert("traceparent".into(), AMQPValue::LongString(new_traceparent().into()));
+            headers.insert("traceparent".into(), AMQPValue::LongString(traceparent.into()));
             let properties = BasicProperties::default()
                 .with_headers(headers)
                 .with_message_id(message_id.into())

@@ -708,11 +708,10 @@ struct OutboxState {
 
 impl MemoryOutbox {
     fn insert(&self, id: i64, command: CommandKind, payload: &[u8]) {
-        self.state
-            .lock()
-            .expect("lock")
-            .rows
-            .insert(id, (OutboxMessage { id, command, payload: payload.to_vec() }, RowState::Waiting));
+        self.state.lock().expect("lock").rows.insert(
+            id,
+            (OutboxMessage { id, command, payload: payload.to_vec(), traceparent: None }, RowState::Waiting),
+        );
         // Like the NOTIFY of an insert trigger.
         self.notify.notify_one();
     }

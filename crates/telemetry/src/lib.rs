@@ -1,6 +1,8 @@
 //! Process-wide observability set-up shared by every Ferry binary: `tracing` logs (JSON or
-//! human-readable, env-filter, `RUST_LOG` wins) and a global Prometheus `metrics` recorder whose
-//! text is served on `/metrics` by `ferry-ops-http`.
+//! human-readable, env-filter, `RUST_LOG` wins), OpenTelemetry traces exported over OTLP/HTTP (protobuf) when an
+//! endpoint is configured, and a global Prometheus `metrics` recorder whose text is served on `/metrics` by
+//! `ferry-ops-http`. W3C `traceparent` strings carry a trace across the outbox and RabbitMQ
+//! ([`current_traceparent`], [`set_parent_from_traceparent`]); this is the only crate that knows OpenTelemetry.
 //!
 //! Everything here is idempotent: tests start several services in one process, so a second
 //! [`init`] keeps the first subscriber and recorder and still returns a working handle.
@@ -10,9 +12,15 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
-use tracing_subscriber::EnvFilter;
+use opentelemetry::propagation::TextMapPropagator;
+use opentelemetry::trace::{TraceContextExt, TracerProvider as _};
+use opentelemetry_otlp::{Protocol, WithExportConfig};
+use opentelemetry_sdk::propagation::TraceContextPropagator;
+use opentelemetry_sdk::trace::SdkTracerProvider;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer};
 
 pub use metrics_exporter_prometheus::PrometheusHandle as MetricsHandle;
 
@@ -26,6 +34,8 @@ const SECONDS_BUCKETS: &[f64] =
 /// `None` inside means another recorder was installed by someone else first.
 static METRICS: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 static LOGS: OnceLock<()> = OnceLock::new();
+/// The tracer provider, when traces are exported.
+static TRACES: OnceLock<SdkTracerProvider> = OnceLock::new();
 
 /// Keeps what [`init`] set up. Hold it for the life of the process.
 #[derive(Debug, Clone)]
@@ -43,6 +53,30 @@ impl TelemetryGuard {
     pub fn service_name(&self) -> &str {
         &self.service_name
     }
+
+    /// Sends the spans ended so far (a no-op when traces are off). Call before exiting.
+    pub fn flush_traces(&self) {
+        flush_traces();
+    }
+}
+
+/// Sends the spans ended so far to the OTLP endpoint (a no-op when traces are off).
+pub fn flush_traces() {
+    if let Some(provider) = TRACES.get()
+        && let Err(err) = provider.force_flush()
+    {
+        tracing::warn!(error = %err, "flushing traces failed");
+    }
+}
+
+/// Where traces go: the configured endpoint, else `OTEL_EXPORTER_OTLP_ENDPOINT`; `None` (traces off) when neither
+/// is set. The value is the collector's base URL (`http://collector:4318`); `/v1/traces` is appended.
+pub fn otlp_traces_endpoint(configured: Option<&str>) -> Option<String> {
+    let base = configured
+        .map(str::to_owned)
+        .or_else(|| std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT").ok())
+        .filter(|value| !value.trim().is_empty())?;
+    Some(format!("{}/v1/traces", base.trim().trim_end_matches('/')))
 }
 
 /// Installs the log subscriber and the metrics recorder (first call wins; later calls are no-ops).
@@ -51,20 +85,78 @@ impl TelemetryGuard {
 /// `log_filter`: env-filter directives such as `"info,ferry_queue=debug"`; a non-empty `RUST_LOG`
 /// replaces it.
 pub fn init(service_name: &str, log_format: &str, log_filter: &str) -> TelemetryGuard {
-    init_logs(log_format, log_filter);
+    init_traced(service_name, log_format, log_filter, None)
+}
+
+/// [`init`], plus traces exported over OTLP/HTTP to [`otlp_traces_endpoint`]`(otlp_endpoint)` when that is set.
+/// The service name on the traces is `OTEL_SERVICE_NAME` if set, else `service_name`.
+pub fn init_traced(
+    service_name: &str,
+    log_format: &str,
+    log_filter: &str,
+    otlp_endpoint: Option<&str>,
+) -> TelemetryGuard {
+    let endpoint = otlp_traces_endpoint(otlp_endpoint);
+    init_logs(service_name, log_format, log_filter, endpoint.as_deref());
     let metrics = install_metrics();
-    tracing::info!(service = service_name, log_format, metrics = metrics.is_some(), "telemetry initialised");
+    tracing::info!(
+        service = service_name,
+        log_format,
+        metrics = metrics.is_some(),
+        traces = TRACES.get().is_some(),
+        "telemetry initialised"
+    );
     TelemetryGuard { service_name: service_name.to_owned(), metrics }
 }
 
-fn init_logs(log_format: &str, log_filter: &str) {
+/// The tracer provider exporting to `endpoint` (batched, on the exporter's own thread).
+fn tracer_provider(service_name: &str, endpoint: &str) -> Result<SdkTracerProvider, String> {
+    let exporter = opentelemetry_otlp::SpanExporter::builder()
+        .with_http()
+        .with_protocol(Protocol::HttpBinary)
+        .with_endpoint(endpoint)
+        .with_timeout(Duration::from_secs(10))
+        .build()
+        .map_err(|err| err.to_string())?;
+    let name = std::env::var("OTEL_SERVICE_NAME")
+        .ok()
+        .filter(|value| !value.trim().is_empty())
+        .unwrap_or_else(|| service_name.to_owned());
+    let resource = opentelemetry_sdk::Resource::builder().with_service_name(name).build();
+    Ok(SdkTracerProvider::builder().with_batch_exporter(exporter).with_resource(resource).build())
+}
+
+fn init_logs(service_name: &str, log_format: &str, log_filter: &str, traces_endpoint: Option<&str>) {
     LOGS.get_or_init(|| {
         let (filter, bad_filter) = build_filter(log_filter);
-        let registry = tracing_subscriber::registry().with(filter);
+        // Spans go to the exporter at info level whatever the log filter says (a quiet log still traces).
+        let mut trace_problem = None;
+        let traces = traces_endpoint.and_then(|endpoint| match tracer_provider(service_name, endpoint) {
+            Ok(provider) => {
+                opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
+                let tracer = provider.tracer("ferry");
+                let _ = TRACES.set(provider);
+                Some(
+                    tracing_opentelemetry::layer()
+                        .with_tracer(tracer)
+                        .with_filter(tracing_subscriber::filter::LevelFilter::INFO),
+                )
+            }
+            Err(problem) => {
+                trace_problem = Some(problem);
+                None
+            }
+        });
+        let registry = tracing_subscriber::registry().with(traces);
         // try_init also bridges the `log` crate (lapin, actix) into tracing.
         let result = if log_format.eq_ignore_ascii_case("pretty") {
             registry
-                .with(tracing_subscriber::fmt::layer().with_ansi(std::io::stdout().is_terminal()).with_target(true))
+                .with(
+                    tracing_subscriber::fmt::layer()
+                        .with_ansi(std::io::stdout().is_terminal())
+                        .with_target(true)
+                        .with_filter(filter),
+                )
                 .try_init()
         } else {
             registry
@@ -73,10 +165,14 @@ fn init_logs(log_format: &str, log_filter: &str) {
                         .json()
                         .flatten_event(true)
                         .with_current_span(true)
-                        .with_span_list(false),
+                        .with_span_list(false)
+                        .with_filter(filter),
                 )
                 .try_init()
         };
+        if let Some(problem) = trace_problem {
+            tracing::warn!(%problem, "traces cannot be exported; continuing without them");
+        }
         if result.is_ok() {
             if let Some(problem) = bad_filter {
                 tracing::warn!(%problem, "invalid log filter, using \"info\"");
@@ -86,6 +182,45 @@ fn init_logs(log_format: &str, log_filter: &str) {
             }
         }
     });
+}
+
+/// The W3C `traceparent` of the current span (`00-{trace id}-{span id}-01`), `None` when traces are off or there
+/// is no current span. Stored with outbox rows and sent as an AMQP header so the next hop continues the trace.
+pub fn current_traceparent() -> Option<String> {
+    traceparent_of(&tracing::Span::current())
+}
+
+/// The W3C `traceparent` of `span` (see [`current_traceparent`]).
+pub fn traceparent_of(span: &tracing::Span) -> Option<String> {
+    TRACES.get()?;
+    let context = span.context();
+    if !context.span().span_context().is_valid() {
+        return None;
+    }
+    let mut carrier = std::collections::HashMap::new();
+    TraceContextPropagator::new().inject_context(&context, &mut carrier);
+    carrier.remove("traceparent")
+}
+
+/// Makes `span` a child of the span a `traceparent` names (from an outbox row or an AMQP header). Ignored when
+/// traces are off or the value is not a valid `traceparent`.
+pub fn set_parent_from_traceparent(span: &tracing::Span, traceparent: &str) {
+    if TRACES.get().is_none() {
+        return;
+    }
+    let carrier = std::collections::HashMap::from([("traceparent".to_owned(), traceparent.to_owned())]);
+    let context = TraceContextPropagator::new().extract(&carrier);
+    if context.span().span_context().is_valid() {
+        let _ = span.set_parent(context);
+    }
+}
+
+/// The trace and span ids of `span` as lower-case hex, for log fields (`None` when traces are off).
+pub fn trace_ids(span: &tracing::Span) -> Option<(String, String)> {
+    TRACES.get()?;
+    let context = span.context();
+    let span_context = context.span().span_context().clone();
+    span_context.is_valid().then(|| (span_context.trace_id().to_string(), span_context.span_id().to_string()))
 }
 
 /// `RUST_LOG` (if set and non-empty) wins over the configured filter; a bad filter falls back to

@@ -82,15 +82,29 @@ pub async fn handle_delivery(ctx: &TransferContext, kind: WorkerKind, delivery: 
     };
     let span = tracing::info_span!(
         "item",
+        otel.name = %format!("{} item", kind.name()),
         worker = kind.name(),
         %item_id,
         %job_id,
         delivery = delivery.delivery_count + 1,
         retries = delivery.retries,
-        traceparent = delivery.traceparent.as_deref().unwrap_or("-")
+        traceparent = delivery.traceparent.as_deref().unwrap_or("-"),
+        trace_id = tracing::field::Empty,
+        span_id = tracing::field::Empty,
+        outcome = tracing::field::Empty,
     );
+    // The message's traceparent is the relay's publish span: this item continues the request's trace.
+    if let Some(parent) = delivery.traceparent.as_deref() {
+        ferry_telemetry::set_parent_from_traceparent(&span, parent);
+    }
+    if let Some((trace_id, span_id)) = ferry_telemetry::trace_ids(&span) {
+        span.record("trace_id", trace_id);
+        span.record("span_id", span_id);
+    }
     let final_delivery = ctx.topology.is_final_delivery(&delivery);
-    process(ctx, kind, item_id, final_delivery, delivery.retries).instrument(span).await
+    let outcome = process(ctx, kind, item_id, final_delivery, delivery.retries).instrument(span.clone()).await;
+    span.record("outcome", outcome_name(outcome));
+    outcome
 }
 
 async fn process(

@@ -11,8 +11,12 @@ use ferry_transfer::{WorkerKind, WorkerService};
 pub async fn run(kind: WorkerKind) -> anyhow::Result<()> {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let settings = ferry_config::Settings::load().context("loading settings")?;
-    let _telemetry =
-        ferry_telemetry::init(kind.name(), settings.telemetry.log_format.as_str(), &settings.telemetry.log_filter);
+    let telemetry = ferry_telemetry::init_traced(
+        kind.name(),
+        settings.telemetry.log_format.as_str(),
+        &settings.telemetry.log_filter,
+        settings.telemetry.otlp_endpoint.as_deref(),
+    );
     let ops_bind = match kind {
         WorkerKind::Importer => settings.importer.ops_bind.clone(),
         WorkerKind::Exporter => settings.exporter.ops_bind.clone(),
@@ -36,6 +40,7 @@ pub async fn run(kind: WorkerKind) -> anyhow::Result<()> {
     // In-flight items get `reliability.shutdown_deadline_secs` to finish; the rest are handed back.
     service.stop(Duration::from_secs(settings.reliability.shutdown_deadline_secs)).await;
     let _ = ops.stop(true).await;
+    telemetry.flush_traces();
     Ok(())
 }
 

@@ -102,6 +102,7 @@ async fn requeue_failed_puts_a_jobs_failed_items_back_through_the_outbox() {
             provider_metadata: None,
             items,
             command_name: "import.item".into(),
+            traceparent: None,
         })
         .await
         .expect("job");

@@ -156,6 +156,7 @@ pub fn start(settings: Settings, listener: TcpListener) -> anyhow::Result<Runnin
             .app_data(web::QueryConfig::default().error_handler(error::query_error_handler))
             .app_data(web::PathConfig::default().error_handler(error::path_error_handler))
             .wrap(access_log())
+            .wrap(actix_web::middleware::from_fn(trace_request))
             // Probes only: /metrics is served on the ops port, never to API clients.
             .configure(|cfg| ferry_ops_http::configure_probes(cfg, readiness.clone()))
             .configure(routes::configure)
@@ -183,6 +184,36 @@ pub fn access_log() -> actix_web::middleware::Logger {
     actix_web::middleware::Logger::new("%{request}xi %s %Dms")
         .custom_request_replace("request", |req| format!("{} {} {:?}", req.method(), req.path(), req.version()))
         .log_target(ACCESS_LOG_TARGET)
+}
+
+/// One span per request (`http.request`), continuing a caller's `traceparent` when it sends one; every log line
+/// of the request carries its `trace_id` and `span_id` when traces are on.
+async fn trace_request(
+    request: actix_web::dev::ServiceRequest,
+    next: actix_web::middleware::Next<impl actix_web::body::MessageBody>,
+) -> Result<actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>, actix_web::Error> {
+    use tracing::Instrument;
+    let method = request.method().to_string();
+    let path = request.path().to_owned();
+    let span = tracing::info_span!(
+        "http.request",
+        otel.name = %format!("{method} {path}"),
+        http.request.method = %method,
+        url.path = %path,
+        http.response.status_code = tracing::field::Empty,
+        trace_id = tracing::field::Empty,
+        span_id = tracing::field::Empty,
+    );
+    if let Some(parent) = request.headers().get("traceparent").and_then(|value| value.to_str().ok()) {
+        ferry_telemetry::set_parent_from_traceparent(&span, parent);
+    }
+    if let Some((trace_id, span_id)) = ferry_telemetry::trace_ids(&span) {
+        span.record("trace_id", trace_id);
+        span.record("span_id", span_id);
+    }
+    let response = next.call(request).instrument(span.clone()).await?;
+    span.record("http.response.status_code", response.status().as_u16());
+    Ok(response)
 }
 
 /// The `log` target of [`access_log`] lines.

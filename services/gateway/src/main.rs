@@ -6,11 +6,17 @@ use anyhow::Context;
 async fn main() -> anyhow::Result<()> {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let settings = ferry_config::Settings::load().context("loading settings")?;
-    let _telemetry =
-        ferry_telemetry::init("gateway", settings.telemetry.log_format.as_str(), &settings.telemetry.log_filter);
+    let _telemetry = ferry_telemetry::init_traced(
+        "gateway",
+        settings.telemetry.log_format.as_str(),
+        &settings.telemetry.log_filter,
+        settings.telemetry.otlp_endpoint.as_deref(),
+    );
     let bind = settings.gateway.bind.clone();
     let listener = std::net::TcpListener::bind(&bind).with_context(|| format!("binding {bind}"))?;
     let gateway = ferry_gateway::start(settings, listener)?;
     tracing::info!(address = %gateway.local_addr, ops = %gateway.ops.local_addr(), "gateway listening");
-    gateway.finish().await
+    let finished = gateway.finish().await;
+    _telemetry.flush_traces();
+    finished
 }

@@ -65,10 +65,24 @@ impl OutboxStore for PgOutbox {
                 let mut outcomes = vec![RowOutcome::Retry; rows.len()];
                 let mut messages = Vec::with_capacity(rows.len());
                 let mut positions = Vec::with_capacity(rows.len());
+                // One span per message, a child of the transaction that wrote the row; its traceparent travels
+                // as the message's header, so the worker's span continues the same trace.
+                let mut spans = Vec::with_capacity(rows.len());
                 for (position, row) in rows.into_iter().enumerate() {
                     match CommandKind::from_routing_key(&row.command) {
                         Some(command) => {
-                            messages.push(OutboxMessage { id: row.id, command, payload: row.payload });
+                            let span = tracing::info_span!(
+                                "outbox.publish",
+                                outbox_id = row.id,
+                                command = %row.command,
+                                outcome = tracing::field::Empty
+                            );
+                            if let Some(parent) = row.traceparent.as_deref() {
+                                ferry_telemetry::set_parent_from_traceparent(&span, parent);
+                            }
+                            let traceparent = ferry_telemetry::traceparent_of(&span).or(row.traceparent);
+                            spans.push(span);
+                            messages.push(OutboxMessage { id: row.id, command, payload: row.payload, traceparent });
                             positions.push(position);
                         }
                         None => {
@@ -82,7 +96,10 @@ impl OutboxStore for PgOutbox {
                     return outcomes;
                 }
                 let results = publish(&messages).await;
-                for ((position, message), result) in positions.into_iter().zip(&messages).zip(results) {
+                for (((position, message), result), span) in
+                    positions.into_iter().zip(&messages).zip(results).zip(&spans)
+                {
+                    span.record("outcome", if result.is_ok() { "published" } else { "failed" });
                     outcomes[position] = match result {
                         Ok(()) => RowOutcome::Published,
                         Err(err) if err.is_permanent_publish_failure() => {

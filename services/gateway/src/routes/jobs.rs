@@ -8,6 +8,7 @@ use ferry_core::{FileId, FileStatus, ItemId, JobId};
 use ferry_db::jobs::{NewExportItem, NewExportJob, NewImportItem, NewImportJob};
 use ferry_messages::Message;
 use serde_json::Value;
+use tracing::Instrument;
 
 use crate::auth::Tenant;
 use crate::error::{ApiError, ApiResult, ErrorCode, ErrorDetails};
@@ -240,6 +241,9 @@ async fn import(state: web::Data<AppState>, tenant: Tenant, body: web::Json<Impo
         .collect();
     let image_ids: Vec<String> = new_items.iter().map(|item| item.file_id.to_string()).collect();
     let total = new_items.len();
+    // The job's transaction is a span of its own; its trace context is stored with the outbox rows.
+    let transaction = tracing::info_span!("db.create_import_job", %job_id, files = total);
+    let traceparent = ferry_telemetry::traceparent_of(&transaction);
     tenant
         .db()
         .create_import_job(
@@ -252,9 +256,11 @@ async fn import(state: web::Data<AppState>, tenant: Tenant, body: web::Json<Impo
                 provider_metadata: body.provider_metadata,
                 items: new_items,
                 command_name: state.import_command.to_owned(),
+                traceparent,
             },
             &formats,
         )
+        .instrument(transaction)
         .await?;
     mark_used(&tenant, connection_id).await;
     tracing::info!(%job_id, files = total, "import job created");
@@ -359,17 +365,20 @@ async fn export(state: web::Data<AppState>, tenant: Tenant, body: web::Json<Expo
             command,
         });
     }
+    let transaction = tracing::info_span!("db.create_export_job", %job_id, files = ids.len());
+    let traceparent = ferry_telemetry::traceparent_of(&transaction);
     tenant
         .db()
         .create_export_job(NewExportJob {
             job_id,
-
             connection_id,
             target_folder_id: folder_id,
             target_folder_name: folder_name,
             items,
             command_name: state.export_command.to_owned(),
+            traceparent,
         })
+        .instrument(transaction)
         .await?;
     mark_used(&tenant, connection_id).await;
     tracing::info!(%job_id, files = ids.len(), "export job created");
