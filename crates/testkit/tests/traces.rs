@@ -1,6 +1,7 @@
 //! One import is one trace: an OTLP/HTTP receiver in this test process collects what the services export, and
 //! the gateway's request span, the job's transaction, the relay's publish and the importer's item (with its Drive
-//! calls and database writes) must share one trace id, each span the child of the one before.
+//! calls and database writes) must share one trace id, each span the child of the one before; the request and item
+//! spans carry the `trace_id` and `span_id` fields their log lines print.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -213,7 +214,11 @@ async fn an_import_is_one_trace_from_the_request_to_the_workers_drive_calls() {
     assert_eq!(items.len(), 2, "both items of the job in the request's trace (trace {})", hex(&trace));
     for item in &items {
         assert_eq!(parent_of(item).as_deref(), Some("outbox.publish"), "an item is the child of its message");
+        // The ids recorded as span fields are what every log line inside the item prints.
+        assert_eq!(item.attribute("trace_id"), Some(hex(&trace)), "the item's log fields name its trace");
+        assert_eq!(item.attribute("span_id"), Some(hex(&item.span_id)), "and its span");
     }
+    assert_eq!(request.attribute("trace_id"), Some(hex(&trace)), "the request's log fields name its trace");
     let item_ids: Vec<&[u8]> = items.iter().map(|s| s.span_id.as_slice()).collect();
     let under_an_item = |span: &Span| {
         let mut current = span;
