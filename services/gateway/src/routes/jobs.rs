@@ -391,7 +391,7 @@ async fn export(state: web::Data<AppState>, tenant: Tenant, body: web::Json<Expo
     }))
 }
 
-#[utoipa::path(operation_id = "get_job", get, path = "/cloud-storage/jobs/{job_id}", tag = "jobs", description = "A job's status and counts.", params(("job_id" = String, Path)), responses((status = 200, description = "The job", body = JobResponse), (status = 400, description = "Invalid request", body = crate::error::ErrorBody), (status = 401, description = "Missing or invalid API key", body = crate::error::ErrorBody), (status = 404, description = "Not found (also another tenant's object)", body = crate::error::ErrorBody)))]
+#[utoipa::path(operation_id = "get_job", get, path = "/cloud-storage/jobs/{job_id}", tag = "jobs", description = "A job's status and counts.", params(("job_id" = String, Path, pattern = "^job_[0-9a-f]{32}$", example = "job_0190f0d2c1e07a3b8c9d0e1f2a3b4c5d")), responses((status = 200, description = "The job", body = JobResponse), (status = 400, description = "Invalid request", body = crate::error::ErrorBody), (status = 401, description = "Missing or invalid API key", body = crate::error::ErrorBody), (status = 404, description = "Not found (also another tenant's object)", body = crate::error::ErrorBody)))]
 async fn get_job(tenant: Tenant, path: web::Path<String>) -> ApiResult<HttpResponse> {
     let job_id = path_id(JobId::parse(&path), "Job")?;
     let job = tenant.db().get_job(job_id).await?.ok_or_else(|| ApiError::not_found("Job"))?;

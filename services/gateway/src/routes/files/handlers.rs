@@ -41,7 +41,7 @@ pub struct ListQuery {
     pub offset: Option<i64>,
 }
 
-#[utoipa::path(operation_id = "files_list", get, path = "/files", tag = "files", description = "List stored files, newest first.", params(("folder_id" = Option<String>, Query, description = "a folder id, or root"), ("tag" = Option<String>, Query), ("tags" = Option<String>, Query, description = "comma-separated; all must match"), ("status" = Option<String>, Query), ("limit" = Option<i64>, Query, description = "1-200, default 50"), ("offset" = Option<i64>, Query)), responses((status = 200, description = "Files", body = FileList), (status = 400, description = "Invalid request", body = crate::error::ErrorBody), (status = 401, description = "Missing or invalid API key", body = crate::error::ErrorBody), (status = 404, description = "Not found (also another tenant's object)", body = crate::error::ErrorBody)))]
+#[utoipa::path(operation_id = "files_list", get, path = "/files", tag = "files", description = "List stored files, newest first.", params(("folder_id" = Option<String>, Query, description = "a folder id (UUID), or root"), ("tag" = Option<String>, Query), ("tags" = Option<String>, Query, description = "comma-separated; all must match"), ("status" = Option<String>, Query, pattern = "^(pending|ready|failed)?$", description = "one file status"), ("limit" = Option<i64>, Query, minimum = 1, maximum = 200, description = "default 50"), ("offset" = Option<i64>, Query, minimum = 0, description = "default 0")), responses((status = 200, description = "Files", body = FileList), (status = 400, description = "Invalid request", body = crate::error::ErrorBody), (status = 401, description = "Missing or invalid API key", body = crate::error::ErrorBody), (status = 404, description = "Not found (also another tenant's object)", body = crate::error::ErrorBody)))]
 async fn list(tenant: Tenant, query: web::Query<ListQuery>) -> ApiResult<HttpResponse> {
     let (limit, offset) = paging(query.limit, query.offset, 50, 200)?;
     let folder = match query.folder_id.as_deref().filter(|f| !f.is_empty()) {
@@ -91,7 +91,7 @@ async fn view(tenant: &Tenant, file: &StoredFile) -> ApiResult<FileView> {
     Ok(FileView::new(file, metadata.as_ref()))
 }
 
-#[utoipa::path(operation_id = "files_update", patch, path = "/files/{file_id}", tag = "files", description = "Rename, retag or move a file.", params(("file_id" = String, Path)), request_body = FileUpdateRequest, responses((status = 200, description = "Updated", body = FileView), (status = 400, description = "Invalid request", body = crate::error::ErrorBody), (status = 401, description = "Missing or invalid API key", body = crate::error::ErrorBody), (status = 404, description = "Not found (also another tenant's object)", body = crate::error::ErrorBody)))]
+#[utoipa::path(operation_id = "files_update", patch, path = "/files/{file_id}", tag = "files", description = "Rename, retag or move a file.", params(("file_id" = String, Path, pattern = "^img_[0-9a-f]{32}$", example = "img_0190f0d2c1e07a3b8c9d0e1f2a3b4c5d")), request_body = FileUpdateRequest, responses((status = 200, description = "Updated", body = FileView), (status = 400, description = "Invalid request", body = crate::error::ErrorBody), (status = 401, description = "Missing or invalid API key", body = crate::error::ErrorBody), (status = 404, description = "Not found (also another tenant's object)", body = crate::error::ErrorBody)))]
 async fn update(
     tenant: Tenant,
     path: web::Path<String>,
@@ -131,7 +131,7 @@ async fn update(
 }
 
 /// Deletes the file and its bytes. A file an unfinished job still needs is a 409.
-#[utoipa::path(operation_id = "files_delete", delete, path = "/files/{file_id}", tag = "files", description = "Delete a file and its bytes (409 while an unfinished job uses it).", params(("file_id" = String, Path)), responses((status = 200, description = "Deleted", body = crate::routes::SuccessResponse), (status = 400, description = "Invalid request", body = crate::error::ErrorBody), (status = 401, description = "Missing or invalid API key", body = crate::error::ErrorBody), (status = 404, description = "Not found (also another tenant's object)", body = crate::error::ErrorBody), (status = 409, description = "Conflict", body = crate::error::ErrorBody)))]
+#[utoipa::path(operation_id = "files_delete", delete, path = "/files/{file_id}", tag = "files", description = "Delete a file and its bytes (409 while an unfinished job uses it).", params(("file_id" = String, Path, pattern = "^img_[0-9a-f]{32}$", example = "img_0190f0d2c1e07a3b8c9d0e1f2a3b4c5d")), responses((status = 200, description = "Deleted", body = crate::routes::SuccessResponse), (status = 400, description = "Invalid request", body = crate::error::ErrorBody), (status = 401, description = "Missing or invalid API key", body = crate::error::ErrorBody), (status = 404, description = "Not found (also another tenant's object)", body = crate::error::ErrorBody), (status = 409, description = "Conflict", body = crate::error::ErrorBody)))]
 async fn delete(state: web::Data<AppState>, tenant: Tenant, path: web::Path<String>) -> ApiResult<HttpResponse> {
     let id = path_id(FileId::parse(&path), "File")?;
     match tenant.db().delete_file(id).await? {
@@ -153,7 +153,7 @@ async fn delete(state: web::Data<AppState>, tenant: Tenant, path: web::Path<Stri
     }
 }
 
-#[utoipa::path(operation_id = "files_get", get, path = "/files/{file_id}", tag = "files", description = "A stored file's metadata.", params(("file_id" = String, Path)), responses((status = 200, description = "The file", body = FileView), (status = 400, description = "Invalid request", body = crate::error::ErrorBody), (status = 401, description = "Missing or invalid API key", body = crate::error::ErrorBody), (status = 404, description = "Not found (also another tenant's object)", body = crate::error::ErrorBody)))]
+#[utoipa::path(operation_id = "files_get", get, path = "/files/{file_id}", tag = "files", description = "A stored file's metadata.", params(("file_id" = String, Path, pattern = "^img_[0-9a-f]{32}$", example = "img_0190f0d2c1e07a3b8c9d0e1f2a3b4c5d")), responses((status = 200, description = "The file", body = FileView), (status = 400, description = "Invalid request", body = crate::error::ErrorBody), (status = 401, description = "Missing or invalid API key", body = crate::error::ErrorBody), (status = 404, description = "Not found (also another tenant's object)", body = crate::error::ErrorBody)))]
 async fn get(tenant: Tenant, path: web::Path<String>) -> ApiResult<HttpResponse> {
     let id = path_id(FileId::parse(&path), "File")?;
     let file = tenant.db().get_file(id).await?.ok_or_else(|| ApiError::not_found("File"))?;
@@ -194,7 +194,7 @@ fn requested_range(header: Option<&str>, size: u64) -> Result<Option<std::ops::R
     Ok(Some(range))
 }
 
-#[utoipa::path(operation_id = "files_content", get, path = "/files/{file_id}/content", tag = "files", description = "Download the bytes; a single `Range: bytes=...` gives 206.", params(("file_id" = String, Path), ("Range" = Option<String>, Header)), responses((status = 200, description = "The whole file", content_type = "application/octet-stream", body = Vec<u8>), (status = 206, description = "The requested range", content_type = "application/octet-stream", body = Vec<u8>), (status = 401, description = "Missing or invalid API key", body = crate::error::ErrorBody), (status = 404, description = "Not found (also another tenant's object)", body = crate::error::ErrorBody), (status = 409, description = "Conflict", body = crate::error::ErrorBody), (status = 416, description = "Range outside the file", body = crate::error::ErrorBody)))]
+#[utoipa::path(operation_id = "files_content", get, path = "/files/{file_id}/content", tag = "files", description = "Download the bytes; a single `Range: bytes=...` gives 206.", params(("file_id" = String, Path, pattern = "^img_[0-9a-f]{32}$", example = "img_0190f0d2c1e07a3b8c9d0e1f2a3b4c5d"), ("Range" = Option<String>, Header)), responses((status = 200, description = "The whole file", content_type = "application/octet-stream", body = Vec<u8>), (status = 206, description = "The requested range", content_type = "application/octet-stream", body = Vec<u8>), (status = 401, description = "Missing or invalid API key", body = crate::error::ErrorBody), (status = 404, description = "Not found (also another tenant's object)", body = crate::error::ErrorBody), (status = 409, description = "Conflict", body = crate::error::ErrorBody), (status = 416, description = "Range outside the file", body = crate::error::ErrorBody)))]
 async fn content(
     state: web::Data<AppState>,
     tenant: Tenant,

@@ -61,7 +61,7 @@ pub struct ListQuery {
     pub offset: Option<i64>,
 }
 
-#[utoipa::path(operation_id = "folders_list", get, path = "/folders", tag = "folders", description = "Folders inside `parent_id` (default: the top level).", params(("parent_id" = Option<String>, Query), ("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query)), responses((status = 200, description = "Folders", body = FolderList), (status = 400, description = "Invalid request", body = crate::error::ErrorBody), (status = 401, description = "Missing or invalid API key", body = crate::error::ErrorBody), (status = 404, description = "Not found (also another tenant's object)", body = crate::error::ErrorBody)))]
+#[utoipa::path(operation_id = "folders_list", get, path = "/folders", tag = "folders", description = "Folders inside `parent_id` (default: the top level).", params(("parent_id" = Option<String>, Query, description = "a folder id (UUID), or root for the top level"), ("limit" = Option<i64>, Query, minimum = 1, maximum = 200, description = "default 50"), ("offset" = Option<i64>, Query, minimum = 0, description = "default 0")), responses((status = 200, description = "Folders", body = FolderList), (status = 400, description = "Invalid request", body = crate::error::ErrorBody), (status = 401, description = "Missing or invalid API key", body = crate::error::ErrorBody), (status = 404, description = "Not found (also another tenant's object)", body = crate::error::ErrorBody)))]
 async fn list(tenant: Tenant, query: web::Query<ListQuery>) -> ApiResult<HttpResponse> {
     let (limit, offset) = paging(query.limit, query.offset, 50, 200)?;
     let parent = match query.parent_id.as_deref().filter(|p| !p.is_empty() && *p != "root") {
@@ -77,14 +77,14 @@ async fn list(tenant: Tenant, query: web::Query<ListQuery>) -> ApiResult<HttpRes
     Ok(HttpResponse::Ok().json(FolderList::from(Page::new(views, total, limit, offset))))
 }
 
-#[utoipa::path(operation_id = "folders_get", get, path = "/folders/{folder_id}", tag = "folders", description = "A folder.", params(("folder_id" = String, Path)), responses((status = 200, description = "The folder", body = FolderView), (status = 400, description = "Invalid request", body = crate::error::ErrorBody), (status = 401, description = "Missing or invalid API key", body = crate::error::ErrorBody), (status = 404, description = "Not found (also another tenant's object)", body = crate::error::ErrorBody)))]
+#[utoipa::path(operation_id = "folders_get", get, path = "/folders/{folder_id}", tag = "folders", description = "A folder.", params(("folder_id" = String, Path, format = Uuid)), responses((status = 200, description = "The folder", body = FolderView), (status = 400, description = "Invalid request", body = crate::error::ErrorBody), (status = 401, description = "Missing or invalid API key", body = crate::error::ErrorBody), (status = 404, description = "Not found (also another tenant's object)", body = crate::error::ErrorBody)))]
 async fn get(tenant: Tenant, path: web::Path<String>) -> ApiResult<HttpResponse> {
     let id = path_id(parse_folder_id(&path, "folder_id"), "Folder")?;
     let folder = tenant.db().get_folder(id).await?.ok_or_else(|| ApiError::not_found("Folder"))?;
     Ok(HttpResponse::Ok().json(FolderView::from(&folder)))
 }
 
-#[utoipa::path(operation_id = "folders_rename", patch, path = "/folders/{folder_id}", tag = "folders", description = "Rename a folder.", params(("folder_id" = String, Path)), request_body = RenameFolderRequest, responses((status = 200, description = "Renamed", body = FolderView), (status = 400, description = "Invalid request", body = crate::error::ErrorBody), (status = 401, description = "Missing or invalid API key", body = crate::error::ErrorBody), (status = 404, description = "Not found (also another tenant's object)", body = crate::error::ErrorBody)))]
+#[utoipa::path(operation_id = "folders_rename", patch, path = "/folders/{folder_id}", tag = "folders", description = "Rename a folder.", params(("folder_id" = String, Path, format = Uuid)), request_body = RenameFolderRequest, responses((status = 200, description = "Renamed", body = FolderView), (status = 400, description = "Invalid request", body = crate::error::ErrorBody), (status = 401, description = "Missing or invalid API key", body = crate::error::ErrorBody), (status = 404, description = "Not found (also another tenant's object)", body = crate::error::ErrorBody)))]
 async fn rename(
     tenant: Tenant,
     path: web::Path<String>,
@@ -96,7 +96,7 @@ async fn rename(
     Ok(HttpResponse::Ok().json(FolderView::from(&folder)))
 }
 
-#[utoipa::path(operation_id = "folders_delete", delete, path = "/folders/{folder_id}", tag = "folders", description = "Delete an empty folder (409 otherwise).", params(("folder_id" = String, Path)), responses((status = 200, description = "Deleted", body = crate::routes::SuccessResponse), (status = 400, description = "Invalid request", body = crate::error::ErrorBody), (status = 401, description = "Missing or invalid API key", body = crate::error::ErrorBody), (status = 404, description = "Not found (also another tenant's object)", body = crate::error::ErrorBody), (status = 409, description = "Conflict", body = crate::error::ErrorBody)))]
+#[utoipa::path(operation_id = "folders_delete", delete, path = "/folders/{folder_id}", tag = "folders", description = "Delete an empty folder (409 otherwise).", params(("folder_id" = String, Path, format = Uuid)), responses((status = 200, description = "Deleted", body = crate::routes::SuccessResponse), (status = 400, description = "Invalid request", body = crate::error::ErrorBody), (status = 401, description = "Missing or invalid API key", body = crate::error::ErrorBody), (status = 404, description = "Not found (also another tenant's object)", body = crate::error::ErrorBody), (status = 409, description = "Conflict", body = crate::error::ErrorBody)))]
 async fn delete(tenant: Tenant, path: web::Path<String>) -> ApiResult<HttpResponse> {
     let id = path_id(parse_folder_id(&path, "folder_id"), "Folder")?;
     match tenant.db().delete_folder(id).await? {

@@ -33,7 +33,7 @@ fn verifier_associated_data(state: &str) -> Vec<u8> {
     ferry_crypto::binding::oauth_verifier(state)
 }
 
-#[utoipa::path(operation_id = "auth_start", post, path = "/cloud-storage/auth/{provider}", tag = "auth", description = "Start OAuth: an authorization URL and a single-use state (PKCE S256, offline access).", params(("provider" = String, Path, description = "google_drive")), request_body(content = Option<StartAuthRequest>, description = "Optional; an empty body is fine"), responses((status = 200, description = "Authorization URL", body = StartAuthResponse), (status = 400, description = "Invalid request", body = crate::error::ErrorBody), (status = 401, description = "Missing or invalid API key", body = crate::error::ErrorBody)))]
+#[utoipa::path(operation_id = "auth_start", post, path = "/cloud-storage/auth/{provider}", tag = "auth", description = "Start OAuth: an authorization URL and a single-use state (PKCE S256, offline access).", params(("provider" = String, Path, pattern = "^google_drive$", example = "google_drive")), request_body(content = Option<StartAuthRequest>, description = "Optional; an empty body is fine"), responses((status = 200, description = "Authorization URL", body = StartAuthResponse), (status = 400, description = "Invalid request", body = crate::error::ErrorBody), (status = 401, description = "Missing or invalid API key", body = crate::error::ErrorBody)))]
 async fn start(
     state: web::Data<AppState>,
     tenant: Tenant,
@@ -79,7 +79,7 @@ async fn start(
     }))
 }
 
-#[utoipa::path(operation_id = "auth_complete", post, path = "/cloud-storage/auth/{provider}/callback", tag = "auth", description = "Finish OAuth with the code and state; the same Drive account again updates its connection.", params(("provider" = String, Path)), request_body = CompleteAuthRequest, responses((status = 200, description = "Connected", body = CompleteAuthResponse), (status = 400, description = "Invalid request", body = crate::error::ErrorBody), (status = 401, description = "Missing or invalid API key", body = crate::error::ErrorBody), (status = 502, description = "Provider error", body = crate::error::ErrorBody), (status = 504, description = "The cloud provider did not answer in time (PROVIDER_TIMEOUT)", body = crate::error::ErrorBody)))]
+#[utoipa::path(operation_id = "auth_complete", post, path = "/cloud-storage/auth/{provider}/callback", tag = "auth", description = "Finish OAuth with the code and state; the same Drive account again updates its connection.", params(("provider" = String, Path, pattern = "^google_drive$", example = "google_drive")), request_body = CompleteAuthRequest, responses((status = 200, description = "Connected", body = CompleteAuthResponse), (status = 400, description = "Invalid request", body = crate::error::ErrorBody), (status = 401, description = "Missing or invalid API key", body = crate::error::ErrorBody), (status = 502, description = "Provider error", body = crate::error::ErrorBody), (status = 504, description = "The cloud provider did not answer in time (PROVIDER_TIMEOUT)", body = crate::error::ErrorBody)))]
 async fn complete(
     state: web::Data<AppState>,
     tenant: Tenant,
@@ -182,7 +182,7 @@ pub struct BrowserCallbackQuery {
 /// The page the provider redirects the popup to. It finishes the flow and posts the seed's `oauth-complete`
 /// message to its opener, only to the configured origin and to the gateway's own origin (the console), so a
 /// page of any other origin that opens it receives nothing. Nothing from the query is echoed as markup.
-#[utoipa::path(operation_id = "auth_browser_callback", get, path = "/cloud-storage/auth/{provider}/callback", tag = "auth", description = "The browser redirect: an HTML page that posts `{\"type\": \"oauth-complete\", ...}` to its opener (only to the configured origin and the gateway's own); a failure carries the provider's `error_description` as plain text.", params(("provider" = String, Path), ("code" = Option<String>, Query), ("state" = Option<String>, Query), ("error" = Option<String>, Query), ("error_description" = Option<String>, Query)), security(()), responses((status = 200, description = "HTML page", content_type = "text/html", body = String)))]
+#[utoipa::path(operation_id = "auth_browser_callback", get, path = "/cloud-storage/auth/{provider}/callback", tag = "auth", description = "The browser redirect: an HTML page that posts `{\"type\": \"oauth-complete\", ...}` to its opener (only to the configured origin and the gateway's own); a failure carries the provider's `error_description` as plain text.", params(("provider" = String, Path, pattern = "^google_drive$", example = "google_drive"), ("code" = Option<String>, Query), ("state" = Option<String>, Query), ("error" = Option<String>, Query), ("error_description" = Option<String>, Query)), security(()), responses((status = 200, description = "HTML page", content_type = "text/html", body = String)))]
 async fn browser_callback(
     state: web::Data<AppState>,
     provider: web::Path<String>,
