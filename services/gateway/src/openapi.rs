@@ -3,7 +3,10 @@
 //! at `/api/v2/openapi.json`, browsable at `/docs` (Swagger UI with its assets compiled in, so it needs no
 //! network), and committed as `docs/openapi.json`, which a test keeps equal to this.
 
+use utoipa::openapi::content::Content;
+use utoipa::openapi::response::ResponseBuilder;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{Ref, RefOr};
 use utoipa::{Modify, OpenApi};
 
 struct ApiKeyAuth;
@@ -24,6 +27,65 @@ impl Modify for ApiKeyAuth {
     }
 }
 
+/// The answers every API operation can give whatever it does, added where its own annotation does not list them:
+/// 500 (an internal error, with an incident id) and 503 (the database is unreachable; `Retry-After`), 401 where an
+/// API key is required, 400 and 413 where a JSON body is read (malformed JSON, or over the size limit), and 404
+/// where the path names an object (a malformed id names nothing either).
+struct CommonResponses;
+
+impl CommonResponses {
+    fn error(description: &str) -> RefOr<utoipa::openapi::Response> {
+        RefOr::T(
+            ResponseBuilder::new()
+                .description(description)
+                .content("application/json", Content::new(Some(Ref::from_schema_name("ErrorBody"))))
+                .build(),
+        )
+    }
+}
+
+impl Modify for CommonResponses {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let global_security = openapi.security.as_ref().is_some_and(|security| !security.is_empty());
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            // `{provider}` is checked like a body field (400 for an unknown one); the other path ids name objects.
+            let names_an_object = path.contains('{') && !path.contains("{provider}");
+            for operation in
+                [&mut item.get, &mut item.post, &mut item.put, &mut item.patch, &mut item.delete].into_iter().flatten()
+            {
+                // The browser callback always answers with its page (which reports failures to the opener).
+                if operation.operation_id.as_deref() == Some("auth_browser_callback") {
+                    continue;
+                }
+                // `security(())` on an operation (the browser callback) opts out of the API key.
+                let secured = match &operation.security {
+                    Some(requirements) => requirements.iter().any(|r| r != &Default::default()),
+                    None => global_security,
+                };
+                let json_body = operation.request_body.as_ref().is_some_and(|body| match body {
+                    RefOr::T(body) => body.content.contains_key("application/json"),
+                    RefOr::Ref(_) => true,
+                });
+                let mut add = |status: &str, description: &str| {
+                    operation.responses.responses.entry(status.to_owned()).or_insert_with(|| Self::error(description));
+                };
+                if json_body {
+                    add("400", "Invalid request (malformed JSON, a wrong type, a missing field)");
+                    add("413", "The body is over the size limit");
+                }
+                if secured {
+                    add("401", "Missing or invalid API key");
+                }
+                if names_an_object {
+                    add("404", "Not found (also a malformed id, and another tenant's object)");
+                }
+                add("500", "Internal error: the body carries an `incident_id` for the operators' logs");
+                add("503", "The database is unreachable; retry after the `Retry-After` seconds");
+            }
+        }
+    }
+}
+
 #[derive(OpenApi)]
 #[openapi(
     info(
@@ -34,7 +96,7 @@ impl Modify for ApiKeyAuth {
         version = "2.0.0"
     ),
     servers((url = "/api/v2")),
-    modifiers(&ApiKeyAuth),
+    modifiers(&ApiKeyAuth, &CommonResponses),
     security(("api_key" = [])),
     paths(
         crate::routes::oauth::handlers::start,
