@@ -325,3 +325,36 @@ async fn import_destination_must_be_an_existing_folder_and_files_in_use_are_kept
     assert_eq!(items["items"][0]["image_id"], image_id, "the job keeps its history");
     env.shutdown().await;
 }
+
+/// The response checker every contract test goes through refuses what the document does not allow: a wrong type,
+/// a missing required field, a property the schema does not have, an id that breaks its pattern, and a status the
+/// path does not document.
+#[test]
+fn the_response_checker_refuses_bodies_and_statuses_the_document_does_not_allow() {
+    use api_support::contract::check_response;
+    let file = json!({
+        "id": "img_0190f0d2c1e07a3b8c9d0e1f2a3b4c5d", "name": "a.txt", "mime_type": "text/plain", "size_bytes": 3,
+        "sha256": null, "md5": null, "status": "ready", "tags": [], "folder_id": null, "source": null,
+        "provider_metadata": null, "error": null,
+        "created_at": "2026-01-01T00:00:00Z", "updated_at": "2026-01-01T00:00:00Z"
+    });
+    let path = "/api/v2/files/img_0190f0d2c1e07a3b8c9d0e1f2a3b4c5d";
+    check_response(path, 200, &file);
+    let refused = |body: Value, status: u16| std::panic::catch_unwind(|| check_response(path, status, &body)).is_err();
+    let mut wrong_type = file.clone();
+    wrong_type["size_bytes"] = json!("3");
+    assert!(refused(wrong_type, 200), "a string where an integer belongs");
+    let mut missing = file.clone();
+    missing.as_object_mut().expect("object").remove("name");
+    assert!(refused(missing, 200), "a required field missing");
+    let mut extra = file.clone();
+    extra["secret"] = json!("x");
+    assert!(refused(extra, 200), "an undocumented property");
+    let mut bad_id = file.clone();
+    bad_id["id"] = json!("file-1");
+    assert!(refused(bad_id, 200), "an id that breaks its pattern");
+    let mut bad_time = file.clone();
+    bad_time["created_at"] = json!("yesterday");
+    assert!(refused(bad_time, 200), "a date-time that is not RFC 3339");
+    assert!(refused(file, 418), "a status the path does not document");
+}

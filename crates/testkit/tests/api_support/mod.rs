@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod contract;
+
 use reqwest::StatusCode;
 use serde_json::{Map, Value};
 
@@ -65,12 +67,14 @@ fn chrono_like(text: &str) -> bool {
         && b[..4].iter().all(u8::is_ascii_digit)
 }
 
-/// Asserts the status and returns the JSON body.
+/// Asserts the status, checks the body against the document's schema for that path and status, and returns it.
 pub async fn json_of(response: reqwest::Response, expected: StatusCode) -> Value {
     let status = response.status();
+    let path = response.url().path().to_owned();
     let text = response.text().await.expect("body");
     let body: Value = serde_json::from_str(&text).unwrap_or_else(|_| panic!("JSON body expected, got: {text}"));
     assert_eq!(status, expected, "unexpected status; body: {body}");
+    contract::check_response(&path, status.as_u16(), &body);
     body
 }
 
