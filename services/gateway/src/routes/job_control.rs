@@ -13,7 +13,8 @@ use serde::Deserialize;
 use crate::auth::Tenant;
 use crate::error::{ApiError, ApiResult, ErrorCode, ErrorDetails};
 use crate::routes::job_dto::{
-    CancelResponse, JobItemList, JobItemView, JobList, JobResponse, full_job_view, item_status_word, provider_of,
+    CancelResponse, JobEvent, JobItemList, JobItemView, JobList, JobResponse, full_job_view, item_status_word,
+    provider_of,
 };
 use crate::routes::{Page, paging, path_id};
 
@@ -151,14 +152,13 @@ async fn cancel(tenant: Tenant, path: web::Path<String>) -> ApiResult<HttpRespon
     }
 }
 
-fn sse_frame<T: serde::Serialize>(id: u64, event: &str, data: &T) -> Bytes {
-    let data = serde_json::to_string(data).unwrap_or_else(|_| "{}".to_owned());
-    Bytes::from(format!("id: {id}\nevent: {event}\ndata: {data}\n\n"))
+fn sse_frame<T: serde::Serialize>(id: u64, event: &'static str, data: &T) -> Bytes {
+    Bytes::from(JobEvent::new(id, event, data).frame())
 }
 
 /// Streams `progress` events (the job object) whenever the job changes, then one `end` event with the final
 /// job and closes. A client that reconnects simply gets the current state first.
-#[utoipa::path(operation_id = "job_events", get, path = "/cloud-storage/jobs/{job_id}/events", tag = "jobs", description = "Server-sent events: `progress` with `{\"job\": ...}` on every change, then one `end` event, then the stream closes.", params(("job_id" = String, Path, pattern = "^job_[0-9a-f]{32}$", example = "job_0190f0d2c1e07a3b8c9d0e1f2a3b4c5d")), responses((status = 200, description = "Event stream", content_type = "text/event-stream", body = String), (status = 400, description = "Invalid request", body = crate::error::ErrorBody), (status = 401, description = "Missing or invalid API key", body = crate::error::ErrorBody), (status = 404, description = "Not found (also another tenant's object)", body = crate::error::ErrorBody)))]
+#[utoipa::path(operation_id = "job_events", get, path = "/cloud-storage/jobs/{job_id}/events", tag = "jobs", description = "Server-sent events: `progress` with `{\"job\": ...}` on every change, then one `end` event, then the stream closes.", params(("job_id" = String, Path, pattern = "^job_[0-9a-f]{32}$", example = "job_0190f0d2c1e07a3b8c9d0e1f2a3b4c5d")), responses((status = 200, description = "Event stream: one `JobEvent` per event", content_type = "text/event-stream", body = JobEvent), (status = 400, description = "Invalid request", body = crate::error::ErrorBody), (status = 401, description = "Missing or invalid API key", body = crate::error::ErrorBody), (status = 404, description = "Not found (also another tenant's object)", body = crate::error::ErrorBody)))]
 async fn events(tenant: Tenant, path: web::Path<String>) -> ApiResult<HttpResponse> {
     let job_id = path_id(JobId::parse(&path), "Job")?;
     let job = tenant.db().get_job(job_id).await?.ok_or_else(|| ApiError::not_found("Job"))?;

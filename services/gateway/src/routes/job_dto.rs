@@ -303,3 +303,28 @@ pub struct ExportRequest {
     #[schema(max_length = 255)]
     pub folder_name: Option<String>,
 }
+
+/// One server-sent event of a job's `/events` stream, as the wire carries it (`id:`, `event:` and `data:` lines).
+#[derive(Debug, Clone, PartialEq, ToSchema)]
+pub struct JobEvent {
+    /// Counts the events of this stream from 1.
+    #[schema(pattern = "^[0-9]+$")]
+    pub id: String,
+    /// `progress` on every change, then one `end`; `error` when progress cannot be read (then the stream ends).
+    #[schema(pattern = "^(progress|end|error)$")]
+    pub event: &'static str,
+    /// JSON text: `{"job": ...}` (a `JobResponse`) for `progress` and `end`, an `ErrorBody` for `error`.
+    pub data: String,
+}
+
+impl JobEvent {
+    pub fn new<T: Serialize>(id: u64, event: &'static str, data: &T) -> Self {
+        let data = serde_json::to_string(data).unwrap_or_else(|_| "{}".to_owned());
+        JobEvent { id: id.to_string(), event, data }
+    }
+
+    /// The event as `text/event-stream` text.
+    pub fn frame(&self) -> String {
+        format!("id: {}\nevent: {}\ndata: {}\n\n", self.id, self.event, self.data)
+    }
+}
