@@ -6,7 +6,7 @@
 use utoipa::openapi::content::Content;
 use utoipa::openapi::response::ResponseBuilder;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::openapi::{Ref, RefOr};
+use utoipa::openapi::{Ref, RefOr, Schema};
 use utoipa::{Modify, OpenApi};
 
 struct ApiKeyAuth;
@@ -46,6 +46,13 @@ impl CommonResponses {
 
 impl Modify for CommonResponses {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        // `uniqueItems` has no field attribute: an export's image ids must be distinct (a repeat is a 400).
+        if let Some(components) = openapi.components.as_mut()
+            && let Some(RefOr::T(Schema::Object(export))) = components.schemas.get_mut("ExportRequest")
+            && let Some(RefOr::T(Schema::Array(ids))) = export.properties.get_mut("image_ids")
+        {
+            ids.unique_items = true;
+        }
         let global_security = openapi.security.as_ref().is_some_and(|security| !security.is_empty());
         for (path, item) in openapi.paths.paths.iter_mut() {
             // `{provider}` is checked like a body field (400 for an unknown one); the other path ids name objects.

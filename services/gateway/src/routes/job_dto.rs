@@ -250,9 +250,9 @@ pub struct ImportFile {
     pub name: Option<String>,
     #[schema(max_length = 255)]
     pub mime_type: Option<String>,
-    /// Informational; the size Drive reports is the one used.
+    /// Informational (any number); the size Drive reports is the one used.
     #[allow(dead_code)]
-    pub size_bytes: Option<u64>,
+    pub size_bytes: Option<f64>,
     /// For a Google Workspace file: the format to export it to (overrides `export_formats` and the default).
     #[schema(example = "application/pdf")]
     pub export_mime_type: Option<String>,
@@ -270,8 +270,8 @@ pub struct ImportRequest {
     /// Deprecated; accepted and ignored.
     #[allow(dead_code)]
     pub auto_describe: Option<bool>,
-    /// At most 50 tags of at most 100 bytes each.
-    #[schema(max_items = 50)]
+    /// At most 50 tags.
+    #[schema(value_type = Option<Vec<Tag>>, max_items = 50)]
     pub tags: Option<Vec<String>>,
     /// An existing folder of the caller's store (404 otherwise).
     #[schema(format = Uuid)]
@@ -294,8 +294,8 @@ pub struct ExportRequest {
     /// An active connection of the caller.
     #[schema(required = true, value_type = String, format = Uuid)]
     pub connection_id: Option<String>,
-    /// 1 to 1000 distinct ready files of the caller.
-    #[schema(required = true, value_type = Vec<String>, min_items = 1, max_items = 1000)]
+    /// 1 to 1000 distinct ready files of the caller (`img_` ids; a repeated id is a 400).
+    #[schema(required = true, value_type = Vec<ImageId>, min_items = 1, max_items = 1000)]
     pub image_ids: Option<Vec<String>>,
     /// An existing Drive folder (400 if it does not exist).
     pub folder_id: Option<String>,
@@ -328,3 +328,15 @@ impl JobEvent {
         format!("id: {}\nevent: {}\ndata: {}\n\n", self.id, self.event, self.data)
     }
 }
+
+/// A stored file's id.
+#[derive(ToSchema)]
+#[schema(pattern = "^img_[0-9a-f]{32}$", example = "img_0190f0d2c1e07a3b8c9d0e1f2a3b4c5d")]
+#[allow(dead_code)] // Names the id format in the document; ids travel as strings.
+pub struct ImageId(String);
+
+/// A tag: at most 100 characters, not blank (surrounding ASCII whitespace is trimmed; duplicates are dropped).
+#[derive(ToSchema)]
+#[schema(pattern = "[^ \\t\\n\\f\\r]", max_length = 100, example = "invoices")]
+#[allow(dead_code)] // Names the tag rules in the document; tags travel as strings.
+pub struct Tag(String);

@@ -27,18 +27,19 @@ pub const MAX_DRIVE_ID_BYTES: usize = 256;
 pub const MAX_FILE_NAME_BYTES: usize = 1024;
 /// Longest MIME type accepted.
 pub const MAX_MIME_TYPE_BYTES: usize = 255;
-/// Most tags per request, and the longest tag.
+/// Most tags per request, and the longest tag in characters.
 pub const MAX_TAGS: usize = 50;
-pub const MAX_TAG_BYTES: usize = 100;
+pub const MAX_TAG_CHARS: usize = 100;
 /// Largest `provider_metadata`, serialized as compact JSON. It is stored once per job.
 pub const MAX_PROVIDER_METADATA_BYTES: usize = 16 * 1024;
 
 /// The JSON body limit: the largest legal request (an import of [`MAX_FILES_PER_JOB`] files with every field at
-/// its limit and the largest metadata), string content counted twice for JSON escapes, plus framing and slack.
+/// its limit and the largest metadata), string content counted twice for JSON escapes (tags, limited in characters,
+/// six times: `\u0001`), plus framing and slack.
 pub const MAX_JSON_BODY_BYTES: usize = MAX_FILES_PER_JOB
     * (2 * (MAX_DRIVE_ID_BYTES + MAX_FILE_NAME_BYTES + 2 * MAX_MIME_TYPE_BYTES) + FILE_FRAMING_BYTES)
     + 2 * MAX_PROVIDER_METADATA_BYTES
-    + MAX_TAGS * (2 * MAX_TAG_BYTES + 4)
+    + MAX_TAGS * (6 * MAX_TAG_CHARS + 4)
     + 64 * 1024;
 /// Keys, quotes and punctuation of one file entry, with room for `size_bytes`.
 const FILE_FRAMING_BYTES: usize = 128;
@@ -277,9 +278,14 @@ async fn import(state: web::Data<AppState>, tenant: Tenant, body: web::Json<Impo
 pub fn normalise_tags(tags: Vec<String>) -> ApiResult<Vec<String>> {
     let mut out: Vec<String> = Vec::with_capacity(tags.len());
     for tag in tags {
-        let tag = tag.trim().to_owned();
-        if tag.is_empty() || tag.len() > MAX_TAG_BYTES {
-            return Err(ApiError::field("tags", format!("each tag must be 1 to {MAX_TAG_BYTES} bytes")));
+        // Limits as the document states them: at most 100 characters, at least one that is not ASCII whitespace
+        // (which is trimmed).
+        if tag.chars().count() > MAX_TAG_CHARS {
+            return Err(ApiError::field("tags", format!("each tag must be at most {MAX_TAG_CHARS} characters")));
+        }
+        let tag = tag.trim_matches(|c: char| c.is_ascii_whitespace()).to_owned();
+        if tag.is_empty() {
+            return Err(ApiError::field("tags", "a tag must not be empty or blank"));
         }
         if !out.contains(&tag) {
             out.push(tag);

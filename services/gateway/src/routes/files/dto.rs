@@ -122,11 +122,12 @@ where
 pub struct FileUpdateRequest {
     #[schema(min_length = 1, max_length = 255)]
     pub name: Option<String>,
-    /// Replaces the file's tags.
+    /// Replaces the file's tags (at most 50).
+    #[schema(value_type = Option<Vec<crate::routes::job_dto::Tag>>, max_items = 50)]
     pub tags: Option<Vec<String>>,
-    /// Moves the file into this folder; `null` takes it out of any folder. Alias: `collection_id`.
+    /// Moves the file into this folder (a UUID); `null` or `""` takes it out of any folder. Alias: `collection_id`.
     #[serde(default, deserialize_with = "present", alias = "collection_id")]
-    #[schema(value_type = Option<String>, format = Uuid)]
+    #[schema(value_type = Option<String>, pattern = "^$|^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")]
     pub folder_id: Option<Option<String>>,
 }
 
@@ -141,7 +142,7 @@ pub struct UploadForm {
     pub name: Option<String>,
     /// Comma-separated.
     pub tags: Option<String>,
-    /// An existing folder to put the file in (alias `collection_id`).
-    #[schema(format = Uuid)]
+    /// An existing folder (a UUID) to put the file in (alias `collection_id`); empty means none.
+    #[schema(value_type = String, pattern = "^$|^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$", required = false)]
     pub folder_id: Option<String>,
 }

@@ -38,10 +38,17 @@ async fn start(
     state: web::Data<AppState>,
     tenant: Tenant,
     provider: web::Path<String>,
-    body: Option<web::Json<StartAuthRequest>>,
+    body: web::Bytes,
 ) -> ApiResult<HttpResponse> {
     let provider = parse_provider(&provider)?;
-    let body = body.map(web::Json::into_inner).unwrap_or_default();
+    // The body is optional, but a body that is there must be a valid request (not silently replaced by defaults).
+    let body: StartAuthRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        StartAuthRequest::default()
+    } else {
+        serde_json::from_slice::<Option<StartAuthRequest>>(&body)
+            .map_err(|err| ApiError::validation(format!("Invalid JSON body: {err}")))?
+            .unwrap_or_default()
+    };
     if let Some(named) = body.provider.as_deref()
         && named != provider.as_str()
     {

@@ -28,7 +28,12 @@ pub struct PickerProxyRequest {
     #[schema(required = true, value_type = String, pattern = "^picker_sess_", max_length = 199)]
     pub session_id: Option<String>,
     /// One of `files`, `files/{id}`, `files/{id}/export`, `about`.
-    #[schema(required = true, value_type = String, example = "files/abc123", max_length = 300)]
+    #[schema(
+        required = true,
+        value_type = String,
+        example = "files/abc123",
+        pattern = "^(files|about|files/[A-Za-z0-9_-]{1,200}(/export)?)$"
+    )]
     pub endpoint: Option<String>,
     /// Query parameters allowed for the endpoint: files: q, pageSize, pageToken, orderBy, fields, spaces,
     /// corpora, driveId, includeItemsFromAllDrives, supportsAllDrives; files/{id}: fields, supportsAllDrives;
