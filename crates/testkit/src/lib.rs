@@ -276,6 +276,28 @@ impl TestEnv {
         Ok((param("code").ok_or_else(|| anyhow!("no code in {location}"))?, param("state").unwrap_or_default()))
     }
 
+    /// Exports stored files into a new Drive folder and waits (up to a minute) for the job to end; returns the
+    /// final `job` object.
+    pub async fn export_and_wait(
+        &self,
+        connection_id: &str,
+        image_ids: &[&str],
+        folder_name: &str,
+    ) -> anyhow::Result<Value> {
+        let body: Value = self
+            .api(reqwest::Method::POST, "/cloud-storage/export")
+            .json(&serde_json::json!({
+                "connection_id": connection_id, "image_ids": image_ids, "folder_name": folder_name
+            }))
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        let job_id = body["job_id"].as_str().ok_or_else(|| anyhow::anyhow!("no job_id in {body}"))?;
+        self.wait_for_job(job_id, Duration::from_secs(60)).await
+    }
+
     /// Polls a job until it reaches a terminal status, returning the last `job` object.
     pub async fn wait_for_job(&self, job_id: &str, timeout: Duration) -> anyhow::Result<Value> {
         let deadline = tokio::time::Instant::now() + timeout;

@@ -96,17 +96,9 @@ async fn every_dashboard_query_names_a_metric_the_services_export() {
     let job = env.wait_for_job(import["job_id"].as_str().expect("job"), Duration::from_secs(60)).await.expect("import");
     assert_eq!(job["status"], "partial", "{job}");
     let image = import["image_ids"][0].as_str().expect("image").to_owned();
-    let export: Value = env
-        .api(Method::POST, "/cloud-storage/export")
-        .json(&json!({ "connection_id": connection, "image_ids": [image], "folder_name": "Metrics" }))
-        .send()
-        .await
-        .expect("export")
-        .json()
-        .await
-        .expect("json");
-    let export_job = export["job_id"].as_str().expect("export job");
-    assert_eq!(env.wait_for_job(export_job, Duration::from_secs(60)).await.expect("export")["status"], "completed");
+    let export_job =
+        env.export_and_wait(connection.as_str().expect("connection id"), &[&image], "Metrics").await.expect("export");
+    assert_eq!(export_job["status"], "completed");
 
     // Gauges are sampled every few seconds: wait (bounded) until the sampled ones are there too.
     let exprs = queries(&dashboard());

@@ -236,17 +236,8 @@ async fn a_database_dump_holds_no_plaintext_token_key_or_session() {
     assert_eq!(finished["status"], "completed");
     let files: Value = env.api(Method::GET, "/files").send().await.expect("files").json().await.expect("json");
     let image = files["items"][0]["id"].as_str().or_else(|| files["files"][0]["id"].as_str()).expect("a file id");
-    let export: Value = env
-        .api(Method::POST, "/cloud-storage/export")
-        .json(&json!({ "connection_id": connection, "image_ids": [image], "folder_name": "Out" }))
-        .send()
-        .await
-        .expect("export")
-        .json()
-        .await
-        .expect("json");
-    let export_job = export["job_id"].as_str().expect("export job");
-    assert_eq!(env.wait_for_job(export_job, Duration::from_secs(60)).await.expect("export")["status"], "completed");
+    let exported = env.export_and_wait(&connection, &[image], "Out").await.expect("export");
+    assert_eq!(exported["status"], "completed");
 
     let secrets = env.emulator.state().known_secrets();
     assert!(secrets.len() >= 2, "the emulator issued an access and a refresh token: {}", secrets.len());
