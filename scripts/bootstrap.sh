@@ -207,16 +207,18 @@ check_nextest() {
 # google-api-python-client + google-auth: the Drive emulator's fidelity test (services/drive-emulator/tests/python_client.rs).
 # moto[server]: the S3-compatible server the storage and end-to-end tests start (crates/storage/src/testing.rs).
 # kubernetes-validate + jsonschema: offline schema checks of deploy/k8s (scripts/validate-k8s.py).
+# schemathesis: fuzzes the gateway against its own OpenAPI document (crates/testkit/tests/api_fuzz.rs).
 TEST_PY_PACKAGES=(
     "google-api-python-client>=2.100,<3" "google-auth>=2.20,<3"
     "moto[server]==5.2.5"
     "kubernetes-validate==1.37.0" "jsonschema==4.26.0"
+    "schemathesis==4.32.5"
 )
 ensure_test_python() {
     local root venv probe
     root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
     venv="${CARGO_TARGET_DIR:-$root/target}/emulator-python"
-    probe='import googleapiclient.discovery, googleapiclient.http, google.oauth2.credentials, moto.server, kubernetes_validate, jsonschema'
+    probe='import googleapiclient.discovery, googleapiclient.http, google.oauth2.credentials, moto.server, kubernetes_validate, jsonschema, schemathesis'
     if [ -x "$venv/bin/python" ] && "$venv/bin/python" -c "$probe" >/dev/null 2>&1; then
         say "python test tools ready ($venv)"
         return 0

@@ -20,6 +20,7 @@ pub mod tenant;
 pub mod tenants;
 #[cfg(feature = "test-support")]
 pub mod testing;
+mod words;
 
 use std::time::Duration;
 

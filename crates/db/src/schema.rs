@@ -97,7 +97,7 @@ diesel::table! {
         started_at -> Nullable<Timestamptz>,
         completed_at -> Nullable<Timestamptz>,
         cancel_requested_at -> Nullable<Timestamptz>,
-        provider_metadata -> Nullable<Jsonb>,
+        provider_metadata -> Nullable<Json>,
     }
 }
 

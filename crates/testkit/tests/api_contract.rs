@@ -72,12 +72,22 @@ async fn invalid_requests_get_validation_errors_naming_the_field() {
         ("/cloud-storage/export", json!({ "connection_id": connection, "image_ids": [] }), "image_ids"),
         ("/cloud-storage/export", json!({ "connection_id": connection, "image_ids": ["img_zz"] }), "image_ids"),
         ("/cloud-storage/auth/google_drive/callback", json!({ "state": "s" }), "code"),
-        ("/cloud-storage/auth/google_drive/callback", json!({ "code": "c", "state": "never-issued" }), "state"),
     ];
     for (path, body, field) in cases {
         let response = env.api(Method::POST, path).json(&body).send().await.expect("send");
         let error = error_of(response, StatusCode::BAD_REQUEST, "VALIDATION_ERROR").await;
         assert_eq!(error["error"]["details"]["field"], field, "{path} {body}");
+    }
+    // A state that was never issued (or one with NUL, which cannot have been) names no pending authorisation.
+    for state in ["never-issued", "nul\u{0}state"] {
+        let response = env
+            .api(Method::POST, "/cloud-storage/auth/google_drive/callback")
+            .json(&json!({ "code": "c", "state": state }))
+            .send()
+            .await
+            .expect("send");
+        let error = error_of(response, StatusCode::NOT_FOUND, "NOT_FOUND").await;
+        assert_eq!(error["error"]["details"]["field"], "state");
     }
 
     let too_many: Vec<Value> = (0..1001).map(|i| json!({ "id": format!("f{i}"), "name": "x" })).collect();
@@ -474,5 +484,63 @@ async fn an_outbox_row_naming_no_known_command_is_parked_and_the_rows_behind_it_
     assert_eq!(parked[0].1, "bogus.item");
     assert!(parked[0].2.contains("unknown command"), "{parked:?}");
     assert_eq!(env.database.db.outbox_backlog().await.expect("backlog").0, 0);
+    env.shutdown().await;
+}
+
+/// Postgres text cannot hold NUL. Every place a client's text is stored or looked up answers a 400 naming the
+/// field (or, for a lookup, 404): never a 500. JSON that the caller keeps as metadata keeps it as sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn text_with_nul_is_refused_by_field_and_metadata_keeps_it() {
+    let env = TestEnv::start_with(Workers::NONE, &[]).await.expect("env");
+    env.emulator.state().ensure_user("nul@example.com", "Nul");
+    let connection = env.connect_drive("nul@example.com").await.expect("connect")["connection"]["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let nul = "a\u{0}b";
+    let cases = [
+        (
+            Method::POST,
+            "/cloud-storage/import",
+            json!({ "connection_id": connection, "files": [{ "id": "x", "name": nul }] }),
+            "files[0].name",
+        ),
+        (
+            Method::POST,
+            "/cloud-storage/import",
+            json!({ "connection_id": connection, "files": [{ "id": nul, "name": "n" }] }),
+            "files[0].id",
+        ),
+        (
+            Method::POST,
+            "/cloud-storage/import",
+            json!({ "connection_id": connection, "files": [{ "id": "x", "name": "n" }], "tags": [nul] }),
+            "tags",
+        ),
+        (Method::POST, "/folders", json!({ "name": nul }), "name"),
+    ];
+    for (method, path, body, field) in cases {
+        let response = env.api(method, path).json(&body).send().await.expect("send");
+        let error = error_of(response, StatusCode::BAD_REQUEST, "VALIDATION_ERROR").await;
+        assert_eq!(error["error"]["details"]["field"], field, "{path} {body}");
+    }
+    let listed = env.api(Method::GET, "/files").query(&[("tag", nul)]).send().await.expect("list");
+    let error = error_of(listed, StatusCode::BAD_REQUEST, "VALIDATION_ERROR").await;
+    assert_eq!(error["error"]["details"]["field"], "tag");
+
+    let metadata = json!({ "note": nul, nul: [nul] });
+    let imported: Value = env
+        .api(Method::POST, "/cloud-storage/import")
+        .json(&json!({ "connection_id": connection, "files": [{ "id": "x", "name": "n" }], "provider_metadata": metadata }))
+        .send()
+        .await
+        .expect("import")
+        .json()
+        .await
+        .expect("json");
+    let image_id = imported["image_ids"][0].as_str().expect("an image id");
+    let file: Value =
+        env.api(Method::GET, &format!("/files/{image_id}")).send().await.expect("get").json().await.expect("json");
+    assert_eq!(file["provider_metadata"], metadata, "{file}");
     env.shutdown().await;
 }

@@ -358,3 +358,27 @@ fn the_response_checker_refuses_bodies_and_statuses_the_document_does_not_allow(
     assert!(refused(bad_time, 200), "a date-time that is not RFC 3339");
     assert!(refused(file, 418), "a status the path does not document");
 }
+
+/// The upload form is closed: a part it does not have (a misspelt `tag`, say) or a second `name` is a 400 that
+/// names the part, and the bytes already streamed for `file` are not left behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_with_an_unknown_or_repeated_part_is_refused_and_leaves_no_blob() {
+    let env = TestEnv::start_with(Workers::NONE, &[]).await.expect("env");
+    let root = std::path::Path::new(&env.settings.storage.root).to_owned();
+    let blobs = count_files(&root);
+    let file_part = || reqwest::multipart::Part::bytes(vec![7u8; 4096]).file_name("a.bin");
+    let forms = [
+        (reqwest::multipart::Form::new().part("file", file_part()).text("tag", "invoices"), "parts"),
+        (reqwest::multipart::Form::new().part("file", file_part()).text("name", "a").text("name", "b"), "name"),
+        (reqwest::multipart::Form::new().part("file", file_part()).text("name", "a\u{0}b"), "name"),
+    ];
+    for (form, field) in forms {
+        let response = env.api(Method::POST, "/files").multipart(form).send().await.expect("upload");
+        let error = json_of(response, StatusCode::BAD_REQUEST).await;
+        assert_eq!(error["error"]["details"]["field"], field, "{error}");
+    }
+    assert_eq!(count_files(&root), blobs, "no orphan blob");
+    let listed = call(&env, Method::GET, "/files", None, StatusCode::OK).await;
+    assert_eq!(listed["total_count"], 0);
+    env.shutdown().await;
+}

@@ -159,6 +159,8 @@ pub fn start(settings: Settings, listener: TcpListener) -> anyhow::Result<Runnin
             .wrap(actix_web::middleware::from_fn(trace_request))
             // Probes only: /metrics is served on the ops port, never to API clients.
             .configure(|cfg| ferry_ops_http::configure_probes(cfg, readiness.clone()))
+            // Before the `/api/v2` scope, which would otherwise claim the path.
+            .route("/api/v2/openapi.json", web::get().to(openapi::serve))
             .configure(routes::configure)
             .configure(console::configure)
             // Swagger UI with its assets compiled in (works offline), reading /api/v2/openapi.json.

@@ -5,9 +5,12 @@
 
 use utoipa::openapi::content::Content;
 use utoipa::openapi::response::ResponseBuilder;
+use utoipa::openapi::schema::{AdditionalProperties, ObjectBuilder, Type};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{Ref, RefOr, Schema};
 use utoipa::{Modify, OpenApi};
+
+use crate::routes::jobs::WORKSPACE_EXPORTS;
 
 struct ApiKeyAuth;
 
@@ -33,6 +36,22 @@ impl Modify for ApiKeyAuth {
 /// where the path names an object (a malformed id names nothing either).
 struct CommonResponses;
 
+/// `not: {required: [a, b]}`: the two may not both be given. With `null_is_absent`, only both as strings count
+/// (the handler reads a null as not given); otherwise any two values do (a serde alias refuses the pair).
+fn forbid_both(object: &mut utoipa::openapi::schema::Object, a: &str, b: &str, null_is_absent: bool) {
+    let mut both_given = serde_json::Map::new();
+    both_given.insert("required".to_owned(), serde_json::Value::from(vec![a, b]));
+    if null_is_absent {
+        let mut properties = serde_json::Map::new();
+        for name in [a, b] {
+            properties.insert(name.to_owned(), serde_json::Value::from_iter([("type".to_owned(), "string")]));
+        }
+        both_given.insert("properties".to_owned(), serde_json::Value::Object(properties));
+    }
+    let both_given = serde_json::Value::Object(both_given);
+    object.extensions.get_or_insert_with(Default::default).insert("not".to_owned(), both_given);
+}
+
 impl CommonResponses {
     fn error(description: &str) -> RefOr<utoipa::openapi::Response> {
         RefOr::T(
@@ -52,6 +71,74 @@ impl Modify for CommonResponses {
             && let Some(RefOr::T(Schema::Array(ids))) = export.properties.get_mut("image_ids")
         {
             ids.unique_items = true;
+        }
+        // The same for an import's files (a repeated Drive id is a 400 too, which no schema keyword can state).
+        if let Some(components) = openapi.components.as_mut()
+            && let Some(RefOr::T(Schema::Object(import))) = components.schemas.get_mut("ImportRequest")
+            && let Some(RefOr::T(Schema::Array(files))) = import.properties.get_mut("files")
+        {
+            files.unique_items = true;
+        }
+        // Nor has `not`: an import names its folder as `folder_id` or as the older `collection_id`, never both.
+        // An upload's parts are closed: an unknown part is a 400.
+        if let Some(components) = openapi.components.as_mut() {
+            if let Some(RefOr::T(Schema::Object(import))) = components.schemas.get_mut("ImportRequest") {
+                forbid_both(import, "folder_id", "collection_id", true);
+            }
+            // A file update takes `collection_id` as a serde alias of `folder_id`: the document lists it too.
+            if let Some(RefOr::T(Schema::Object(update))) = components.schemas.get_mut("FileUpdateRequest")
+                && let Some(RefOr::T(Schema::Object(folder))) = update.properties.get("folder_id").cloned()
+            {
+                let mut alias = folder;
+                alias.description = Some("Older clients' name for `folder_id`; send one of the two, not both.".into());
+                alias.deprecated = Some(utoipa::openapi::Deprecated::True);
+                update.properties.insert("collection_id".to_owned(), RefOr::T(Schema::Object(alias)));
+                forbid_both(update, "folder_id", "collection_id", false);
+            }
+            if let Some(RefOr::T(Schema::Object(upload))) = components.schemas.get_mut("UploadForm") {
+                upload.additional_properties = Some(Box::new(AdditionalProperties::FreeForm(false)));
+            }
+        }
+        // The Workspace export formats, from the importer's own table: per-file overrides name one of them, and
+        // `export_formats` maps each Workspace type (short or full name) to one of its own.
+        if let Some(components) = openapi.components.as_mut() {
+            if let Some(RefOr::T(Schema::Object(file))) = components.schemas.get_mut("ImportFile")
+                && let Some(RefOr::T(Schema::Object(target))) = file.properties.get_mut("export_mime_type")
+            {
+                let mut formats: Vec<serde_json::Value> = Vec::new();
+                for format in WORKSPACE_EXPORTS.iter().flat_map(|(_, allowed)| allowed.iter()) {
+                    if !formats.iter().any(|known| known == format) {
+                        formats.push((*format).into());
+                    }
+                }
+                formats.push(serde_json::Value::Null);
+                target.enum_values = Some(formats);
+            }
+            if let Some(RefOr::T(Schema::Object(import))) = components.schemas.get_mut("ImportRequest")
+                && let Some(RefOr::T(Schema::Object(formats))) = import.properties.get_mut("export_formats")
+            {
+                for (kind, allowed) in WORKSPACE_EXPORTS {
+                    let choices = ObjectBuilder::new()
+                        .schema_type(Type::String)
+                        .enum_values(Some(allowed.iter().copied()))
+                        .build();
+                    let short = kind.trim_start_matches("application/vnd.google-apps.");
+                    for name in [short, kind] {
+                        formats.properties.insert(name.to_owned(), RefOr::T(Schema::Object(choices.clone())));
+                    }
+                }
+                formats.additional_properties = Some(Box::new(AdditionalProperties::FreeForm(false)));
+            }
+        }
+        // Which `params` a picker call takes depends on its `endpoint`: one branch per endpoint, from the proxy's
+        // own tables.
+        if let Some(components) = openapi.components.as_mut()
+            && let Some(RefOr::T(Schema::Object(picker))) = components.schemas.get_mut("PickerProxyRequest")
+        {
+            picker
+                .extensions
+                .get_or_insert_with(Default::default)
+                .insert("anyOf".to_owned(), crate::routes::picker::endpoints::request_branches());
         }
         let global_security = openapi.security.as_ref().is_some_and(|security| !security.is_empty());
         for (path, item) in openapi.paths.paths.iter_mut() {
@@ -150,6 +237,13 @@ pub fn document_json() -> String {
     let mut text = doc.to_pretty_json().unwrap_or_else(|err| format!("{{\"error\": \"{err}\"}}"));
     text.push('\n');
     text
+}
+
+/// `GET /api/v2/openapi.json` (public: it is the API's documentation). Built once.
+pub async fn serve() -> actix_web::HttpResponse {
+    static DOCUMENT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let body = DOCUMENT.get_or_init(document_json).clone();
+    actix_web::HttpResponse::Ok().content_type("application/json").body(body)
 }
 
 /// The methods the API offers on `path` (a request path under `/api/v2`), from the document's path templates;

@@ -243,12 +243,12 @@ impl JobItemList {
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct ImportFile {
     /// The Drive file id (at most 256 bytes).
-    #[schema(required = true, value_type = String, min_length = 1, max_length = 256)]
+    #[schema(required = true, value_type = String, min_length = 1, max_length = 256, pattern = r"^[^\u0000]*[^\u0000 \t\n\f\r][^\u0000]*$")]
     pub id: Option<String>,
     /// The name to store it under (at most 1024 bytes).
-    #[schema(required = true, value_type = String, min_length = 1, max_length = 1024)]
+    #[schema(required = true, value_type = String, min_length = 1, max_length = 1024, pattern = r"^[^\u0000]*[^\u0000 \t\n\f\r][^\u0000]*$")]
     pub name: Option<String>,
-    #[schema(max_length = 255)]
+    #[schema(max_length = 255, pattern = r"^[^\u0000]*$")]
     pub mime_type: Option<String>,
     /// Informational (any number); the size Drive reports is the one used.
     #[allow(dead_code)]
@@ -273,11 +273,14 @@ pub struct ImportRequest {
     /// At most 50 tags.
     #[schema(value_type = Option<Vec<Tag>>, max_items = 50)]
     pub tags: Option<Vec<String>>,
-    /// An existing folder of the caller's store (404 otherwise).
-    #[schema(format = Uuid)]
+    /// An existing folder of the caller's store (404 otherwise); empty or null means none.
+    #[schema(pattern = r"^$|^(col_)?[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")]
     pub folder_id: Option<String>,
-    /// Older clients' name for `folder_id`.
-    #[schema(format = Uuid)]
+    /// Older clients' name for `folder_id` (also `col_…`); send one of the two, not both.
+    #[schema(
+        pattern = r"^$|^(col_)?[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$",
+        deprecated
+    )]
     pub collection_id: Option<String>,
     /// Kept with the job and shown on each imported file; at most 16 KiB as compact JSON (413 beyond).
     #[schema(value_type = Option<Object>)]
@@ -298,9 +301,10 @@ pub struct ExportRequest {
     #[schema(required = true, value_type = Vec<ImageId>, min_items = 1, max_items = 1000)]
     pub image_ids: Option<Vec<String>>,
     /// An existing Drive folder (400 if it does not exist).
+    #[schema(pattern = r"^[^\u0000]*$")]
     pub folder_id: Option<String>,
     /// A new folder created once for the job (inside `folder_id` when both are given); at most 255 bytes.
-    #[schema(max_length = 255)]
+    #[schema(max_length = 255, pattern = r"^[^\u0000]*$")]
     pub folder_name: Option<String>,
 }
 
@@ -337,6 +341,6 @@ pub struct ImageId(String);
 
 /// A tag: at most 100 characters, not blank (surrounding ASCII whitespace is trimmed; duplicates are dropped).
 #[derive(ToSchema)]
-#[schema(pattern = "[^ \\t\\n\\f\\r]", max_length = 100, example = "invoices")]
+#[schema(pattern = r"^[^\u0000]*[^\u0000 \t\n\f\r][^\u0000]*$", max_length = 100, example = "invoices")]
 #[allow(dead_code)] // Names the tag rules in the document; tags travel as strings.
 pub struct Tag(String);

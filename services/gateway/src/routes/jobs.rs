@@ -16,7 +16,7 @@ use crate::routes::connections::{active_connection, mark_used, parse_connection_
 use crate::routes::job_dto::{
     ExportRequest, ExportResponse, ImportRequest, ImportResponse, JobResponse, full_job_view, provider_of,
 };
-use crate::routes::path_id;
+use crate::routes::{is_blank, path_id, storable};
 use crate::state::AppState;
 
 /// Most files one job may carry.
@@ -151,15 +151,18 @@ async fn import(state: web::Data<AppState>, tenant: Tenant, body: web::Json<Impo
     for (index, file) in files.into_iter().enumerate() {
         let id = file
             .id
-            .filter(|v| !v.trim().is_empty())
+            .filter(|v| !is_blank(v))
             .ok_or_else(|| ApiError::field(&format!("files[{index}].id"), format!("files[{index}].id is required")))?;
-        let name = file.name.filter(|v| !v.trim().is_empty()).ok_or_else(|| {
+        let name = file.name.filter(|v| !is_blank(v)).ok_or_else(|| {
             ApiError::field(&format!("files[{index}].name"), format!("files[{index}].name is required"))
         })?;
         bounded(&format!("files[{index}].id"), &id, MAX_DRIVE_ID_BYTES)?;
         bounded(&format!("files[{index}].name"), &name, MAX_FILE_NAME_BYTES)?;
+        storable(&format!("files[{index}].id"), &id)?;
+        storable(&format!("files[{index}].name"), &name)?;
         if let Some(mime) = file.mime_type.as_deref() {
             bounded(&format!("files[{index}].mime_type"), mime, MAX_MIME_TYPE_BYTES)?;
+            storable(&format!("files[{index}].mime_type"), mime)?;
         }
         if !seen.insert(id.clone()) {
             duplicates.push(id.clone());
@@ -180,10 +183,10 @@ async fn import(state: web::Data<AppState>, tenant: Tenant, body: web::Json<Impo
             .with_details(ErrorDetails { duplicate_ids: Some(duplicates), ..ErrorDetails::field("files") }));
     }
     let folder_id = match (body.folder_id.as_deref(), body.collection_id.as_deref()) {
-        (Some(a), Some(b)) if a != b => {
-            return Err(ApiError::field("folder_id", "folder_id and collection_id disagree; send only folder_id"));
+        (Some(_), Some(_)) => {
+            return Err(ApiError::field("collection_id", "send folder_id or its older name collection_id, not both"));
         }
-        (Some(raw), _) | (None, Some(raw)) if !raw.is_empty() => {
+        (Some(raw), None) | (None, Some(raw)) if !raw.is_empty() => {
             let id = crate::routes::folders::parse_folder_id(raw, "folder_id")?;
             tenant.db().get_folder(id).await?.ok_or_else(|| {
                 ApiError::new(ErrorCode::NotFound, "The destination folder does not exist")
@@ -283,6 +286,7 @@ pub fn normalise_tags(tags: Vec<String>) -> ApiResult<Vec<String>> {
         if tag.chars().count() > MAX_TAG_CHARS {
             return Err(ApiError::field("tags", format!("each tag must be at most {MAX_TAG_CHARS} characters")));
         }
+        storable("tags", &tag)?;
         let tag = tag.trim_matches(|c: char| c.is_ascii_whitespace()).to_owned();
         if tag.is_empty() {
             return Err(ApiError::field("tags", "a tag must not be empty or blank"));
@@ -313,6 +317,9 @@ async fn export(state: web::Data<AppState>, tenant: Tenant, body: web::Json<Expo
             return Err(ApiError::field("image_ids", format!("`{raw}` appears more than once")));
         }
         ids.push(id);
+    }
+    for (field, value) in [("folder_id", &body.folder_id), ("folder_name", &body.folder_name)] {
+        storable(field, value.as_deref().unwrap_or_default())?;
     }
     let folder_id = body.folder_id.filter(|v| !v.trim().is_empty());
     let folder_name = body.folder_name.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());

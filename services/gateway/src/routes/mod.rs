@@ -20,7 +20,6 @@ pub fn timestamp(at: chrono::DateTime<chrono::Utc>) -> String {
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::scope("/api/v2")
-            .route("/openapi.json", web::get().to(openapi_json))
             .configure(oauth::configure)
             .configure(connections::configure)
             .configure(picker::configure)
@@ -31,15 +30,28 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     );
 }
 
-/// The OpenAPI description (public: it is the API's documentation).
-async fn openapi_json() -> actix_web::HttpResponse {
-    actix_web::HttpResponse::Ok().content_type("application/json").body(crate::openapi::document_json())
-}
-
 /// A path segment that is not a valid id of its kind names nothing: 404, exactly like an unknown id. (Ids in
 /// request bodies and query strings that do not parse stay 400 VALIDATION_ERROR.)
 pub fn path_id<T, E>(parsed: Result<T, E>, what: &str) -> crate::error::ApiResult<T> {
     parsed.map_err(|_| crate::error::ApiError::not_found(what))
+}
+
+/// Text the store can keep: Postgres text holds anything but NUL, so a value with U+0000 is a 400 naming the
+/// field (the document's patterns say `[^\u0000]`), never a database error.
+pub fn storable(field: &str, value: &str) -> crate::error::ApiResult<()> {
+    if value.contains('\0') {
+        return Err(crate::error::ApiError::field(
+            field,
+            format!("`{field}` must not contain NUL (U+0000) characters"),
+        ));
+    }
+    Ok(())
+}
+
+/// Blank by the document's rule: nothing but ASCII space, tab, LF, CR and form feed (the patterns'
+/// `[^\u0000 \t\n\f\r]` asks for one other character).
+pub fn is_blank(value: &str) -> bool {
+    value.bytes().all(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r' | 0x0c))
 }
 
 /// The body of endpoints that only confirm (delete, disconnect).

@@ -7,8 +7,8 @@ use utoipa::ToSchema;
 
 use crate::routes::{Page, timestamp};
 
-/// Longest file name, in bytes.
-pub const MAX_FILE_NAME_BYTES: usize = 255;
+/// Longest file name, in characters.
+pub const MAX_FILE_NAME_CHARS: usize = 255;
 
 /// A file of Ferry's store.
 #[derive(Debug, Serialize, ToSchema)]
@@ -106,6 +106,17 @@ impl From<Page<FileView>> for FileList {
     }
 }
 
+/// A field that may be left out but not sent as `null` (which would say neither "keep" nor a new value).
+fn not_null<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer)?
+        .map(Some)
+        .ok_or_else(|| serde::de::Error::custom("must not be null; leave the field out to keep its value"))
+}
+
 /// Distinguishes an absent field (`None`) from an explicit `null` (`Some(None)`).
 fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
 where
@@ -120,29 +131,51 @@ where
 #[serde(deny_unknown_fields)]
 #[schema(as = FileUpdateRequest, min_properties = 1)]
 pub struct FileUpdateRequest {
-    #[schema(min_length = 1, max_length = 255)]
+    /// The new name (not null: leave the field out to keep the name).
+    #[serde(default, deserialize_with = "not_null")]
+    #[schema(
+        min_length = 1,
+        max_length = 255,
+        pattern = r"^[^\u0000]*[^\u0000 \t\n\f\r][^\u0000]*$",
+        nullable = false
+    )]
     pub name: Option<String>,
-    /// Replaces the file's tags (at most 50).
-    #[schema(value_type = Option<Vec<crate::routes::job_dto::Tag>>, max_items = 50)]
+    /// Replaces the file's tags (at most 50; `[]` removes them all; not null).
+    #[serde(default, deserialize_with = "not_null")]
+    #[schema(value_type = Vec<crate::routes::job_dto::Tag>, max_items = 50, required = false)]
     pub tags: Option<Vec<String>>,
     /// Moves the file into this folder (a UUID); `null` or `""` takes it out of any folder. Alias: `collection_id`.
     #[serde(default, deserialize_with = "present", alias = "collection_id")]
-    #[schema(value_type = Option<String>, pattern = "^$|^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")]
+    #[schema(value_type = Option<String>, pattern = r"^$|^(col_)?[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")]
     pub folder_id: Option<Option<String>>,
 }
 
-/// The parts of the `multipart/form-data` upload the handler reads, by name; other parts are ignored.
-#[derive(ToSchema)]
-#[allow(dead_code)] // Describes the form; the handler streams the parts by these names.
+/// The `multipart/form-data` upload as the handler collects it, part by part. A part with any other name is
+/// a 400 (the document says `additionalProperties: false`), so a misspelt part is never silently dropped.
+#[derive(Default, ToSchema)]
 pub struct UploadForm {
     /// The content (exactly one part); its filename and content type are kept.
-    #[schema(value_type = String, format = Binary)]
-    pub file: Vec<u8>,
-    /// Defaults to the part's filename. At most 16 KiB, like every text part.
+    #[schema(value_type = String, format = Binary, required = true)]
+    pub file: Option<UploadedContent>,
+    /// Defaults to the part's filename (also when blank). At most 16 KiB, like every text part.
+    #[schema(pattern = r"^[^\u0000]*$")]
     pub name: Option<String>,
     /// Comma-separated.
+    #[schema(pattern = r"^[^\u0000]*$")]
     pub tags: Option<String>,
-    /// An existing folder (a UUID) to put the file in (alias `collection_id`); empty means none.
-    #[schema(value_type = String, pattern = "^$|^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$", required = false)]
+    /// An existing folder (a UUID) to put the file in; empty means none. (Older clients' `col_…` form too.)
+    #[schema(value_type = String, pattern = r"^$|^(col_)?[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$", required = false)]
     pub folder_id: Option<String>,
+}
+
+impl UploadForm {
+    /// The part names the form has.
+    pub const PARTS: [&str; 4] = ["file", "name", "tags", "folder_id"];
+}
+
+/// The `file` part once its bytes are in the blob store.
+pub struct UploadedContent {
+    pub blob: ferry_storage::StoredBlob,
+    pub content_type: Option<String>,
+    pub original_name: Option<String>,
 }

@@ -12,10 +12,12 @@ use serde::Deserialize;
 
 use crate::auth::Tenant;
 use crate::error::{ApiError, ApiResult, ErrorCode, ErrorDetails};
-use crate::routes::files::dto::{FileList, FileUpdateRequest, FileView, MAX_FILE_NAME_BYTES, UploadForm};
+use crate::routes::files::dto::{
+    FileList, FileUpdateRequest, FileView, MAX_FILE_NAME_CHARS, UploadForm, UploadedContent,
+};
 use crate::routes::folders::parse_folder_id;
 use crate::routes::jobs::normalise_tags;
-use crate::routes::{Page, paging, path_id};
+use crate::routes::{Page, paging, path_id, storable};
 use crate::state::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -41,7 +43,7 @@ pub struct ListQuery {
     pub offset: Option<i64>,
 }
 
-#[utoipa::path(operation_id = "files_list", get, path = "/files", tag = "files", description = "List stored files, newest first.", params(("folder_id" = Option<String>, Query, description = "a folder id (UUID), or root"), ("tag" = Option<String>, Query), ("tags" = Option<String>, Query, description = "comma-separated; all must match"), ("status" = Option<String>, Query, pattern = "^(pending|ready|failed)?$", description = "one file status"), ("limit" = Option<i64>, Query, minimum = 1, maximum = 200, description = "default 50"), ("offset" = Option<i64>, Query, minimum = 0, description = "default 0")), responses((status = 200, description = "Files", body = FileList), (status = 400, description = "Invalid request", body = crate::error::ErrorBody), (status = 401, description = "Missing or invalid API key", body = crate::error::ErrorBody), (status = 404, description = "Not found (also another tenant's object)", body = crate::error::ErrorBody)))]
+#[utoipa::path(operation_id = "files_list", get, path = "/files", tag = "files", description = "List stored files, newest first.", params(("folder_id" = Option<String>, Query, pattern = "^$|^root$|^(col_)?[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$", description = "a folder id (UUID), or root; empty means any folder"), ("tag" = Option<String>, Query, pattern = r"^[^\u0000]*$"), ("tags" = Option<String>, Query, pattern = r"^[^\u0000]*$", description = "comma-separated; all must match"), ("status" = Option<String>, Query, pattern = "^(pending|ready|failed)?$", description = "one file status"), ("limit" = Option<i64>, Query, minimum = 1, maximum = 200, description = "default 50"), ("offset" = Option<i64>, Query, minimum = 0, description = "default 0")), responses((status = 200, description = "Files", body = FileList), (status = 400, description = "Invalid request", body = crate::error::ErrorBody), (status = 401, description = "Missing or invalid API key", body = crate::error::ErrorBody), (status = 404, description = "Not found (also another tenant's object)", body = crate::error::ErrorBody)))]
 async fn list(tenant: Tenant, query: web::Query<ListQuery>) -> ApiResult<HttpResponse> {
     let (limit, offset) = paging(query.limit, query.offset, 50, 200)?;
     let folder = match query.folder_id.as_deref().filter(|f| !f.is_empty()) {
@@ -54,7 +56,9 @@ async fn list(tenant: Tenant, query: web::Query<ListQuery>) -> ApiResult<HttpRes
         }
     };
     let mut tags: Vec<String> = Vec::new();
-    for raw in [query.tag.as_deref(), query.tags.as_deref()].into_iter().flatten() {
+    for (field, raw) in [("tag", query.tag.as_deref()), ("tags", query.tags.as_deref())] {
+        let Some(raw) = raw else { continue };
+        storable(field, raw)?;
         tags.extend(raw.split(',').map(str::trim).filter(|t| !t.is_empty()).map(str::to_owned));
     }
     let status = match query.status.as_deref().filter(|s| !s.is_empty()) {
@@ -101,9 +105,13 @@ async fn update(
     let body = body.into_inner();
     let mut update = FileUpdate::default();
     if let Some(name) = body.name {
-        let name = name.trim().to_owned();
-        if name.is_empty() || name.len() > MAX_FILE_NAME_BYTES {
-            return Err(ApiError::field("name", format!("name must be 1 to {MAX_FILE_NAME_BYTES} bytes")));
+        storable("name", &name)?;
+        let name = name.trim_matches(|c: char| c.is_ascii_whitespace()).to_owned();
+        if name.is_empty() || name.chars().count() > MAX_FILE_NAME_CHARS {
+            return Err(ApiError::field(
+                "name",
+                format!("name must be 1 to {MAX_FILE_NAME_CHARS} characters, not blank"),
+            ));
         }
         update.name = Some(name);
     }
@@ -265,74 +273,29 @@ async fn content(
 /// Small text fields of the upload form are capped at this size.
 const MAX_FIELD_BYTES: usize = 16 * 1024;
 
-#[utoipa::path(operation_id = "files_upload", post, path = "/files", tag = "files", description = "Upload a file (multipart).", request_body(content = UploadForm, content_type = "multipart/form-data"), responses((status = 201, description = "Stored", body = FileView), (status = 400, description = "Invalid request", body = crate::error::ErrorBody), (status = 401, description = "Missing or invalid API key", body = crate::error::ErrorBody), (status = 413, description = "Too large", body = crate::error::ErrorBody)))]
-async fn upload(state: web::Data<AppState>, tenant: Tenant, mut form: Multipart) -> ApiResult<HttpResponse> {
+#[utoipa::path(operation_id = "files_upload", post, path = "/files", tag = "files", description = "Upload a file (multipart).", request_body(content = UploadForm, content_type = "multipart/form-data"), responses((status = 201, description = "Stored", body = FileView), (status = 400, description = "Invalid request", body = crate::error::ErrorBody), (status = 401, description = "Missing or invalid API key", body = crate::error::ErrorBody), (status = 404, description = "The folder does not exist (field `folder_id`)", body = crate::error::ErrorBody), (status = 413, description = "Too large", body = crate::error::ErrorBody)))]
+async fn upload(state: web::Data<AppState>, tenant: Tenant, form: Multipart) -> ApiResult<HttpResponse> {
     let id = FileId::new();
     let blob_key = file_blob_key(&tenant.id().0, &id.0);
-    let mut name: Option<String> = None;
-    let mut tags: Vec<String> = Vec::new();
-    let mut stored = None;
-    let mut content_type: Option<String> = None;
-    let mut original_name: Option<String> = None;
-    let mut folder: Option<String> = None;
-
-    while let Some(field) = form.next().await {
-        let mut field = field.map_err(|err| ApiError::validation(format!("Invalid multipart body: {err}")))?;
-        let field_name = field.content_disposition().and_then(|cd| cd.get_name()).unwrap_or_default().to_owned();
-        match field_name.as_str() {
-            "file" => {
-                if stored.is_some() {
-                    return Err(ApiError::field("file", "send exactly one `file` part"));
-                }
-                original_name = field.content_disposition().and_then(|cd| cd.get_filename()).map(str::to_owned);
-                content_type = field.content_type().map(|m| m.essence_str().to_owned());
-                let limit = state.settings.gateway.max_upload_bytes;
-                let result = state.storage.put_stream_limited(&blob_key, &mut field, limit).await;
-                stored = Some(result.map_err(|err| match err {
-                    StorageError::TooLarge { limit, .. } => ApiError::new(
-                        ErrorCode::PayloadTooLarge,
-                        format!("The file is larger than the {limit}-byte upload limit"),
-                    ),
-                    StorageError::Source { source, .. } => {
-                        ApiError::validation(format!("The upload was interrupted: {source}"))
-                    }
-                    other => ApiError::internal("storing an upload", &other),
-                })?);
-            }
-            "name" => name = Some(read_text(&mut field, "name").await?),
-            "folder_id" | "collection_id" => folder = Some(read_text(&mut field, "folder_id").await?),
-            "tags" => {
-                let raw = read_text(&mut field, "tags").await?;
-                tags.extend(raw.split(',').map(str::trim).filter(|t| !t.is_empty()).map(str::to_owned));
-            }
-            _ => {
-                // Unknown parts are drained and ignored.
-                while field.try_next().await.map_err(|err| ApiError::validation(err.to_string()))?.is_some() {}
-            }
-        }
-    }
-    let stored = stored.ok_or_else(|| ApiError::field("file", "a multipart part named `file` is required"))?;
-    let folder_id = match folder.as_deref().map(str::trim).filter(|f| !f.is_empty()) {
-        None => None,
-        Some(raw) => {
-            let checked = match parse_folder_id(raw, "folder_id") {
-                Ok(id) => match tenant.db().get_folder(id).await {
-                    Ok(Some(_)) => Ok(id),
-                    Ok(None) => Err(ApiError::new(ErrorCode::NotFound, "Folder not found")
-                        .with_details(ErrorDetails::field("folder_id"))),
-                    Err(err) => Err(err.into()),
-                },
-                Err(err) => Err(err),
-            };
-            match checked {
-                Ok(id) => Some(id),
-                Err(err) => {
-                    let _ = state.storage.delete(&blob_key).await;
-                    return Err(err);
-                }
-            }
+    let collected = match collect_upload(&state, &tenant, &blob_key, form).await {
+        Ok(collected) => collected,
+        Err(err) => {
+            // Whatever was stored before the form turned out to be invalid belongs to no file.
+            let _ = state.storage.delete(&blob_key).await;
+            return Err(err);
         }
     };
+    let (form, stored, folder_id) = collected;
+    let UploadedContent { blob: stored, content_type, original_name } = stored;
+    let name = form.name;
+    let tags: Vec<String> = form
+        .tags
+        .iter()
+        .flat_map(|raw| raw.split(','))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(str::to_owned)
+        .collect();
     let name = name.or(original_name).filter(|n| !n.trim().is_empty()).unwrap_or_else(|| "upload.bin".to_owned());
     let mime = content_type.unwrap_or_else(|| "application/octet-stream".to_owned());
     let size = i64::try_from(stored.size).map_err(|_| ApiError::new(ErrorCode::PayloadTooLarge, "file too large"))?;
@@ -365,6 +328,78 @@ async fn upload(state: web::Data<AppState>, tenant: Tenant, mut form: Multipart)
         }
     };
     Ok(HttpResponse::Created().json(FileView::new(&file, None)))
+}
+
+/// Reads the form: streams `file` into the blob store under `blob_key`, reads the text parts, refuses unknown
+/// and repeated parts, and resolves the folder. On an error the caller removes the blob.
+async fn collect_upload(
+    state: &AppState,
+    tenant: &Tenant,
+    blob_key: &str,
+    mut multipart: Multipart,
+) -> ApiResult<(UploadForm, UploadedContent, Option<uuid::Uuid>)> {
+    let mut form = UploadForm::default();
+    while let Some(field) = multipart.next().await {
+        let mut field = field.map_err(|err| ApiError::validation(format!("Invalid multipart body: {err}")))?;
+        let part = field.content_disposition().and_then(|cd| cd.get_name()).unwrap_or_default().to_owned();
+        let slot = match part.as_str() {
+            "file" => {
+                if form.file.is_some() {
+                    return Err(ApiError::field("file", "send exactly one `file` part"));
+                }
+                let original_name = field.content_disposition().and_then(|cd| cd.get_filename()).map(str::to_owned);
+                let content_type = field.content_type().map(|m| m.essence_str().to_owned());
+                let limit = state.settings.gateway.max_upload_bytes;
+                let blob =
+                    state.storage.put_stream_limited(blob_key, &mut field, limit).await.map_err(|err| match err {
+                        StorageError::TooLarge { limit, .. } => ApiError::new(
+                            ErrorCode::PayloadTooLarge,
+                            format!("The file is larger than the {limit}-byte upload limit"),
+                        ),
+                        StorageError::Source { source, .. } => {
+                            ApiError::validation(format!("The upload was interrupted: {source}"))
+                        }
+                        other => ApiError::internal("storing an upload", &other),
+                    })?;
+                form.file = Some(UploadedContent { blob, content_type, original_name });
+                continue;
+            }
+            "name" => &mut form.name,
+            "tags" => &mut form.tags,
+            "folder_id" => &mut form.folder_id,
+            other => {
+                return Err(ApiError::validation(format!(
+                    "Unknown part `{}`; the form's parts are {}",
+                    other.chars().filter(|c| !c.is_control()).take(100).collect::<String>(),
+                    UploadForm::PARTS.join(", ")
+                ))
+                .with_details(ErrorDetails {
+                    allowed: Some(UploadForm::PARTS.map(str::to_owned).to_vec()),
+                    ..ErrorDetails::field("parts")
+                }));
+            }
+        };
+        if slot.is_some() {
+            return Err(ApiError::field(&part, format!("send at most one `{part}` part")));
+        }
+        let text = read_text(&mut field, &part).await?;
+        storable(&part, &text)?;
+        *slot = Some(text);
+    }
+    let content =
+        form.file.take().ok_or_else(|| ApiError::field("file", "a multipart part named `file` is required"))?;
+    let folder = form.folder_id.as_deref().map(str::trim).filter(|raw| !raw.is_empty());
+    let folder_id = match folder {
+        None => None,
+        Some(raw) => {
+            let id = parse_folder_id(raw, "folder_id")?;
+            tenant.db().get_folder(id).await?.ok_or_else(|| {
+                ApiError::new(ErrorCode::NotFound, "Folder not found").with_details(ErrorDetails::field("folder_id"))
+            })?;
+            Some(id)
+        }
+    };
+    Ok((form, content, folder_id))
 }
 
 async fn read_text(field: &mut actix_multipart::Field, name: &str) -> ApiResult<String> {

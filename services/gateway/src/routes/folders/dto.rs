@@ -6,8 +6,8 @@ use utoipa::ToSchema;
 
 use crate::routes::timestamp;
 
-/// Longest folder name, in bytes.
-pub const MAX_FOLDER_NAME_BYTES: usize = 255;
+/// Longest folder name, in characters.
+pub const MAX_FOLDER_NAME_CHARS: usize = 255;
 
 /// A folder of the store.
 #[derive(Debug, Serialize, ToSchema)]
@@ -16,7 +16,7 @@ pub struct FolderView {
     pub id: String,
     pub name: String,
     /// The folder it is in; null at the top level.
-    #[schema(format = Uuid)]
+    #[schema(pattern = r"^$|^(col_)?[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")]
     pub parent_id: Option<String>,
     #[schema(format = DateTime)]
     pub created_at: String,
@@ -60,18 +60,18 @@ impl From<crate::routes::Page<FolderView>> for FolderList {
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct CreateFolderRequest {
-    /// 1 to 255 bytes, without `/` (surrounding spaces are trimmed).
-    #[schema(value_type = String, min_length = 1, max_length = 255, pattern = "^[^/]*[^/\\s][^/]*$")]
+    /// 1 to 255 characters, without `/` (surrounding ASCII whitespace is trimmed).
+    #[schema(value_type = String, min_length = 1, max_length = 255, pattern = r"^[^/\u0000]*[^/\u0000 \t\n\f\r][^/\u0000]*$")]
     pub name: Option<String>,
     /// Creates the folder inside this one; absent or null: at the top level. Older clients' `col_…` form is
     /// accepted too.
-    #[schema(format = Uuid)]
+    #[schema(pattern = r"^$|^(col_)?[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")]
     pub parent_id: Option<String>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct RenameFolderRequest {
-    /// 1 to 255 bytes, without `/` (surrounding spaces are trimmed).
-    #[schema(value_type = String, min_length = 1, max_length = 255, pattern = "^[^/]*[^/\\s][^/]*$")]
+    /// 1 to 255 characters, without `/` (surrounding ASCII whitespace is trimmed).
+    #[schema(value_type = String, min_length = 1, max_length = 255, pattern = r"^[^/\u0000]*[^/\u0000 \t\n\f\r][^/\u0000]*$")]
     pub name: Option<String>,
 }

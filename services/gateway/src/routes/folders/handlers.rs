@@ -8,7 +8,7 @@ use uuid::Uuid;
 use crate::auth::Tenant;
 use crate::error::{ApiError, ApiResult, ErrorCode, ErrorDetails};
 use crate::routes::folders::dto::{
-    CreateFolderRequest, FolderList, FolderView, MAX_FOLDER_NAME_BYTES, RenameFolderRequest,
+    CreateFolderRequest, FolderList, FolderView, MAX_FOLDER_NAME_CHARS, RenameFolderRequest,
 };
 use crate::routes::{Page, paging, path_id};
 
@@ -23,13 +23,20 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 /// Folder ids are UUIDs (as seed 000 shows `folder_id`). Older clients' `col_…` form is accepted too.
 pub fn parse_folder_id(raw: &str, field: &str) -> ApiResult<Uuid> {
     let bare = raw.strip_prefix("col_").unwrap_or(raw);
-    Uuid::parse_str(bare).map_err(|_| ApiError::field(field, format!("`{field}` must be a folder id (a UUID)")))
+    // Only the hyphenated form the API hands out (and the document's pattern states).
+    let hyphenated = Some(bare).filter(|b| b.len() == 36);
+    hyphenated
+        .and_then(|b| Uuid::parse_str(b).ok())
+        .ok_or_else(|| ApiError::field(field, format!("`{field}` must be a folder id (a UUID)")))
 }
 
 fn folder_name(raw: Option<String>) -> ApiResult<String> {
-    let name = raw.map(|n| n.trim().to_owned()).unwrap_or_default();
-    if name.is_empty() || name.len() > MAX_FOLDER_NAME_BYTES || name.contains('/') {
-        return Err(ApiError::field("name", format!("name must be 1 to {MAX_FOLDER_NAME_BYTES} bytes without `/`")));
+    let name = raw.map(|n| n.trim_matches(|c: char| c.is_ascii_whitespace()).to_owned()).unwrap_or_default();
+    if name.is_empty() || name.chars().count() > MAX_FOLDER_NAME_CHARS || name.contains(['/', '\0']) {
+        return Err(ApiError::field(
+            "name",
+            format!("name must be 1 to {MAX_FOLDER_NAME_CHARS} characters, not blank, without `/` or NUL"),
+        ));
     }
     Ok(name)
 }
@@ -61,7 +68,7 @@ pub struct ListQuery {
     pub offset: Option<i64>,
 }
 
-#[utoipa::path(operation_id = "folders_list", get, path = "/folders", tag = "folders", description = "Folders inside `parent_id` (default: the top level).", params(("parent_id" = Option<String>, Query, description = "a folder id (UUID), or root for the top level"), ("limit" = Option<i64>, Query, minimum = 1, maximum = 200, description = "default 50"), ("offset" = Option<i64>, Query, minimum = 0, description = "default 0")), responses((status = 200, description = "Folders", body = FolderList), (status = 400, description = "Invalid request", body = crate::error::ErrorBody), (status = 401, description = "Missing or invalid API key", body = crate::error::ErrorBody), (status = 404, description = "Not found (also another tenant's object)", body = crate::error::ErrorBody)))]
+#[utoipa::path(operation_id = "folders_list", get, path = "/folders", tag = "folders", description = "Folders inside `parent_id` (default: the top level).", params(("parent_id" = Option<String>, Query, pattern = r"^$|^root$|^(col_)?[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$", description = "a folder id (UUID), or root (or empty) for the top level"), ("limit" = Option<i64>, Query, minimum = 1, maximum = 200, description = "default 50"), ("offset" = Option<i64>, Query, minimum = 0, description = "default 0")), responses((status = 200, description = "Folders", body = FolderList), (status = 400, description = "Invalid request", body = crate::error::ErrorBody), (status = 401, description = "Missing or invalid API key", body = crate::error::ErrorBody), (status = 404, description = "Not found (also another tenant's object)", body = crate::error::ErrorBody)))]
 async fn list(tenant: Tenant, query: web::Query<ListQuery>) -> ApiResult<HttpResponse> {
     let (limit, offset) = paging(query.limit, query.offset, 50, 200)?;
     let parent = match query.parent_id.as_deref().filter(|p| !p.is_empty() && *p != "root") {

@@ -7,14 +7,26 @@ use utoipa::ToSchema;
 
 use crate::routes::timestamp;
 
+/// The redirect URIs `start` accepts: the handler checks this expression, and a test keeps the document's
+/// `pattern` for `redirect_uri` equal to it.
+pub const REDIRECT_URI_PATTERN: &str = r"^https?://((25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])(\.(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])){3}|([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*[A-Za-z]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(:(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3}))?([/?#][!-~]*)?$";
+
+/// Longest redirect URI `start` accepts.
+pub const MAX_REDIRECT_URI_CHARS: usize = 2048;
+
 /// Starts the OAuth flow. Every field is optional; an empty body or none at all is fine.
 #[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct StartAuthRequest {
     /// Echo of the path parameter (older clients send it); must agree with it when present.
-    #[schema(example = "google_drive")]
+    #[schema(example = "google_drive", pattern = "^google_drive$")]
     pub provider: Option<String>,
-    /// Where the provider sends the browser back (an absolute http(s) URL); defaults to the configured
-    /// callback.
+    /// Where the provider sends the browser back: an absolute http(s) URL with a host name or IPv4 address
+    /// (what the provider accepts as a registered redirect URI); defaults to the configured callback.
+    #[schema(
+        pattern = r"^https?://((25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])(\.(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])){3}|([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*[A-Za-z]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(:(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3}))?([/?#][!-~]*)?$",
+        max_length = 2048,
+        example = "http://127.0.0.1:8080/api/v2/cloud-storage/auth/google_drive/callback"
+    )]
     pub redirect_uri: Option<String>,
     /// Pre-selects the Google account on the consent screen.
     pub login_hint: Option<String>,
@@ -143,5 +155,22 @@ impl From<&Connection> for PopupConnection {
             display_name: connection.provider_display_name.clone(),
             is_token_expired: connection.token_expires_at.is_none_or(|at| at <= Utc::now()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use utoipa::PartialSchema;
+    use utoipa::openapi::{RefOr, Schema};
+
+    #[test]
+    fn the_documented_redirect_uri_pattern_is_the_one_checked() {
+        let RefOr::T(Schema::Object(request)) = StartAuthRequest::schema() else { panic!("an object schema") };
+        let Some(RefOr::T(Schema::Object(uri))) = request.properties.get("redirect_uri") else {
+            panic!("redirect_uri is documented")
+        };
+        assert_eq!(uri.pattern.as_deref(), Some(REDIRECT_URI_PATTERN));
+        assert_eq!(uri.max_length, Some(MAX_REDIRECT_URI_CHARS));
     }
 }

@@ -1,6 +1,7 @@
 //! The OAuth web-server flow: start (authorization URL + single-use state with PKCE), and the two ways to
 //! finish it (the API call with `{code, state}`, and the browser redirect that reports to its opener window).
 
+use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use chrono::Utc;
 use ferry_core::{ConnectionId, Provider, TenantId};
@@ -11,10 +12,10 @@ use ferry_drive::OAuthError;
 use serde::Deserialize;
 
 use crate::auth::Tenant;
-use crate::error::{ApiError, ApiResult, ErrorCode};
+use crate::error::{ApiError, ApiResult, ErrorCode, ErrorDetails};
 use crate::routes::oauth::dto::{
-    CompleteAuthRequest, CompleteAuthResponse, ConnectionView, OAuthCompleteMessage, StartAuthRequest,
-    StartAuthResponse,
+    CompleteAuthRequest, CompleteAuthResponse, ConnectionView, MAX_REDIRECT_URI_CHARS, OAuthCompleteMessage,
+    REDIRECT_URI_PATTERN, StartAuthRequest, StartAuthResponse,
 };
 use crate::state::AppState;
 
@@ -27,6 +28,27 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 pub fn parse_provider(raw: &str) -> ApiResult<Provider> {
     raw.parse::<Provider>()
         .map_err(|_| ApiError::field("provider", format!("Unsupported provider `{raw}`; supported: google_drive")))
+}
+
+/// A redirect URI is an absolute http(s) URL with a host name or IPv4 address, as the document's pattern says.
+fn check_redirect_uri(uri: &str) -> ApiResult<()> {
+    static PATTERN: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(REDIRECT_URI_PATTERN).unwrap_or_else(|err| panic!("REDIRECT_URI_PATTERN is invalid: {err}"))
+    });
+    let well_formed = uri.chars().count() <= MAX_REDIRECT_URI_CHARS
+        && PATTERN.is_match(uri)
+        && url::Url::parse(uri).is_ok_and(|url| matches!(url.scheme(), "http" | "https"));
+    if well_formed {
+        Ok(())
+    } else {
+        Err(ApiError::field(
+            "redirect_uri",
+            format!(
+                "redirect_uri must be an absolute http(s) URL with a host name or IPv4 address, at most \
+                 {MAX_REDIRECT_URI_CHARS} characters"
+            ),
+        ))
+    }
 }
 
 fn verifier_associated_data(state: &str) -> Vec<u8> {
@@ -55,11 +77,7 @@ async fn start(
         return Err(ApiError::field("provider", "provider in the body does not match the path"));
     }
     if let Some(uri) = body.redirect_uri.as_deref() {
-        let parsed = url::Url::parse(uri)
-            .map_err(|_| ApiError::field("redirect_uri", "redirect_uri must be an absolute URL"))?;
-        if !matches!(parsed.scheme(), "http" | "https") {
-            return Err(ApiError::field("redirect_uri", "redirect_uri must be an http(s) URL"));
-        }
+        check_redirect_uri(uri)?;
     }
     let oauth_state = ferry_crypto::random_token(32);
     let request =
@@ -86,7 +104,7 @@ async fn start(
     }))
 }
 
-#[utoipa::path(operation_id = "auth_complete", post, path = "/cloud-storage/auth/{provider}/callback", tag = "auth", description = "Finish OAuth with the code and state; the same Drive account again updates its connection.", params(("provider" = String, Path, pattern = "^google_drive$", example = "google_drive")), request_body = CompleteAuthRequest, responses((status = 200, description = "Connected", body = CompleteAuthResponse), (status = 400, description = "Invalid request", body = crate::error::ErrorBody), (status = 401, description = "Missing or invalid API key", body = crate::error::ErrorBody), (status = 502, description = "Provider error", body = crate::error::ErrorBody), (status = 504, description = "The cloud provider did not answer in time (PROVIDER_TIMEOUT)", body = crate::error::ErrorBody)))]
+#[utoipa::path(operation_id = "auth_complete", post, path = "/cloud-storage/auth/{provider}/callback", tag = "auth", description = "Finish OAuth with the code and state; the same Drive account again updates its connection.", params(("provider" = String, Path, pattern = "^google_drive$", example = "google_drive")), request_body = CompleteAuthRequest, responses((status = 200, description = "Connected", body = CompleteAuthResponse), (status = 400, description = "Invalid request", body = crate::error::ErrorBody), (status = 401, description = "Missing or invalid API key", body = crate::error::ErrorBody), (status = 404, description = "The state or the code is unknown, expired or already used (NOT_FOUND, field `state` or `code`)", body = crate::error::ErrorBody), (status = 502, description = "Provider error", body = crate::error::ErrorBody), (status = 504, description = "The cloud provider did not answer in time (PROVIDER_TIMEOUT)", body = crate::error::ErrorBody)))]
 async fn complete(
     state: web::Data<AppState>,
     tenant: Tenant,
@@ -112,11 +130,17 @@ async fn finish_flow(
 ) -> ApiResult<(Connection, bool)> {
     // The API call consumes only its own tenant's state; the browser redirect has no key, and the state names
     // the tenant.
+    // A state with NUL cannot have been issued (and Postgres text cannot hold one): it names nothing.
     let consumed = match tenant {
+        _ if oauth_state.contains('\0') => None,
         Some(db) => db.consume_oauth_state(oauth_state, provider.as_str()).await?,
         None => state.db.consume_oauth_state_from_redirect(oauth_state, provider.as_str()).await?,
     }
-    .ok_or_else(|| ApiError::field("state", "OAuth state is unknown, expired or already used; start the flow again"))?;
+    .ok_or_else(|| {
+        // A state names a pending authorisation; one that is not (or no longer) there is a missing object.
+        ApiError::new(ErrorCode::NotFound, "OAuth state is unknown, expired or already used; start the flow again")
+            .with_details(ErrorDetails::field("state"))
+    })?;
     let db = state.db.tenant(TenantId(consumed.tenant_id));
     let verifier = state
         .credentials
@@ -126,10 +150,12 @@ async fn finish_flow(
     let tokens =
         state.oauth.exchange_code(code, &verifier, consumed.redirect_uri.as_deref()).await.map_err(
             |err| match err {
-                OAuthError::InvalidGrant(_) => ApiError::field(
-                    "code",
+                // Like the state, the code names a grant that is not (or no longer) there.
+                OAuthError::InvalidGrant(_) => ApiError::new(
+                    ErrorCode::NotFound,
                     "The authorization code is invalid, expired or already used; start the flow again",
-                ),
+                )
+                .with_details(ErrorDetails::field("code")),
                 OAuthError::Timeout(_) => ApiError::provider_timeout("code exchange", &err),
                 other => {
                     tracing::warn!(error = %other, "code exchange failed");
@@ -189,12 +215,14 @@ pub struct BrowserCallbackQuery {
 /// The page the provider redirects the popup to. It finishes the flow and posts the seed's `oauth-complete`
 /// message to its opener, only to the configured origin and to the gateway's own origin (the console), so a
 /// page of any other origin that opens it receives nothing. Nothing from the query is echoed as markup.
-#[utoipa::path(operation_id = "auth_browser_callback", get, path = "/cloud-storage/auth/{provider}/callback", tag = "auth", description = "The browser redirect: an HTML page that posts `{\"type\": \"oauth-complete\", ...}` to its opener (only to the configured origin and the gateway's own); a failure carries the provider's `error_description` as plain text.", params(("provider" = String, Path, pattern = "^google_drive$", example = "google_drive"), ("code" = Option<String>, Query), ("state" = Option<String>, Query), ("error" = Option<String>, Query), ("error_description" = Option<String>, Query)), security(()), responses((status = 200, description = "HTML page", content_type = "text/html", body = String)))]
+#[utoipa::path(operation_id = "auth_browser_callback", get, path = "/cloud-storage/auth/{provider}/callback", tag = "auth", description = "The browser redirect: an HTML page that posts `{\"type\": \"oauth-complete\", ...}` to its opener (only to the configured origin and the gateway's own); a failure carries the provider's `error_description` as plain text.", params(("provider" = String, Path, pattern = "^google_drive$", example = "google_drive"), ("code" = Option<String>, Query), ("state" = Option<String>, Query), ("error" = Option<String>, Query), ("error_description" = Option<String>, Query)), security(()), responses((status = 200, description = "HTML page", content_type = "text/html", body = String), (status = 404, description = "HTML page reporting a provider Ferry does not have", content_type = "text/html", body = String)))]
 async fn browser_callback(
     state: web::Data<AppState>,
     provider: web::Path<String>,
     query: web::Query<BrowserCallbackQuery>,
 ) -> HttpResponse {
+    // No flow was ever started for a provider Ferry does not have: the page exists only for the ones it has.
+    let status = if parse_provider(&provider).is_ok() { StatusCode::OK } else { StatusCode::NOT_FOUND };
     let message = match browser_outcome(&state, &provider, &query).await {
         Ok((connection, _)) => OAuthCompleteMessage::connected(&connection),
         Err(message) => {
@@ -204,7 +232,7 @@ async fn browser_callback(
     };
     let success = message.success;
     let payload = serde_json::to_value(&message).unwrap_or_default();
-    popup_page(&payload, &state.settings.gateway.popup_origin, success)
+    popup_page(status, &payload, &state.settings.gateway.popup_origin, success)
 }
 
 async fn browser_outcome(
@@ -253,7 +281,7 @@ fn script_json(value: &serde_json::Value) -> String {
         .replace('\u{2029}', "\\u2029")
 }
 
-fn popup_page(payload: &serde_json::Value, origin: &str, success: bool) -> HttpResponse {
+fn popup_page(status: StatusCode, payload: &serde_json::Value, origin: &str, success: bool) -> HttpResponse {
     let nonce = ferry_crypto::random_token(16);
     let heading = if success { "Account connected" } else { "Connection failed" };
     let body = format!(
@@ -275,7 +303,7 @@ fn popup_page(payload: &serde_json::Value, origin: &str, success: bool) -> HttpR
         payload = script_json(payload),
         origin = script_json(&serde_json::Value::String(origin.to_owned())),
     );
-    HttpResponse::Ok()
+    HttpResponse::build(status)
         .content_type("text/html; charset=utf-8")
         .insert_header(("Content-Security-Policy", format!("default-src 'none'; script-src 'nonce-{nonce}'")))
         .insert_header(("Cache-Control", "no-store"))

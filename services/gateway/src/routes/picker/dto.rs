@@ -37,7 +37,9 @@ pub struct PickerProxyRequest {
     pub endpoint: Option<String>,
     /// Query parameters allowed for the endpoint: files: q, pageSize, pageToken, orderBy, fields, spaces,
     /// corpora, driveId, includeItemsFromAllDrives, supportsAllDrives; files/{id}: fields, supportsAllDrives;
-    /// files/{id}/export: mimeType (required); about: fields. Values are strings, numbers or booleans.
+    /// files/{id}/export: mimeType (required); about: fields. Text values are strings (at most 2048 characters,
+    /// no control characters), flags `true`/`false`, `pageSize` 1 to 1000. The request schema's `anyOf` states
+    /// each endpoint's set.
     #[schema(value_type = Option<Object>)]
     pub params: Option<Value>,
 }

@@ -16,11 +16,12 @@ use futures::StreamExt;
 use serde_json::{Map, Value};
 
 use crate::auth::Tenant;
-use crate::error::{ApiError, ApiResult, ErrorCode, ErrorDetails};
+use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::routes::connections::{active_connection, mark_used, with_drive_token};
 use crate::routes::picker::dto::{
     ExportedContent, PickerProxyData, PickerProxyRequest, PickerProxyResponse, PickerSession, PickerTokenResponse,
 };
+use crate::routes::picker::endpoints::{ProxyEndpoint, parse_endpoint, parse_params};
 use crate::routes::{path_id, timestamp};
 use crate::state::AppState;
 
@@ -28,146 +29,12 @@ use crate::state::AppState;
 pub const SESSION_PREFIX: &str = "picker_sess_";
 /// A session never outlives this, even when the token would.
 const MAX_SESSION_TTL: Duration = Duration::from_secs(3600);
-/// Longest `endpoint` accepted (real ones are a few dozen characters).
-const MAX_ENDPOINT_LEN: usize = 300;
-/// Longest Drive file id accepted.
-const MAX_ID_LEN: usize = 200;
-/// Longest query parameter value accepted (`q` expressions are the longest legitimate ones).
-const MAX_PARAM_LEN: usize = 2048;
 /// Largest export the proxy returns (Drive itself caps exports at 10 MB).
 const MAX_EXPORT_BYTES: usize = 10 * 1024 * 1024;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/cloud-storage/connections/{connection_id}/picker-token", web::get().to(picker_token))
         .route("/cloud-storage/picker-proxy", web::post().to(proxy));
-}
-
-/// One of the Drive calls the proxy makes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ProxyEndpoint {
-    ListFiles,
-    GetFile(String),
-    ExportFile(String),
-    About,
-}
-
-impl ProxyEndpoint {
-    /// Query parameters the client may set for this call.
-    fn allowed_params(&self) -> &'static [&'static str] {
-        match self {
-            ProxyEndpoint::ListFiles => &[
-                "q",
-                "pageSize",
-                "pageToken",
-                "orderBy",
-                "fields",
-                "spaces",
-                "corpora",
-                "driveId",
-                "includeItemsFromAllDrives",
-                "supportsAllDrives",
-            ],
-            ProxyEndpoint::GetFile(_) => &["fields", "supportsAllDrives"],
-            ProxyEndpoint::ExportFile(_) => &["mimeType"],
-            ProxyEndpoint::About => &["fields"],
-        }
-    }
-
-    /// Path segments under `drive/v3/`.
-    fn segments(&self) -> Vec<&str> {
-        match self {
-            ProxyEndpoint::ListFiles => vec!["files"],
-            ProxyEndpoint::GetFile(id) => vec!["files", id],
-            ProxyEndpoint::ExportFile(id) => vec!["files", id, "export"],
-            ProxyEndpoint::About => vec!["about"],
-        }
-    }
-}
-
-fn endpoint_error(message: impl Into<String>) -> ApiError {
-    ApiError::new(ErrorCode::PickerEndpointNotAllowed, message).with_details(ErrorDetails {
-        allowed: Some(["files", "files/{id}", "files/{id}/export", "about"].map(str::to_owned).to_vec()),
-        ..ErrorDetails::field("endpoint")
-    })
-}
-
-/// A Drive file id: ASCII letters, digits, `-` and `_` only, and not one of Drive's own sub-resources.
-fn valid_file_id(id: &str) -> bool {
-    !id.is_empty()
-        && id.len() <= MAX_ID_LEN
-        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        && !matches!(id, "generateIds" | "trash" | "export" | "watch")
-}
-
-/// Parses the client's `endpoint` into the closed set. Everything outside it is refused, including
-/// leading or trailing slashes, percent-encoding, dots, query strings and non-ASCII text.
-pub fn parse_endpoint(raw: &str) -> ApiResult<ProxyEndpoint> {
-    if raw.is_empty() {
-        return Err(endpoint_error("endpoint is required"));
-    }
-    if raw.len() > MAX_ENDPOINT_LEN {
-        return Err(endpoint_error(format!("endpoint must be at most {MAX_ENDPOINT_LEN} characters")));
-    }
-    if !raw.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'/') {
-        return Err(endpoint_error("endpoint may contain only letters, digits, `-`, `_` and `/`"));
-    }
-    let parts: Vec<&str> = raw.split('/').collect();
-    let endpoint = match parts.as_slice() {
-        ["files"] => ProxyEndpoint::ListFiles,
-        ["about"] => ProxyEndpoint::About,
-        ["files", id] if valid_file_id(id) => ProxyEndpoint::GetFile((*id).to_owned()),
-        ["files", id, "export"] if valid_file_id(id) => ProxyEndpoint::ExportFile((*id).to_owned()),
-        _ => return Err(endpoint_error(format!("`{raw}` is not an allowed endpoint"))),
-    };
-    Ok(endpoint)
-}
-
-/// Checks `params` against the endpoint's allowlist and turns the values into strings.
-pub fn parse_params(endpoint: &ProxyEndpoint, params: Option<&Value>) -> ApiResult<Vec<(String, String)>> {
-    let empty = Map::new();
-    let map = match params {
-        None | Some(Value::Null) => &empty,
-        Some(Value::Object(map)) => map,
-        Some(_) => return Err(ApiError::field("params", "params must be an object of query parameters")),
-    };
-    let allowed = endpoint.allowed_params();
-    let mut out = Vec::with_capacity(map.len());
-    for (key, value) in map {
-        if !allowed.contains(&key.as_str()) {
-            return Err(ApiError::new(
-                ErrorCode::PickerParamNotAllowed,
-                format!("The parameter `{key}` is not allowed for this endpoint"),
-            )
-            .with_details(ErrorDetails {
-                param: Some(key.clone()),
-                allowed: Some(allowed.iter().map(|a| (*a).to_owned()).collect()),
-                ..ErrorDetails::field("params")
-            }));
-        }
-        let text = match value {
-            Value::String(s) => s.clone(),
-            Value::Number(n) => n.to_string(),
-            Value::Bool(b) => b.to_string(),
-            _ => return Err(ApiError::field("params", format!("`{key}` must be a string, number or boolean"))),
-        };
-        if text.len() > MAX_PARAM_LEN || text.chars().any(char::is_control) {
-            return Err(ApiError::field(
-                "params",
-                format!("`{key}` must be at most {MAX_PARAM_LEN} characters without control characters"),
-            ));
-        }
-        out.push((key.clone(), text));
-    }
-    if let ProxyEndpoint::ExportFile(_) = endpoint
-        && !out.iter().any(|(k, _)| k == "mimeType")
-    {
-        return Err(ApiError::field("params", "files/{id}/export needs params.mimeType"));
-    }
-    // Drive requires a field mask on about.get; give the picker's usual one when the client sent none.
-    if *endpoint == ProxyEndpoint::About && !out.iter().any(|(k, _)| k == "fields") {
-        out.push(("fields".to_owned(), "user,storageQuota".to_owned()));
-    }
-    Ok(out)
 }
 
 fn hash_session(session_id: &str) -> String {
@@ -261,34 +128,4 @@ async fn proxy(
         }
     };
     Ok(HttpResponse::Ok().insert_header(("Cache-Control", "no-store")).json(PickerProxyResponse { data }))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn the_closed_set_parses_and_nothing_else_does() {
-        assert_eq!(parse_endpoint("files").ok(), Some(ProxyEndpoint::ListFiles));
-        assert_eq!(parse_endpoint("about").ok(), Some(ProxyEndpoint::About));
-        assert_eq!(parse_endpoint("files/a-B_9").ok(), Some(ProxyEndpoint::GetFile("a-B_9".into())));
-        assert_eq!(parse_endpoint("files/x/export").ok(), Some(ProxyEndpoint::ExportFile("x".into())));
-        for bad in ["", "files/", "files/generateIds", "files/../about", "files%2Fx", "files/x?alt=media", "drives"] {
-            let err = parse_endpoint(bad).expect_err(bad);
-            assert_eq!(err.code, ErrorCode::PickerEndpointNotAllowed, "{bad}");
-        }
-    }
-
-    #[test]
-    fn params_follow_each_endpoint_allowlist() {
-        let list = ProxyEndpoint::ListFiles;
-        let ok = parse_params(&list, Some(&json!({ "pageSize": 10, "q": "name contains 'a'" }))).expect("allowed");
-        assert_eq!(ok.len(), 2);
-        let err = parse_params(&list, Some(&json!({ "alt": "media" }))).expect_err("alt");
-        assert_eq!(err.code, ErrorCode::PickerParamNotAllowed);
-        let about = parse_params(&ProxyEndpoint::About, None).expect("about");
-        assert_eq!(about, vec![("fields".to_owned(), "user,storageQuota".to_owned())]);
-        assert!(parse_params(&ProxyEndpoint::ExportFile("x".into()), None).is_err(), "mimeType is required");
-    }
 }
