@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow, bail};
 use bytes::Bytes;
-use ferry_core::{JobId, TenantId};
+use ferry_core::{ItemStatus, JobId, JobStatus, TenantId};
 use serde_json::{Value, json};
 
 /// A free TCP port on 127.0.0.1 (bound, then released; good enough for a private server started right after).
@@ -553,7 +553,7 @@ impl Stack {
         let items = match self.db.list_job_items(self.tenant_id, job_id).await {
             Ok(items) => items
                 .into_iter()
-                .filter(|item| !matches!(item.status.as_str(), "succeeded" | "failed" | "cancelled"))
+                .filter(|item| !item.status.is_terminal())
                 .map(|item| {
                     format!(
                         "{} {} attempts={} owner={:?} error={:?}",
@@ -606,7 +606,7 @@ impl Stack {
     }
 
     /// Item counts per status, straight from Postgres.
-    pub async fn item_counts(&self, job_id: &str) -> anyhow::Result<std::collections::BTreeMap<String, i64>> {
+    pub async fn item_counts(&self, job_id: &str) -> anyhow::Result<std::collections::HashMap<ItemStatus, i64>> {
         let id = JobId::parse(job_id).map_err(|err| anyhow!("{err}"))?;
         Ok(self.db.item_status_counts(id).await?.into_iter().collect())
     }
@@ -618,7 +618,7 @@ impl Stack {
         let started = Instant::now();
         loop {
             if let Ok(Some(job)) = self.db.get_job(self.tenant_id, id).await
-                && job.status().map(|s| s.is_terminal()).unwrap_or(false)
+                && job.status.is_terminal()
             {
                 return Ok(job);
             }
@@ -646,7 +646,7 @@ impl Stack {
         let id = JobId::parse(job_id).map_err(|err| anyhow!("{err}"))?;
         let job = self.db.get_job(self.tenant_id, id).await?.ok_or_else(|| anyhow!("job vanished"))?;
         let counts = self.item_counts(job_id).await?;
-        let terminal: i64 = ["succeeded", "failed", "cancelled"].iter().filter_map(|s| counts.get(*s)).sum();
+        let terminal: i64 = counts.iter().filter(|(status, _)| status.is_terminal()).map(|(_, n)| n).sum();
         figures.stuck = usize::try_from(counts.values().sum::<i64>() - terminal).unwrap_or(0);
         // A counter bumped twice for one item would be a duplicate completion.
         let counted = i64::from(job.completed_files + job.failed_files + job.cancelled_files);
@@ -659,7 +659,7 @@ impl Stack {
                 figures.notes.push(format!("missing-or-different:{name}"));
             }
         }
-        if job.status != "completed" {
+        if job.status != JobStatus::Completed {
             figures.notes.push(format!("job-status={}", job.status));
             figures.lost = figures.lost.max(usize::try_from(job.failed_files).unwrap_or(0));
         }
@@ -701,7 +701,7 @@ impl Stack {
         }
         figures.duplicated += exported.len().saturating_sub(files.len()).saturating_sub(figures.duplicated);
         let counts = self.item_counts(job_id).await?;
-        let terminal: i64 = ["succeeded", "failed", "cancelled"].iter().filter_map(|s| counts.get(*s)).sum();
+        let terminal: i64 = counts.iter().filter(|(status, _)| status.is_terminal()).map(|(_, n)| n).sum();
         figures.stuck = usize::try_from(counts.values().sum::<i64>() - terminal).unwrap_or(0);
         Ok(())
     }

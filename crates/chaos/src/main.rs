@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow, bail};
 use ferry_chaos::harness::{Figures, PrivatePostgres, PrivateRabbit, Service, Stack};
+use ferry_core::ItemStatus;
 use ferry_messages::Message;
 use rand::Rng;
 
@@ -358,16 +359,16 @@ async fn sigterm(infra: &Infra) -> anyhow::Result<Figures> {
     let (job_id, image_ids) = stack.start_import(&files).await?;
     let started = Instant::now();
     while started.elapsed() < Duration::from_secs(30) {
-        if stack.item_counts(&job_id).await?.get("running").copied().unwrap_or(0) >= 4 {
+        if stack.item_counts(&job_id).await?.get(&ItemStatus::Running).copied().unwrap_or(0) >= 4 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let in_flight = stack.item_counts(&job_id).await?.get("running").copied().unwrap_or(0);
+    let in_flight = stack.item_counts(&job_id).await?.get(&ItemStatus::Running).copied().unwrap_or(0);
     let mut importer = stack.importers.pop().context("no importer")?;
     // Deadline 5 s (FERRY__RELIABILITY__SHUTDOWN_DEADLINE_SECS) plus up to 5 s to hand items back.
     let exited = importer.terminate(Duration::from_secs(12));
-    let running_after = stack.item_counts(&job_id).await?.get("running").copied().unwrap_or(0);
+    let running_after = stack.item_counts(&job_id).await?.get(&ItemStatus::Running).copied().unwrap_or(0);
     stack.start_importer()?;
     let last_fault = Instant::now();
     stack.wait_job(&job_id, Duration::from_secs(120)).await?;
@@ -582,7 +583,7 @@ async fn check_imports(stack: &Stack, jobs: &[ImportRun], figures: &mut Figures)
 async fn wait_running(stack: &Stack, job_id: &str, count: i64) -> anyhow::Result<()> {
     let started = Instant::now();
     while started.elapsed() < Duration::from_secs(60) {
-        if stack.item_counts(job_id).await?.get("running").copied().unwrap_or(0) >= count {
+        if stack.item_counts(job_id).await?.get(&ItemStatus::Running).copied().unwrap_or(0) >= count {
             return Ok(());
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -608,11 +609,11 @@ async fn backlog(infra: &Infra) -> anyhow::Result<Figures> {
     loop {
         // Pending first, then the queue: the queue only shrinks in between unless someone adds messages.
         let counts = stack.item_counts(&job_id).await?;
-        let pending = counts.get("pending").copied().unwrap_or(0);
+        let pending = counts.get(&ItemStatus::Pending).copied().unwrap_or(0);
         let queued = stack.queued(&broker, ferry_queue::CommandKind::ImportItem).await?;
         worst_excess = worst_excess.max(queued - pending);
         samples += 1;
-        if counts.keys().all(|status| status == "succeeded") {
+        if counts.keys().all(|status| *status == ItemStatus::Succeeded) {
             break;
         }
         if started.elapsed() > Duration::from_secs(150) {
@@ -708,8 +709,8 @@ async fn missing_file(infra: &Infra) -> anyhow::Result<Figures> {
         .list_job_items(stack.tenant_id, ferry_core::JobId::parse(&job_id).map_err(|e| anyhow!("{e}"))?)
         .await?;
     let failed_missing = items.iter().filter(|item| item.error_code.as_deref() == Some("file_missing")).count();
-    let succeeded = items.iter().filter(|item| item.status == "succeeded").count();
-    let unfinished = items.iter().filter(|item| item.status == "pending" || item.status == "running").count();
+    let succeeded = items.iter().filter(|item| item.status == ItemStatus::Succeeded).count();
+    let unfinished = items.iter().filter(|item| !item.status.is_terminal()).count();
     figures.stuck += unfinished;
     figures.lost += (files.len() - missing.len()).saturating_sub(succeeded);
     if failed_missing != missing.len() {

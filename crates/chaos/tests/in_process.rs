@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use ferry_chaos::test_bytes;
+use ferry_core::ItemStatus;
 use ferry_testkit::{TestEnv, Workers};
 use ferry_transfer::{WorkerKind, WorkerService};
 use reqwest::Method;
@@ -203,7 +204,7 @@ async fn a_worker_stopped_past_its_deadline_hands_its_items_back() {
             .await
             .expect("counts")
             .into_iter()
-            .find(|(s, _)| s == "running")
+            .find(|(s, _)| *s == ItemStatus::Running)
             .map_or(0, |(_, n)| n);
         if running > 0 {
             break;
@@ -214,7 +215,7 @@ async fn a_worker_stopped_past_its_deadline_hands_its_items_back() {
     worker.stop(Duration::from_millis(100)).await;
     let counts = env.database.db.item_status_counts(job).await.expect("counts");
     assert!(
-        counts.iter().all(|(status, _)| status != "running"),
+        counts.iter().all(|(status, _)| *status != ItemStatus::Running),
         "no item left leased by the stopped worker: {counts:?}"
     );
 

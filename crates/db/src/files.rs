@@ -7,6 +7,7 @@ use ferry_core::{FileId, FileStatus};
 use uuid::Uuid;
 
 use crate::schema::files;
+use crate::words::Word;
 use crate::{DbError, TenantDb};
 
 #[derive(Debug, Clone, Queryable, Selectable)]
@@ -20,7 +21,8 @@ pub struct StoredFile {
     pub sha256: Option<String>,
     pub md5: Option<String>,
     pub blob_key: Option<String>,
-    pub status: String,
+    #[diesel(deserialize_as = Word<FileStatus>)]
+    pub status: FileStatus,
     pub folder_id: Option<Uuid>,
     pub tags: Vec<String>,
     pub source_connection_id: Option<Uuid>,
@@ -36,10 +38,6 @@ pub struct StoredFile {
 impl StoredFile {
     pub fn file_id(&self) -> FileId {
         FileId(self.id)
-    }
-
-    pub fn status(&self) -> Result<FileStatus, DbError> {
-        Ok(self.status.parse()?)
     }
 }
 

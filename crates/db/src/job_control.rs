@@ -129,7 +129,7 @@ impl TenantDb {
             else {
                 return Ok(CancelOutcome::NotFound);
             };
-            if job.status()?.is_terminal() {
+            if job.status.is_terminal() {
                 return Ok(CancelOutcome::AlreadyFinished(job));
             }
             let now = Utc::now();
@@ -160,7 +160,7 @@ impl TenantDb {
                     .await?;
                 return Ok(CancelOutcome::Cancelled { job, cancelled });
             }
-            if job.kind == ferry_core::JobKind::Import.as_str() {
+            if job.kind == ferry_core::JobKind::Import {
                 diesel::update(
                     files::table
                         .filter(files::id.eq_any(&file_ids))

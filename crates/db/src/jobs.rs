@@ -13,6 +13,7 @@ use uuid::Uuid;
 
 use crate::clock::{db_now, db_now_nullable, db_now_plus};
 use crate::schema::{files, job_items, jobs, outbox};
+use crate::words::Word;
 use crate::{Db, DbError, TenantDb};
 
 #[derive(Debug, Clone, Queryable, Selectable)]
@@ -21,8 +22,10 @@ pub struct Job {
     pub id: Uuid,
     pub tenant_id: Uuid,
     pub connection_id: Uuid,
-    pub kind: String,
-    pub status: String,
+    #[diesel(deserialize_as = Word<JobKind>)]
+    pub kind: JobKind,
+    #[diesel(deserialize_as = Word<JobStatus>)]
+    pub status: JobStatus,
     pub total_files: i32,
     pub completed_files: i32,
     pub failed_files: i32,
@@ -45,12 +48,6 @@ impl Job {
     pub fn job_id(&self) -> JobId {
         JobId(self.id)
     }
-    pub fn kind(&self) -> Result<JobKind, DbError> {
-        Ok(self.kind.parse()?)
-    }
-    pub fn status(&self) -> Result<JobStatus, DbError> {
-        Ok(self.status.parse()?)
-    }
 }
 
 #[derive(Debug, Clone, Queryable, Selectable)]
@@ -64,7 +61,8 @@ pub struct JobItem {
     pub drive_file_id: Option<String>,
     pub name: String,
     pub mime_type: Option<String>,
-    pub status: String,
+    #[diesel(deserialize_as = Word<ItemStatus>)]
+    pub status: ItemStatus,
     pub attempts: i32,
     pub error_code: Option<String>,
     pub error_message: Option<String>,
@@ -79,9 +77,6 @@ pub struct JobItem {
 impl JobItem {
     pub fn item_id(&self) -> ItemId {
         ItemId(self.id)
-    }
-    pub fn status(&self) -> Result<ItemStatus, DbError> {
-        Ok(self.status.parse()?)
     }
 }
 
@@ -783,7 +778,7 @@ async fn count_on_job(conn: &mut AsyncPgConnection, job_id: Uuid, outcome: ItemS
 async fn cancel_claimed_item(conn: &mut AsyncPgConnection, claim: &Claim, job: &Job) -> Result<(), DbError> {
     let message = "the job was cancelled";
     let item = finish_claimed(conn, claim, ItemStatus::Cancelled, Some("cancelled"), Some(message)).await?;
-    if job.kind == JobKind::Import.as_str() {
+    if job.kind == JobKind::Import {
         fail_placeholder(conn, item.file_id, "cancelled", message).await?;
     }
     count_on_job(conn, job.id, ItemStatus::Cancelled).await?;

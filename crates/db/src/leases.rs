@@ -13,6 +13,7 @@ use ferry_core::{FileStatus, ItemId, ItemStatus, JobId, JobKind, JobStatus};
 use uuid::Uuid;
 
 use crate::schema::{files, job_items, jobs, outbox};
+use crate::words::Word;
 use crate::{Db, DbError};
 
 /// An item being put back on the queue; what the caller needs to build its command payload.
@@ -24,8 +25,8 @@ pub struct RequeuedItem {
     pub job_id: Uuid,
     #[diesel(sql_type = SqlUuid)]
     pub tenant_id: Uuid,
-    #[diesel(sql_type = Text)]
-    pub status: String,
+    #[diesel(sql_type = Text, deserialize_as = Word<ItemStatus>)]
+    pub status: ItemStatus,
     #[diesel(sql_type = Integer)]
     pub attempts: i32,
 }
@@ -111,7 +112,7 @@ impl Db {
                     if item.attempts >= params.max_attempts {
                         exhausted.push(item);
                     } else {
-                        if item.status == ItemStatus::Running.as_str() {
+                        if item.status == ItemStatus::Running {
                             report.expired_leases += 1;
                         } else {
                             report.stale_pending += 1;
@@ -236,19 +237,21 @@ impl Db {
     /// The job's kind, for tools that need the command name (any tenant: operators only).
     pub async fn job_kind_any_tenant(&self, job_id: JobId) -> Result<Option<JobKind>, DbError> {
         let mut conn = self.conn().await?;
-        let kind: Option<String> = jobs::table.find(job_id.0).select(jobs::kind).first(&mut conn).await.optional()?;
-        Ok(kind.map(|kind| kind.parse()).transpose()?)
+        let kind: Option<Word<JobKind>> =
+            jobs::table.find(job_id.0).select(jobs::kind).first(&mut conn).await.optional()?;
+        Ok(kind.map(|kind| kind.0))
     }
 
     /// Items of `job_id` per status (any tenant: for operators and the chaos checks).
-    pub async fn item_status_counts(&self, job_id: JobId) -> Result<Vec<(String, i64)>, DbError> {
+    pub async fn item_status_counts(&self, job_id: JobId) -> Result<Vec<(ItemStatus, i64)>, DbError> {
         let mut conn = self.conn().await?;
-        Ok(job_items::table
+        let counts: Vec<(Word<ItemStatus>, i64)> = job_items::table
             .filter(job_items::job_id.eq(job_id.0))
             .group_by(job_items::status)
             .select((job_items::status, diesel::dsl::count_star()))
             .load(&mut conn)
-            .await?)
+            .await?;
+        Ok(counts.into_iter().map(|(status, count)| (status.0, count)).collect())
     }
 }
 

@@ -20,7 +20,7 @@ pub mod tenant;
 pub mod tenants;
 #[cfg(feature = "test-support")]
 pub mod testing;
-mod words;
+pub(crate) mod words;
 
 use std::time::Duration;
 
@@ -76,6 +76,17 @@ impl From<diesel::result::Error> for DbError {
         match err {
             Error::DatabaseError(DatabaseErrorKind::ClosedConnection, info) => {
                 DbError::Unavailable(info.message().to_owned())
+            }
+            // A row that does not read (an unknown state word, say): name the field and the cause.
+            Error::DeserializationError(cause) => {
+                let mut message = cause.to_string();
+                let mut source = cause.source();
+                while let Some(inner) = source {
+                    message.push_str(": ");
+                    message.push_str(&inner.to_string());
+                    source = inner.source();
+                }
+                DbError::Corrupt(message)
             }
             other => DbError::Query(other),
         }

@@ -4,11 +4,12 @@
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
-use ferry_core::{ItemId, JobId};
+use ferry_core::{ItemId, ItemStatus, JobId, JobStatus};
 use uuid::Uuid;
 
 use crate::jobs::Job;
 use crate::schema::{files, job_items, jobs, tenants};
+use crate::words::Word;
 use crate::{Db, DbError};
 
 /// A job with its tenant's name.
@@ -40,11 +41,11 @@ pub struct FailedItem {
 
 impl Db {
     /// The newest jobs of every tenant, optionally only those with one of the stored `statuses`.
-    pub async fn list_recent_jobs(&self, statuses: &[String], limit: i64) -> Result<Vec<JobOverview>, DbError> {
+    pub async fn list_recent_jobs(&self, statuses: &[JobStatus], limit: i64) -> Result<Vec<JobOverview>, DbError> {
         let mut conn = self.conn().await?;
         let mut query = jobs::table.inner_join(tenants::table.on(tenants::id.eq(jobs::tenant_id))).into_boxed();
         if !statuses.is_empty() {
-            query = query.filter(jobs::status.eq_any(statuses.to_vec()));
+            query = query.filter(jobs::status.eq_any(statuses.iter().map(JobStatus::as_str).collect::<Vec<_>>()));
         }
         let rows: Vec<(Job, String)> = query
             .order((jobs::created_at.desc(), jobs::id.desc()))
@@ -61,13 +62,14 @@ impl Db {
         let Some(job) = jobs::table.find(job_id.0).select(Job::as_select()).first(&mut conn).await.optional()? else {
             return Ok(None);
         };
-        let sizes: Vec<(String, Option<i64>)> = job_items::table
+        let sizes: Vec<(Word<ItemStatus>, Option<i64>)> = job_items::table
             .inner_join(files::table.on(files::id.eq(job_items::file_id)))
             .filter(job_items::job_id.eq(job_id.0))
             .select((job_items::status, files::size_bytes))
             .load(&mut conn)
             .await?;
-        let bytes_done = sizes.iter().filter(|(status, _)| status == "succeeded").filter_map(|(_, size)| *size).sum();
+        let bytes_done =
+            sizes.iter().filter(|(status, _)| status.0 == ItemStatus::Succeeded).filter_map(|(_, size)| *size).sum();
         let bytes_total = sizes.iter().map(|(_, size)| *size).sum::<Option<i64>>();
         Ok(Some(JobProgress { job, bytes_done, bytes_total }))
     }
@@ -77,7 +79,7 @@ impl Db {
         let mut conn = self.conn().await?;
         Ok(job_items::table
             .filter(job_items::job_id.eq(job_id.0))
-            .filter(job_items::status.eq("failed"))
+            .filter(job_items::status.eq(ItemStatus::Failed.as_str()))
             .order(job_items::position.asc())
             .select((
                 job_items::id,

@@ -129,3 +129,20 @@ pub async fn insert_outbox_row(db: &crate::Db, command: &str, payload: &[u8]) ->
         .await?;
     Ok(())
 }
+
+/// Writes any word into a job's `status`, as a newer version (or a damaged row) could: tests use it to prove
+/// that a word this version does not know is a read error, never a status of its own.
+pub async fn write_job_status_word(
+    db: &crate::Db,
+    job_id: ferry_core::JobId,
+    word: &str,
+) -> Result<(), crate::DbError> {
+    use diesel::{ExpressionMethods, QueryDsl};
+    use diesel_async::RunQueryDsl;
+    let mut conn = db.conn().await?;
+    diesel::update(crate::schema::jobs::table.find(job_id.0))
+        .set(crate::schema::jobs::status.eq(word))
+        .execute(&mut conn)
+        .await?;
+    Ok(())
+}

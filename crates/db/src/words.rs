@@ -27,6 +27,18 @@ where
     }
 }
 
+// What `#[derive(FromSqlRow)]` would write; the derive cannot take the generic bounds.
+impl<T> diesel::Queryable<Text, Pg> for Word<T>
+where
+    Word<T>: FromSql<Text, Pg>,
+{
+    type Row = Self;
+
+    fn build(row: Self) -> deserialize::Result<Self> {
+        Ok(row)
+    }
+}
+
 macro_rules! unwrap_word {
     ($($ty:ty),+) => {
         $(impl From<Word<$ty>> for $ty {

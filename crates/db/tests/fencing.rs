@@ -115,7 +115,7 @@ async fn an_item_whose_file_row_is_gone_fails_with_file_missing_and_the_job_ends
         assert!(matches!(outcome, ClaimOutcome::Failed { code: "file_missing" }), "{outcome:?}");
     }
     let job = test.db.get_job(tenant, job_id).await.expect("job").expect("exists");
-    assert_eq!((job.status().expect("status"), job.failed_files), (JobStatus::Failed, 2));
+    assert_eq!((job.status, job.failed_files), (JobStatus::Failed, 2));
     let listed = test.db.list_job_items(tenant, job_id).await.expect("items");
     assert!(listed.iter().all(|item| item.error_code.as_deref() == Some("file_missing")));
     // A redelivery finds the item finished: acknowledged, never looped.

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use ferry_core::{ConnectionId, ItemId, JobKind, JobStatus, TenantId};
+use ferry_core::{ConnectionId, ItemId, ItemStatus, JobKind, JobStatus, TenantId};
 use ferry_db::Db;
 use ferry_db::jobs::{ClaimOutcome, NewImportJob};
 use ferry_db::leases::{ReapParams, RequeuedItem};
@@ -126,15 +126,15 @@ async fn shutdown_release_and_operator_requeue_put_items_back_in_play() {
     test.db.fail_claimed_item(&next.claim, "drive_backend_error", "boom").await.expect("fail");
     test.db.fail_item_unclaimed(ids[1], None, "drive_backend_error", "boom").await.expect("fail");
     let job_row = test.db.get_job(tenant, job_id).await.expect("get").expect("job");
-    assert_eq!(job_row.status().expect("status"), JobStatus::Failed);
+    assert_eq!(job_row.status, JobStatus::Failed);
 
     let requeued = test.db.requeue_failed_items(job_id, "import.item", encode).await.expect("requeue");
     assert_eq!(requeued.len(), 2);
     assert_eq!(drain_outbox(&test.db).await.len(), 2);
     let job_row = test.db.get_job(tenant, job_id).await.expect("get").expect("job");
-    assert_eq!((job_row.failed_files, job_row.status().expect("status")), (0, JobStatus::Processing));
+    assert_eq!((job_row.failed_files, job_row.status), (0, JobStatus::Processing));
     let counts = test.db.item_status_counts(job_id).await.expect("counts");
-    assert_eq!(counts, vec![("pending".to_owned(), 2)]);
+    assert_eq!(counts, vec![(ItemStatus::Pending, 2)]);
     // Nothing failed any more: a second requeue is a no-op.
     assert!(test.db.requeue_failed_items(job_id, "import.item", encode).await.expect("requeue").is_empty());
 }

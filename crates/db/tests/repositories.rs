@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use chrono::Utc;
-use ferry_core::{ConnectionId, ItemId, JobId, JobStatus, TenantId};
+use ferry_core::{ConnectionId, ItemId, ItemStatus, JobId, JobStatus, TenantId};
 use ferry_db::connections::{ConnectionFilter, ConnectionUpsert};
 use ferry_db::jobs::{ClaimOutcome, ImportedBlob, NewImportJob};
 use ferry_db::outbox::OutboxListener;
@@ -87,6 +87,23 @@ async fn oauth_states_are_single_use_and_bound_to_their_tenant() {
     assert!(test.db.consume_oauth_state("s2", "google_drive", None).await.expect("q").is_none());
 }
 
+/// Rows carry the status enums; a stored word this version does not know fails the read with a message naming
+/// it, rather than passing through as a string some caller compares.
+#[tokio::test]
+async fn an_unknown_stored_status_word_is_a_read_error() {
+    let test = TestDatabase::create().await.expect("test database");
+    let (tenant, connection) = tenant_with_connection(&test.db, "acme").await;
+    let new = import_job(tenant, connection, 1);
+    let job_id = new.job_id;
+    let job = test.db.create_import_job(new).await.expect("job");
+    assert_eq!((job.kind, job.status), (ferry_core::JobKind::Import, JobStatus::Pending));
+    ferry_db::testing::write_job_status_word(&test.db, job_id, "exploded").await.expect("write");
+    let err = test.db.get_job(tenant, job_id).await.expect_err("an unknown word cannot be read");
+    assert!(err.to_string().contains("unknown job status `exploded`"), "{err}");
+    ferry_db::testing::write_job_status_word(&test.db, job_id, "completed").await.expect("write");
+    assert_eq!(test.db.get_job(tenant, job_id).await.expect("read").expect("job").status, JobStatus::Completed);
+}
+
 #[tokio::test]
 async fn items_finish_once_and_the_job_status_follows_its_counters() {
     let test = TestDatabase::create().await.expect("test database");
@@ -94,7 +111,7 @@ async fn items_finish_once_and_the_job_status_follows_its_counters() {
     let new = import_job(tenant, connection, 3);
     let items: Vec<ItemId> = new.items.iter().map(|i| i.item_id).collect();
     let job = test.db.create_import_job(new).await.expect("job");
-    assert_eq!(job.status, "pending");
+    assert_eq!(job.status, JobStatus::Pending);
     assert_eq!(test.db.outbox_backlog().await.expect("backlog").0, 3);
 
     let ClaimOutcome::Claimed(claimed) =
@@ -103,7 +120,7 @@ async fn items_finish_once_and_the_job_status_follows_its_counters() {
         panic!("expected a claim");
     };
     assert_eq!(claimed.item.attempts, 1);
-    assert_eq!(claimed.job.status, "processing");
+    assert_eq!(claimed.job.status, JobStatus::Processing);
     assert!(matches!(
         test.db.claim_item(items[0], "w2", Duration::from_secs(60)).await.expect("claim"),
         ClaimOutcome::LeasedElsewhere
@@ -197,11 +214,11 @@ async fn an_item_handed_out_again_after_a_cancel_is_cancelled_not_run() {
         ClaimOutcome::AlreadyFinished
     ));
     let job = test.db.get_job(tenant, job_id).await.expect("job").expect("exists");
-    assert_eq!((job.status.as_str(), job.cancelled_files, job.completed_files), ("cancelled", 3, 0));
+    assert_eq!((job.status, job.cancelled_files, job.completed_files), (JobStatus::Cancelled, 3, 0));
     assert!(job.completed_at.is_some());
-    let statuses: Vec<String> =
+    let statuses: Vec<ItemStatus> =
         test.db.list_job_items(tenant, job_id).await.expect("items").into_iter().map(|i| i.status).collect();
-    assert_eq!(statuses, ["cancelled", "cancelled", "cancelled"]);
+    assert_eq!(statuses, [ItemStatus::Cancelled; 3]);
 }
 
 #[tokio::test]

@@ -18,7 +18,7 @@ fn session_associated_data(item_id: ItemId) -> Vec<u8> {
 pub(crate) async fn export_item(ctx: &TransferContext, claimed: &ClaimedItem) -> Result<(), ItemFailure> {
     let (job, item, file) = (&claimed.job, &claimed.item, &claimed.file);
     let connection_id = ConnectionId(job.connection_id);
-    if file.status().map_err(ItemFailure::from)? != FileStatus::Ready {
+    if file.status != FileStatus::Ready {
         return Err(ItemFailure::permanent("file_not_ready", format!("file `{}` has no content yet", file.name)));
     }
     let blob_key = file

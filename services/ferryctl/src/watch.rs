@@ -18,10 +18,10 @@ pub const EXIT_CANCELLED: i32 = 4;
 pub const EXIT_TIMEOUT: i32 = 5;
 
 pub async fn list(db: &Db, statuses: &[String], limit: i64) -> anyhow::Result<()> {
-    let stored: Vec<String> = statuses
+    let stored: Vec<JobStatus> = statuses
         .iter()
         .map(|s| {
-            JobStatus::from_api_name(s.trim()).map(|status| status.to_string()).map_err(|_| {
+            JobStatus::from_api_name(s.trim()).map_err(|_| {
                 anyhow::anyhow!(
                     "unknown status {s:?}; use pending, in_progress, completed, partial, failed or cancelled"
                 )
@@ -35,7 +35,7 @@ pub async fn list(db: &Db, statuses: &[String], limit: i64) -> anyhow::Result<()
     );
     for overview in &jobs {
         let job = &overview.job;
-        let status = job.status().map(|s| s.api_name()).unwrap_or("?");
+        let status = job.status.api_name();
         println!(
             "{:<36}  {:<16}  {:<6}  {:<11}  {:>13}  {:>6}  {}",
             job.job_id(),
@@ -62,7 +62,7 @@ pub async fn watch(db: &Db, job_id: JobId, interval: Duration, timeout: Duration
     loop {
         let progress = db.job_progress(job_id).await.context("reading the job")?;
         let Some(progress) = progress else { anyhow::bail!("no job {job_id}") };
-        let status = progress.job.status().context("reading the job's status")?;
+        let status = progress.job.status;
         let failures = db.failed_job_items(job_id).await.context("reading the job's failed files")?;
         let new_failures: Vec<&FailedItem> = failures.iter().filter(|f| !reported.contains(&f.item_id)).collect();
 

@@ -126,7 +126,7 @@ async fn cancel(tenant: Tenant, path: web::Path<String>) -> ApiResult<HttpRespon
     match tenant.db().cancel_job(job_id).await? {
         CancelOutcome::NotFound => Err(ApiError::not_found("Job")),
         CancelOutcome::AlreadyFinished(job) => {
-            let status = job.status().map_err(|err| ApiError::internal("job status", &err))?;
+            let status = job.status;
             Err(ApiError::new(ErrorCode::Conflict, "The job has already finished; there is nothing to cancel")
                 .with_details(ErrorDetails {
                     job_id: Some(job_id.to_string()),
@@ -187,7 +187,7 @@ async fn events(tenant: Tenant, path: web::Path<String>) -> ApiResult<HttpRespon
                 Ok(view) => JobResponse { job: view },
                 Err(_) => break,
             };
-            let terminal = job.status().map(|s| s.is_terminal()).unwrap_or(true);
+            let terminal = job.status.is_terminal();
             if terminal {
                 sequence += 1;
                 let _ = sender.send(Ok(sse_frame(sequence, "end", &view))).await;

@@ -1,13 +1,13 @@
 //! The job endpoints' bodies (import, export, get, list, cancel, events): what the handlers return and what the
 //! OpenAPI document shows. Both job modules build their answers from here, so neither imports the other.
 
-use ferry_core::{ConnectionId, FileId, ItemStatus, JobId, JobKind, JobStatus};
+use ferry_core::{ConnectionId, FileId, ItemStatus, JobId, JobKind};
 use ferry_db::TenantDb;
 use ferry_db::jobs::{Job, JobItem};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::error::{ApiError, ApiResult};
+use crate::error::ApiResult;
 use crate::routes::timestamp;
 
 /// A job as every job endpoint shows it.
@@ -44,11 +44,10 @@ pub struct JobView {
 impl JobView {
     /// The job without `cloud_file_ids` (see [`full_job_view`]).
     pub fn new(job: &Job, provider: &str) -> ApiResult<Self> {
-        let status: JobStatus = job.status().map_err(|err| ApiError::internal("job status", &err))?;
         Ok(JobView {
             job_id: JobId(job.id).to_string(),
-            kind: job.kind.clone(),
-            status: status.api_name(),
+            kind: job.kind.as_str().to_owned(),
+            status: job.status.api_name(),
             connection_id: job.connection_id.to_string(),
             provider: provider.to_owned(),
             total_files: job.total_files,
@@ -66,8 +65,8 @@ impl JobView {
 /// The job object of every job endpoint, with `cloud_file_ids` filled for finished exports.
 pub async fn full_job_view(db: &TenantDb, job: &Job, provider: &str) -> ApiResult<JobView> {
     let mut view = JobView::new(job, provider)?;
-    if job.kind == JobKind::Export.as_str() {
-        let finished = job.status().map(|s| s.is_terminal()).unwrap_or(false);
+    if job.kind == JobKind::Export {
+        let finished = job.status.is_terminal();
         view.cloud_file_ids = Some(if finished { Some(db.exported_drive_ids(job.job_id()).await?) } else { None });
     }
     Ok(view)
@@ -193,8 +192,8 @@ pub struct JobItemView {
 
 impl JobItemView {
     pub fn new(job: &Job, item: &JobItem) -> ApiResult<Self> {
-        let status = item.status().map_err(|err| ApiError::internal("item status", &err))?;
-        let is_export = job.kind == JobKind::Export.as_str();
+        let status = item.status;
+        let is_export = job.kind == JobKind::Export;
         let settled = status.is_terminal() || status == ItemStatus::Pending;
         Ok(JobItemView {
             item_id: item.item_id().to_string(),

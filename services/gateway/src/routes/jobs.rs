@@ -336,7 +336,7 @@ async fn export(state: web::Data<AppState>, tenant: Tenant, body: web::Json<Expo
             .with_details(ErrorDetails { missing_ids: Some(missing), ..ErrorDetails::field("image_ids") }));
     }
     let not_ready: Vec<String> =
-        stored.iter().filter(|f| f.status().ok() != Some(FileStatus::Ready)).map(|f| f.file_id().to_string()).collect();
+        stored.iter().filter(|f| f.status != FileStatus::Ready).map(|f| f.file_id().to_string()).collect();
     if !not_ready.is_empty() {
         return Err(ApiError::new(ErrorCode::Conflict, "Some images have no content yet (still importing or failed)")
             .with_details(ErrorDetails { not_ready_ids: Some(not_ready), ..ErrorDetails::field("image_ids") }));

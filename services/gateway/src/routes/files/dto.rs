@@ -50,7 +50,7 @@ impl FileView {
             size_bytes: file.size_bytes,
             sha256: file.sha256.clone(),
             md5: file.md5.clone(),
-            status: file.status.clone(),
+            status: file.status.as_str().to_owned(),
             tags: file.tags.clone(),
             folder_id: file.folder_id.map(|id| id.to_string()),
             source: file.source_file_id.as_ref().map(|file_id| FileSource {

@@ -211,12 +211,13 @@ async fn content(
 ) -> ApiResult<HttpResponse> {
     let id = path_id(FileId::parse(&path), "File")?;
     let file = tenant.db().get_file(id).await?.ok_or_else(|| ApiError::not_found("File"))?;
-    let status = file.status().map_err(|err| ApiError::internal("file status", &err))?;
-    let blob_key = match (status, file.blob_key.as_deref()) {
+    let blob_key = match (file.status, file.blob_key.as_deref()) {
         (FileStatus::Ready, Some(key)) => key.to_owned(),
         _ => {
-            return Err(ApiError::new(ErrorCode::Conflict, "The file has no content yet")
-                .with_details(ErrorDetails { status: Some(file.status.clone()), ..ErrorDetails::default() }));
+            return Err(ApiError::new(ErrorCode::Conflict, "The file has no content yet").with_details(ErrorDetails {
+                status: Some(file.status.as_str().to_owned()),
+                ..ErrorDetails::default()
+            }));
         }
     };
     let size = file.size_bytes.and_then(|s| u64::try_from(s).ok()).unwrap_or(0);
