@@ -5,4 +5,4 @@ pub mod ids;
 pub mod state;
 
 pub use ids::{ConnectionId, FileId, IdParseError, ItemId, JobId, TenantId};
-pub use state::{FileStatus, ItemStatus, JobCounts, JobKind, JobStatus, Provider, UnknownValue};
+pub use state::{FileStatus, ItemStatus, JobCounts, JobKind, JobStatus, Provider, UnknownValue, VersionProvider};

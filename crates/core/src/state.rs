@@ -81,6 +81,11 @@ word_enum!(
 );
 
 word_enum!(
+    /// Who stored a file version's bytes: Ferry itself (an upload) or Drive (an import).
+    VersionProvider, "version provider" { Internal => "internal", Drive => "drive" }
+);
+
+word_enum!(
     /// A stored file: a placeholder until its bytes have arrived.
     FileStatus, "file status" { Pending => "pending", Ready => "ready", Failed => "failed" }
 );

@@ -2,11 +2,12 @@
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use diesel_async::RunQueryDsl;
-use ferry_core::{FileId, FileStatus};
+use diesel_async::{AsyncConnection, RunQueryDsl};
+use ferry_core::{FileId, FileStatus, VersionProvider};
 use uuid::Uuid;
 
 use crate::schema::files;
+use crate::versions::{NewVersion, insert_version};
 use crate::words::Word;
 use crate::{DbError, TenantDb};
 
@@ -33,6 +34,13 @@ pub struct StoredFile {
     pub error_message: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// The version whose bytes `blob_key` names (none while an import has not delivered any).
+    pub last_version_id: Option<Uuid>,
+    pub description: String,
+    /// Set while the file is in the trash.
+    pub trashed_at: Option<DateTime<Utc>>,
+    /// The item's share settings (`public` link), as the documents API stores them.
+    pub access_info: Option<serde_json::Value>,
 }
 
 impl StoredFile {
@@ -52,28 +60,49 @@ pub struct NewUploadedFile<'a> {
     pub md5: &'a str,
     pub blob_key: &'a str,
     pub tags: &'a [String],
+    /// The directory it goes in (`None`: the top level); the caller has checked it.
+    pub folder_id: Option<uuid::Uuid>,
+    pub description: &'a str,
 }
 
 impl TenantDb {
-    /// Records an uploaded file of this tenant.
+    /// Records an uploaded file of this tenant with its first version, in one transaction.
     pub async fn insert_uploaded_file(&self, new: NewUploadedFile<'_>) -> Result<StoredFile, DbError> {
+        let tenant = self.tenant;
         let mut conn = self.conn().await?;
-        Ok(diesel::insert_into(files::table)
-            .values((
-                files::id.eq(new.id.0),
-                files::tenant_id.eq(self.tenant.0),
-                files::name.eq(new.name),
-                files::mime_type.eq(new.mime_type),
-                files::size_bytes.eq(new.size_bytes),
-                files::sha256.eq(new.sha256),
-                files::md5.eq(new.md5),
-                files::blob_key.eq(new.blob_key),
-                files::status.eq(FileStatus::Ready.as_str()),
-                files::tags.eq(new.tags),
-            ))
-            .returning(StoredFile::as_returning())
-            .get_result(&mut conn)
-            .await?)
+        conn.transaction::<_, DbError, _>(async |conn| {
+            diesel::insert_into(files::table)
+                .values((
+                    files::id.eq(new.id.0),
+                    files::tenant_id.eq(tenant.0),
+                    files::name.eq(new.name),
+                    files::mime_type.eq(new.mime_type),
+                    files::status.eq(FileStatus::Pending.as_str()),
+                    files::tags.eq(new.tags),
+                    files::folder_id.eq(new.folder_id),
+                    files::description.eq(new.description),
+                ))
+                .execute(conn)
+                .await?;
+            let version = NewVersion {
+                id: uuid::Uuid::now_v7(),
+                provider: VersionProvider::Internal,
+                blob_key: new.blob_key,
+                name: new.name,
+                mime_type: Some(new.mime_type),
+                size_bytes: new.size_bytes,
+                sha256: Some(new.sha256),
+                md5: Some(new.md5),
+                external_id: None,
+                creator_id: None,
+                application_id: None,
+            };
+            insert_version(conn, tenant, new.id.0, &version)
+                .await?
+                .ok_or_else(|| DbError::Corrupt("an uploaded file vanished inside its own transaction".into()))?;
+            Ok(files::table.find(new.id.0).select(StoredFile::as_select()).first(conn).await?)
+        })
+        .await
     }
 
     /// A file of this tenant (another tenant's id is simply not found).

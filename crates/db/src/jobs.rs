@@ -8,11 +8,13 @@ use diesel::prelude::*;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use ferry_core::{
     ConnectionId, FileId, FileStatus, ItemId, ItemStatus, JobCounts, JobId, JobKind, JobStatus, TenantId,
+    VersionProvider,
 };
 use uuid::Uuid;
 
 use crate::clock::{db_now, db_now_nullable, db_now_plus};
 use crate::schema::{files, job_items, jobs, outbox};
+use crate::versions::{NewVersion, insert_version};
 use crate::words::Word;
 use crate::{Db, DbError, TenantDb};
 
@@ -396,20 +398,23 @@ impl Db {
         let mut conn = self.conn().await?;
         conn.transaction::<_, DbError, _>(async |conn| {
             let item = finish_claimed(conn, claim, ItemStatus::Succeeded, None, None).await?;
-            diesel::update(files::table.find(item.file_id))
-                .set((
-                    files::status.eq(FileStatus::Ready.as_str()),
-                    files::size_bytes.eq(blob.size_bytes),
-                    files::mime_type.eq(blob.mime_type),
-                    files::sha256.eq(blob.sha256),
-                    files::md5.eq(blob.md5),
-                    files::blob_key.eq(blob.blob_key),
-                    files::error_code.eq(None::<String>),
-                    files::error_message.eq(None::<String>),
-                    files::updated_at.eq(db_now()),
-                ))
-                .execute(conn)
-                .await?;
+            // The bytes become the placeholder file's first version (and its content), with the file row locked.
+            let version = NewVersion {
+                id: Uuid::now_v7(),
+                provider: VersionProvider::Drive,
+                blob_key: blob.blob_key,
+                name: blob.rename_to.unwrap_or(&item.name),
+                mime_type: Some(blob.mime_type),
+                size_bytes: blob.size_bytes,
+                sha256: Some(blob.sha256),
+                md5: Some(blob.md5),
+                external_id: item.drive_file_id.as_deref(),
+                creator_id: None,
+                application_id: None,
+            };
+            insert_version(conn, TenantId(item.tenant_id), item.file_id, &version)
+                .await?
+                .ok_or_else(|| DbError::Corrupt(format!("the file of import item {} is gone", item.id)))?;
             if let Some(name) = blob.rename_to {
                 diesel::update(files::table.find(item.file_id)).set(files::name.eq(name)).execute(conn).await?;
                 diesel::update(job_items::table.find(item.id)).set(job_items::name.eq(name)).execute(conn).await?;

@@ -5,6 +5,7 @@ pub mod api_keys;
 mod clock;
 pub mod connections;
 pub mod files;
+pub mod items;
 pub mod job_control;
 pub mod jobs;
 pub mod leases;
@@ -20,6 +21,7 @@ pub mod tenant;
 pub mod tenants;
 #[cfg(feature = "test-support")]
 pub mod testing;
+pub mod versions;
 pub(crate) mod words;
 
 use std::time::Duration;
@@ -151,6 +153,33 @@ pub async fn run_migrations(url: &str) -> Result<Vec<String>, DbError> {
             .map_err(|err| connection_error("cannot connect to run migrations", err))?;
         let applied = conn.run_pending_migrations(MIGRATIONS).map_err(|err| DbError::Migration(err.to_string()))?;
         Ok(applied.iter().map(ToString::to_string).collect())
+    })
+    .await
+    .map_err(|err| DbError::Migration(format!("migration task failed: {err}")))?
+}
+
+/// Applies, in order, the migrations whose version sorts before `version` (`2026-11-24-001400` or its digits):
+/// tests use it to put rows into an older schema and then prove what a later migration does with them.
+#[cfg(feature = "test-support")]
+pub async fn run_migrations_before(url: &str, version: &str) -> Result<(), DbError> {
+    use diesel::Connection;
+    use diesel::migration::MigrationSource;
+    use diesel_async::async_connection_wrapper::AsyncConnectionWrapper;
+
+    let digits = |text: &str| text.chars().filter(char::is_ascii_digit).collect::<String>();
+    let before = digits(version);
+    let url = url.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let mut conn = AsyncConnectionWrapper::<AsyncPgConnection>::establish(&url)
+            .map_err(|err| connection_error("cannot connect to run migrations", err))?;
+        diesel::migration::MigrationConnection::setup(&mut conn).map_err(|err| DbError::Migration(err.to_string()))?;
+        let mut migrations = MigrationSource::<diesel::pg::Pg>::migrations(&MIGRATIONS)
+            .map_err(|err| DbError::Migration(err.to_string()))?;
+        migrations.sort_by_key(|m| digits(&m.name().version().to_string()));
+        for migration in migrations.iter().filter(|m| digits(&m.name().version().to_string()) < before) {
+            conn.run_migration(migration).map_err(|err| DbError::Migration(err.to_string()))?;
+        }
+        Ok(())
     })
     .await
     .map_err(|err| DbError::Migration(format!("migration task failed: {err}")))?

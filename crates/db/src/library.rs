@@ -7,7 +7,7 @@ use ferry_core::{FileId, ItemStatus};
 use uuid::Uuid;
 
 use crate::files::StoredFile;
-use crate::schema::{files, folders, job_items};
+use crate::schema::{file_versions, files, folders, job_items};
 use crate::{Db, DbError, TenantDb};
 
 #[derive(Debug, Clone, Queryable, Selectable)]
@@ -19,6 +19,12 @@ pub struct Folder {
     pub parent_id: Option<Uuid>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    pub description: String,
+    /// Set while the folder is in the trash.
+    pub trashed_at: Option<DateTime<Utc>>,
+    /// The item's share settings (`public` link), as the documents API stores them.
+    pub access_info: Option<serde_json::Value>,
+    pub tags: Vec<String>,
 }
 
 /// Where listed files must be.
@@ -60,8 +66,11 @@ pub enum FolderDelete {
 
 #[derive(Debug, Clone)]
 pub enum FileDelete {
-    /// The row is gone; the caller removes the blob (if any) after this.
-    Deleted(Box<StoredFile>),
+    /// The row and its versions are gone; the caller removes these blobs (every version's) after this.
+    Deleted {
+        file: Box<StoredFile>,
+        blob_keys: Vec<String>,
+    },
     NotFound,
     /// An unfinished job still reads or fills it.
     InUse {
@@ -247,8 +256,16 @@ impl TenantDb {
                 job_ids.dedup();
                 return Ok(FileDelete::InUse { job_ids });
             }
+            let mut blob_keys: Vec<String> = file_versions::table
+                .filter(file_versions::file_id.eq(id.0))
+                .select(file_versions::blob_key)
+                .load(conn)
+                .await?;
+            blob_keys.extend(file.blob_key.clone());
+            blob_keys.sort();
+            blob_keys.dedup();
             diesel::delete(files::table.find(id.0)).execute(conn).await?;
-            Ok(FileDelete::Deleted(Box::new(file)))
+            Ok(FileDelete::Deleted { file: Box::new(file), blob_keys })
         })
         .await
     }

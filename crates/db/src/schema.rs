@@ -74,6 +74,31 @@ diesel::table! {
         error_message -> Nullable<Text>,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        last_version_id -> Nullable<Uuid>,
+        description -> Text,
+        trashed_at -> Nullable<Timestamptz>,
+        access_info -> Nullable<Jsonb>,
+    }
+}
+
+diesel::table! {
+    file_versions (id) {
+        id -> Uuid,
+        tenant_id -> Uuid,
+        file_id -> Uuid,
+        provider -> Text,
+        blob_key -> Text,
+        name -> Text,
+        mime_type -> Nullable<Text>,
+        size_bytes -> Int8,
+        sha256 -> Nullable<Text>,
+        md5 -> Nullable<Text>,
+        source -> Text,
+        external_id -> Nullable<Text>,
+        thumbnails -> Jsonb,
+        creator_id -> Nullable<Text>,
+        application_id -> Nullable<Text>,
+        created_at -> Timestamptz,
     }
 }
 
@@ -145,6 +170,10 @@ diesel::table! {
         parent_id -> Nullable<Uuid>,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        description -> Text,
+        trashed_at -> Nullable<Timestamptz>,
+        access_info -> Nullable<Jsonb>,
+        tags -> Array<Text>,
     }
 }
 
@@ -171,6 +200,7 @@ diesel::joinable!(connections -> tenants (tenant_id));
 diesel::joinable!(jobs -> connections (connection_id));
 diesel::joinable!(job_items -> jobs (job_id));
 diesel::joinable!(job_items -> files (file_id));
+diesel::joinable!(file_versions -> files (file_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     tenants,
@@ -178,6 +208,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     oauth_states,
     connections,
     files,
+    file_versions,
     jobs,
     job_items,
     outbox,

@@ -7,7 +7,7 @@ use ferry_core::TenantId;
 use uuid::Uuid;
 
 use crate::schema::{api_keys, tenants};
-use crate::{Db, DbError};
+use crate::{Db, DbError, TenantDb};
 
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = tenants)]
@@ -63,5 +63,13 @@ impl Db {
             .await
             .optional()?;
         Ok(found.map(|(tenant_id, key_hash)| ApiKeyOwner { tenant_id: TenantId(tenant_id), key_hash }))
+    }
+}
+
+impl TenantDb {
+    /// The tenant this handle is scoped to.
+    pub async fn tenant_record(&self) -> Result<Tenant, DbError> {
+        let mut conn = self.conn().await?;
+        Ok(tenants::table.find(self.tenant.0).select(Tenant::as_select()).first(&mut conn).await?)
     }
 }

@@ -14,6 +14,16 @@ pub struct TestDatabase {
 }
 
 impl TestDatabase {
+    /// A database with only the migrations before `version` applied (see [`crate::run_migrations_before`]).
+    pub async fn create_before(version: &str) -> Result<Self, DbError> {
+        let name = format!("ferry_test_{}", uuid::Uuid::new_v4().simple());
+        let url = format!("{}/{}", test_server_url().trim_end_matches('/'), name);
+        create_database_if_missing(&url).await?;
+        crate::run_migrations_before(&url, version).await?;
+        let db = Db::connect(&url, 8)?;
+        Ok(TestDatabase { url, db })
+    }
+
     pub async fn create() -> Result<Self, DbError> {
         let name = format!("ferry_test_{}", uuid::Uuid::new_v4().simple());
         let url = format!("{}/{}", test_server_url().trim_end_matches('/'), name);

@@ -10,7 +10,7 @@ use std::str::FromStr;
 use diesel::deserialize::{self, FromSql};
 use diesel::pg::{Pg, PgValue};
 use diesel::sql_types::Text;
-use ferry_core::{FileStatus, ItemStatus, JobKind, JobStatus};
+use ferry_core::{FileStatus, ItemStatus, JobKind, JobStatus, VersionProvider};
 
 /// A state word read from a `TEXT` column.
 #[derive(Debug, Clone, Copy)]
@@ -49,4 +49,4 @@ macro_rules! unwrap_word {
     };
 }
 
-unwrap_word!(JobKind, JobStatus, ItemStatus, FileStatus);
+unwrap_word!(JobKind, JobStatus, ItemStatus, FileStatus, VersionProvider);

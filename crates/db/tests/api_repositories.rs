@@ -20,6 +20,8 @@ async fn upload(db: &Db, tenant: TenantId, name: &str, tags: &[String]) -> Resul
             md5: "m",
             blob_key: "k",
             tags,
+            folder_id: None,
+            description: "",
         })
         .await?;
     Ok(id)
@@ -58,7 +60,7 @@ async fn folders_files_and_filters() {
         FolderDelete::NotEmpty { files: 1, folders: 0 }
     ));
     assert!(matches!(db.tenant(other).delete_file(a).await.expect("foreign"), FileDelete::NotFound));
-    assert!(matches!(db.tenant(tenant).delete_file(a).await.expect("delete"), FileDelete::Deleted(_)));
+    assert!(matches!(db.tenant(tenant).delete_file(a).await.expect("delete"), FileDelete::Deleted { .. }));
     assert!(matches!(db.tenant(tenant).delete_folder(folder.id).await.expect("delete"), FolderDelete::Deleted));
     assert!(matches!(db.tenant(tenant).delete_folder(folder.id).await.expect("again"), FolderDelete::NotFound));
 }

@@ -21,6 +21,8 @@ async fn upload(db: &TenantDb, name: &str) -> FileId {
         md5: "m",
         blob_key: "k",
         tags: &[],
+        folder_id: None,
+        description: "",
     })
     .await
     .expect("upload");

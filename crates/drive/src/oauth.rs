@@ -78,13 +78,19 @@ impl Default for HttpTimeouts {
     }
 }
 
+/// How long an idle connection to Google stays pooled (servers commonly close idle ones after 60 s or more).
+const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+
 impl HttpTimeouts {
     /// A client for Google's endpoints: these timeouts, and no redirects (secrets are never re-sent elsewhere).
+    /// Idle pooled connections are dropped well before a server's keep-alive would close them, so a request
+    /// never goes out on a connection the server is closing.
     pub fn client(&self) -> Result<reqwest::Client, reqwest::Error> {
         reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(self.connect)
             .read_timeout(self.read)
+            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
             .build()
     }
 }

@@ -44,7 +44,7 @@ async fn schemathesis_finds_nothing_in_the_served_document() {
     );
     // A fixed seed keeps the run repeatable; FERRY_FUZZ_SEED and FERRY_FUZZ_EXAMPLES explore further.
     let seed = std::env::var("FERRY_FUZZ_SEED").unwrap_or_else(|_| "1".to_owned());
-    let examples = std::env::var("FERRY_FUZZ_EXAMPLES").unwrap_or_else(|_| "20".to_owned());
+    let examples = std::env::var("FERRY_FUZZ_EXAMPLES").unwrap_or_else(|_| "30".to_owned());
     let report = tempfile::tempdir().expect("report dir");
     let mut command = tokio::process::Command::new(&st);
     command
@@ -52,7 +52,7 @@ async fn schemathesis_finds_nothing_in_the_served_document() {
         .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fuzz/schemathesis.toml"))
         .arg("run")
         .arg(env.url("/api/v2/openapi.json"))
-        .args(["--url", &env.url("/api/v2")])
+        .args(["--url", &env.url("")])
         .args(["--phases", "examples,coverage,fuzzing,stateful"])
         .args(["--max-examples", &examples, "--seed", &seed, "--workers", "1"])
         .args(["--request-timeout", "30"])
@@ -60,6 +60,7 @@ async fn schemathesis_finds_nothing_in_the_served_document() {
         .arg("--report-dir")
         .arg(report.path())
         .env("NO_COLOR", "1")
+        .env("FERRY_FUZZ_COMPANY", env.tenant_id.0.to_string())
         .env("PYTHONDONTWRITEBYTECODE", "1")
         .env("PYTHONPATH", concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fuzz"))
         .env("SCHEMATHESIS_HOOKS", "ferry_fuzz_hooks")

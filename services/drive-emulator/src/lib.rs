@@ -109,6 +109,9 @@ impl RunningEmulator {
     }
 }
 
+/// How long the emulator keeps an idle connection (longer than Ferry's clients keep one in their pools).
+const EMULATOR_KEEP_ALIVE_SECS: u64 = 120;
+
 /// Starts the emulator on `listener` (tests bind `127.0.0.1:0`) in the background.
 ///
 /// Must be called inside a tokio runtime. Signals are not handled here; binaries do that.
@@ -174,6 +177,9 @@ pub async fn spawn_prepared(
             .configure(routes)
     })
     .workers(workers)
+    // Google's front ends keep idle connections open for minutes; a short server keep-alive would race clients
+    // that reuse a pooled connection just as it closes ("connection closed before message completed").
+    .keep_alive(Duration::from_secs(EMULATOR_KEEP_ALIVE_SECS))
     .disable_signals()
     .listen(listener)?
     .run();

@@ -162,6 +162,7 @@ pub fn start(settings: Settings, listener: TcpListener) -> anyhow::Result<Runnin
             // Before the `/api/v2` scope, which would otherwise claim the path.
             .route("/api/v2/openapi.json", web::get().to(openapi::serve))
             .configure(routes::configure)
+            .configure(routes::documents::configure)
             .configure(console::configure)
             // Swagger UI with its assets compiled in (works offline), reading /api/v2/openapi.json.
             .route("/docs", web::get().to(docs_redirect))

@@ -1,4 +1,4 @@
-//! The OpenAPI 3.1 description of `/api/v2`, generated from the handlers' `#[utoipa::path]` annotations and the
+//! The OpenAPI 3.1 description of `/api/v2` and of the documents API, generated from the handlers' `#[utoipa::path]` annotations and the
 //! request and response types they use (each resource's `dto` module); this module only assembles them. Served
 //! at `/api/v2/openapi.json`, browsable at `/docs` (Swagger UI with its assets compiled in, so it needs no
 //! network), and committed as `docs/openapi.json`, which a test keeps equal to this.
@@ -35,6 +35,23 @@ impl Modify for ApiKeyAuth {
 /// API key is required, 400 and 413 where a JSON body is read (malformed JSON, or over the size limit), and 404
 /// where the path names an object (a malformed id names nothing either).
 struct CommonResponses;
+
+/// Every path as a client requests it from the origin: the REST API under `/api/v2` (handlers declare their
+/// paths relative to it), the documents API (seed 004) at `/internal/services/documents/v1/...` as declared.
+struct Mounts;
+
+impl Modify for Mounts {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let paths = std::mem::take(&mut openapi.paths.paths);
+        for (path, item) in paths {
+            let mounted = if path.starts_with("/internal/") { path } else { format!("{API_BASE}{path}") };
+            openapi.paths.paths.insert(mounted, item);
+        }
+    }
+}
+
+/// Where the REST API is mounted.
+pub const API_BASE: &str = "/api/v2";
 
 /// `not: {required: [a, b]}`: the two may not both be given. With `null_is_absent`, only both as strings count
 /// (the handler reads a null as not given); otherwise any two values do (a serde alias refuses the pair).
@@ -95,8 +112,10 @@ impl Modify for CommonResponses {
                 update.properties.insert("collection_id".to_owned(), RefOr::T(Schema::Object(alias)));
                 forbid_both(update, "folder_id", "collection_id", false);
             }
-            if let Some(RefOr::T(Schema::Object(upload))) = components.schemas.get_mut("UploadForm") {
-                upload.additional_properties = Some(Box::new(AdditionalProperties::FreeForm(false)));
+            for form in ["UploadForm", "ItemUploadForm", "VersionUploadForm"] {
+                if let Some(RefOr::T(Schema::Object(upload))) = components.schemas.get_mut(form) {
+                    upload.additional_properties = Some(Box::new(AdditionalProperties::FreeForm(false)));
+                }
             }
         }
         // The Workspace export formats, from the importer's own table: per-file overrides name one of them, and
@@ -189,8 +208,8 @@ impl Modify for CommonResponses {
             `{\"error\": {\"code\", \"message\", \"details\"}}`.",
         version = "2.0.0"
     ),
-    servers((url = "/api/v2")),
-    modifiers(&ApiKeyAuth, &CommonResponses),
+    servers((url = "/")),
+    modifiers(&ApiKeyAuth, &CommonResponses, &Mounts),
     security(("api_key" = [])),
     paths(
         crate::routes::oauth::handlers::start,
@@ -219,6 +238,11 @@ impl Modify for CommonResponses {
         crate::routes::folders::handlers::get,
         crate::routes::folders::handlers::rename,
         crate::routes::folders::handlers::delete,
+        crate::routes::documents::handlers::me,
+        crate::routes::documents::handlers::get_item,
+        crate::routes::documents::handlers::create_item,
+        crate::routes::documents::handlers::update_item,
+        crate::routes::documents::handlers::add_version,
     ),
     tags(
         (name = "auth", description = "OAuth 2.0 connection of a cloud account"),
@@ -227,6 +251,7 @@ impl Modify for CommonResponses {
         (name = "jobs", description = "Import and export jobs"),
         (name = "files", description = "Files in Ferry's store"),
         (name = "folders", description = "Folders of Ferry's store"),
+        (name = "documents", description = "The store as one tree of drive items (seed 004), at `/internal/services/documents/v1/companies/{company_id}` (outside `/api/v2`)"),
     )
 )]
 pub struct ApiDoc;
@@ -246,7 +271,7 @@ pub async fn serve() -> actix_web::HttpResponse {
     actix_web::HttpResponse::Ok().content_type("application/json").body(body)
 }
 
-/// The methods the API offers on `path` (a request path under `/api/v2`), from the document's path templates;
+/// The methods the API offers on `path` (a request path, as the document's absolute path templates have it);
 /// empty when no template matches. Used to answer 405 with `Allow` for a method a path lacks.
 pub fn allowed_methods(path: &str) -> Vec<&'static str> {
     static TABLE: std::sync::OnceLock<Vec<(Vec<String>, Vec<&'static str>)>> = std::sync::OnceLock::new();
@@ -273,8 +298,7 @@ pub fn allowed_methods(path: &str) -> Vec<&'static str> {
             })
             .collect()
     });
-    let Some(rest) = path.strip_prefix("/api/v2/") else { return Vec::new() };
-    let parts: Vec<&str> = rest.trim_end_matches('/').split('/').collect();
+    let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
     table
         .iter()
         .find(|(template, _)| {

@@ -17,9 +17,9 @@ fn document() -> &'static Value {
 /// with `status` for at least one of the path's methods.
 #[track_caller]
 pub fn check_response(path: &str, status: u16, body: &Value) {
-    let Some(rest) = path.strip_prefix("/api/v2") else { return };
+    // The document's paths are absolute (its server is the origin).
     let doc = document();
-    let parts: Vec<&str> = rest.trim_end_matches('/').split('/').collect();
+    let parts: Vec<&str> = path.trim_end_matches('/').split('/').collect();
     let paths = doc["paths"].as_object().expect("paths");
     let Some((template, item)) = paths.iter().find(|(template, _)| {
         let segments: Vec<&str> = template.trim_end_matches('/').split('/').collect();

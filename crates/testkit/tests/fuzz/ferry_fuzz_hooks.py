@@ -19,7 +19,7 @@ def before_call(context, case, kwargs):
     JSON Schema has no keyword for "unique by one property", so the fuzzer is told here: a repeated id in a
     generated import is replaced by a fresh one before the request goes out. Everything else is sent as
     generated."""
-    if case.operation.method.upper() != "POST" or case.operation.path != "/cloud-storage/import":
+    if case.operation.method.upper() != "POST" or case.operation.path != "/api/v2/cloud-storage/import":
         return
     files = case.body.get("files") if isinstance(case.body, dict) else None
     if not isinstance(files, list):

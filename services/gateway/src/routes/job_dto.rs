@@ -270,8 +270,8 @@ pub struct ImportRequest {
     #[allow(dead_code)]
     pub auto_describe: Option<bool>,
     /// At most 50 tags.
-    #[schema(value_type = Option<Vec<Tag>>, max_items = 50)]
-    pub tags: Option<Vec<String>>,
+    #[schema(max_items = 50)]
+    pub tags: Option<Vec<Tag>>,
     /// An existing folder of the caller's store (404 otherwise); empty or null means none.
     #[schema(pattern = r"^$|^(col_)?[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")]
     pub folder_id: Option<String>,
@@ -298,7 +298,7 @@ pub struct ExportRequest {
     pub connection_id: Option<String>,
     /// 1 to 1000 distinct ready files of the caller (`img_` ids; a repeated id is a 400).
     #[schema(required = true, value_type = Vec<ImageId>, min_items = 1, max_items = 1000)]
-    pub image_ids: Option<Vec<String>>,
+    pub image_ids: Option<Vec<ImageId>>,
     /// An existing Drive folder (400 if it does not exist).
     #[schema(pattern = r"^[^\u0000]*$")]
     pub folder_id: Option<String>,
@@ -332,14 +332,15 @@ impl JobEvent {
     }
 }
 
-/// A stored file's id.
-#[derive(ToSchema)]
+/// A stored file's id, as a request names it (checked with `FileId::parse`).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(transparent)]
 #[schema(pattern = "^img_[0-9a-f]{32}$", example = "img_0190f0d2c1e07a3b8c9d0e1f2a3b4c5d")]
-#[allow(dead_code)] // Names the id format in the document; ids travel as strings.
-pub struct ImageId(String);
+pub struct ImageId(pub String);
 
 /// A tag: at most 100 characters, not blank (surrounding ASCII whitespace is trimmed; duplicates are dropped).
-#[derive(ToSchema)]
+/// Checked by `normalise_tags`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(transparent)]
 #[schema(pattern = r"^[^\u0000]*[^\u0000 \t\n\f\r][^\u0000]*$", max_length = 100, example = "invoices")]
-#[allow(dead_code)] // Names the tag rules in the document; tags travel as strings.
-pub struct Tag(String);
+pub struct Tag(pub String);

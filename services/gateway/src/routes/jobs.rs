@@ -14,7 +14,7 @@ use crate::auth::Tenant;
 use crate::error::{ApiError, ApiResult, ErrorCode, ErrorDetails};
 use crate::routes::connections::{active_connection, mark_used, parse_connection_id, with_drive_token};
 use crate::routes::job_dto::{
-    ExportRequest, ExportResponse, ImportRequest, ImportResponse, JobResponse, full_job_view, provider_of,
+    ExportRequest, ExportResponse, ImageId, ImportRequest, ImportResponse, JobResponse, Tag, full_job_view, provider_of,
 };
 use crate::routes::{is_blank, path_id, storable};
 use crate::state::AppState;
@@ -278,9 +278,13 @@ async fn import(state: web::Data<AppState>, tenant: Tenant, body: web::Json<Impo
     }))
 }
 
-pub fn normalise_tags(tags: Vec<String>) -> ApiResult<Vec<String>> {
+pub fn normalise_tags(tags: Vec<Tag>) -> ApiResult<Vec<String>> {
+    // The limit is on the list as sent (the document's `maxItems`), before duplicates are dropped.
+    if tags.len() > MAX_TAGS {
+        return Err(ApiError::field("tags", format!("at most {MAX_TAGS} tags")));
+    }
     let mut out: Vec<String> = Vec::with_capacity(tags.len());
-    for tag in tags {
+    for Tag(tag) in tags {
         // Limits as the document states them: at most 100 characters, at least one that is not ASCII whitespace
         // (which is trimmed).
         if tag.chars().count() > MAX_TAG_CHARS {
@@ -310,7 +314,7 @@ async fn export(state: web::Data<AppState>, tenant: Tenant, body: web::Json<Expo
         return Err(ApiError::field("image_ids", format!("image_ids must hold between 1 and {MAX_FILES_PER_JOB} ids")));
     }
     let mut ids = Vec::with_capacity(raw_ids.len());
-    for raw in &raw_ids {
+    for ImageId(raw) in &raw_ids {
         let id =
             FileId::parse(raw).map_err(|_| ApiError::field("image_ids", format!("`{raw}` is not a valid image id")))?;
         if ids.contains(&id) {

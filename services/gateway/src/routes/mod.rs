@@ -1,6 +1,7 @@
 //! The `/api/v2` routes.
 
 pub mod connections;
+pub mod documents;
 pub mod files;
 pub mod folders;
 pub mod job_control;
@@ -26,7 +27,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .configure(jobs::configure)
             .configure(job_control::configure)
             .configure(files::configure)
-            .configure(folders::configure),
+            .configure(folders::configure)
+            .configure(documents::configure_me),
     );
 }
 

@@ -143,7 +143,7 @@ pub struct FileUpdateRequest {
     /// Replaces the file's tags (at most 50; `[]` removes them all; not null).
     #[serde(default, deserialize_with = "not_null")]
     #[schema(value_type = Vec<crate::routes::job_dto::Tag>, max_items = 50, required = false)]
-    pub tags: Option<Vec<String>>,
+    pub tags: Option<Vec<crate::routes::job_dto::Tag>>,
     /// Moves the file into this folder (a UUID); `null` or `""` takes it out of any folder. Alias: `collection_id`.
     #[serde(default, deserialize_with = "present", alias = "collection_id")]
     #[schema(value_type = Option<String>, pattern = r"^$|^(col_)?[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")]

@@ -149,12 +149,12 @@ async fn delete(state: web::Data<AppState>, tenant: Tenant, path: web::Path<Stri
             Err(ApiError::new(ErrorCode::Conflict, "An unfinished job still uses this file; cancel it or wait")
                 .with_details(ErrorDetails { job_ids: Some(job_ids), ..ErrorDetails::default() }))
         }
-        FileDelete::Deleted(file) => {
-            if let Some(key) = file.blob_key.as_deref()
-                && let Err(err) = state.storage.delete(key).await
-            {
-                // The row is gone, so nothing can reach the blob; it is only wasted space.
-                tracing::warn!(file_id = %id, error = %err, "blob of a deleted file not removed");
+        FileDelete::Deleted { blob_keys, .. } => {
+            for key in &blob_keys {
+                if let Err(err) = state.storage.delete(key).await {
+                    // The row is gone, so nothing can reach the blob; it is only wasted space.
+                    tracing::warn!(file_id = %id, error = %err, "blob of a deleted file not removed");
+                }
             }
             Ok(HttpResponse::Ok().json(crate::routes::SuccessResponse::new("File deleted")))
         }
@@ -311,6 +311,8 @@ async fn upload(state: web::Data<AppState>, tenant: Tenant, form: Multipart) -> 
             md5: &stored.md5_hex,
             blob_key: &blob_key,
             tags: &tags,
+            folder_id,
+            description: "",
         })
         .await;
     let file = match file {
@@ -319,13 +321,6 @@ async fn upload(state: web::Data<AppState>, tenant: Tenant, form: Multipart) -> 
             // Nothing references the blob yet: remove it rather than leave an orphan.
             let _ = state.storage.delete(&blob_key).await;
             return Err(err.into());
-        }
-    };
-    let file = match folder_id {
-        None => file,
-        Some(folder_id) => {
-            let update = FileUpdate { folder_id: Some(Some(folder_id)), ..FileUpdate::default() };
-            tenant.db().update_file(id, &update).await?.ok_or_else(|| ApiError::not_found("File"))?
         }
     };
     Ok(HttpResponse::Created().json(FileView::new(&file, None)))

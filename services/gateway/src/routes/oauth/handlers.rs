@@ -147,15 +147,20 @@ async fn finish_flow(
         .cipher()
         .open(&consumed.pkce_verifier_sealed, &verifier_associated_data(oauth_state))
         .map_err(|err| ApiError::internal("opening the PKCE verifier", &err))?;
+    let unknown_code = || {
+        ApiError::new(
+            ErrorCode::NotFound,
+            "The authorization code is invalid, expired or already used; start the flow again",
+        )
+        .with_details(ErrorDetails::field("code"))
+    };
     let tokens =
         state.oauth.exchange_code(code, &verifier, consumed.redirect_uri.as_deref()).await.map_err(
             |err| match err {
-                // Like the state, the code names a grant that is not (or no longer) there.
-                OAuthError::InvalidGrant(_) => ApiError::new(
-                    ErrorCode::NotFound,
-                    "The authorization code is invalid, expired or already used; start the flow again",
-                )
-                .with_details(ErrorDetails::field("code")),
+                // Like the state, the code names a grant that is not (or no longer) there; a code the provider
+                // cannot even read (its `invalid_request`) names none either.
+                OAuthError::InvalidGrant(_) => unknown_code(),
+                OAuthError::Provider { error, .. } if error == "invalid_request" => unknown_code(),
                 OAuthError::Timeout(_) => ApiError::provider_timeout("code exchange", &err),
                 other => {
                     tracing::warn!(error = %other, "code exchange failed");

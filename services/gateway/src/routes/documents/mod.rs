@@ -1,0 +1,8 @@
+//! The documents API (seed 004): the store as one tree of drive items, under
+//! `/internal/services/documents/v1/companies/{company_id}`, where the company is the caller's tenant. Also
+//! `GET /api/v2/me`, which tells a client its tenant (company) id.
+
+pub mod dto;
+pub mod handlers;
+
+pub use handlers::*;
