@@ -279,3 +279,116 @@ async fn is_ancestor(conn: &mut AsyncPgConnection, tenant: Uuid, ancestor: Uuid,
     .await?;
     Ok(row.found)
 }
+
+/// What trashing or restoring an item did.
+#[derive(Debug, Clone)]
+pub enum TrashChange<T> {
+    Done(Box<T>),
+    NotFound,
+    /// Trashing an item already in the trash, or restoring one that is not.
+    Unchanged,
+}
+
+impl TenantDb {
+    /// Puts a live directory in the trash (its parent is kept; its contents go with it).
+    pub async fn trash_directory(&self, id: Uuid) -> Result<TrashChange<Folder>, DbError> {
+        let mut conn = self.conn().await?;
+        let target = || folders::table.filter(folders::id.eq(id)).filter(folders::tenant_id.eq(self.tenant.0));
+        let trashed: Option<Folder> = diesel::update(target().filter(folders::trashed_at.is_null()))
+            .set((
+                folders::trashed_at.eq(crate::clock::db_now_nullable()),
+                folders::updated_at.eq(crate::clock::db_now()),
+            ))
+            .returning(Folder::as_returning())
+            .get_result(&mut conn)
+            .await
+            .optional()?;
+        Ok(match trashed {
+            Some(folder) => TrashChange::Done(Box::new(folder)),
+            None => {
+                let exists: Option<Uuid> = target().select(folders::id).first(&mut conn).await.optional()?;
+                if exists.is_some() { TrashChange::Unchanged } else { TrashChange::NotFound }
+            }
+        })
+    }
+
+    /// Puts a live file in the trash.
+    pub async fn trash_file(&self, id: Uuid) -> Result<TrashChange<StoredFile>, DbError> {
+        let mut conn = self.conn().await?;
+        let target = || files::table.filter(files::id.eq(id)).filter(files::tenant_id.eq(self.tenant.0));
+        let trashed: Option<StoredFile> = diesel::update(target().filter(files::trashed_at.is_null()))
+            .set((files::trashed_at.eq(crate::clock::db_now_nullable()), files::updated_at.eq(crate::clock::db_now())))
+            .returning(StoredFile::as_returning())
+            .get_result(&mut conn)
+            .await
+            .optional()?;
+        Ok(match trashed {
+            Some(file) => TrashChange::Done(Box::new(file)),
+            None => {
+                let exists: Option<Uuid> = target().select(files::id).first(&mut conn).await.optional()?;
+                if exists.is_some() { TrashChange::Unchanged } else { TrashChange::NotFound }
+            }
+        })
+    }
+
+    /// Takes a directory out of the trash: back to its parent, or to the top level when the parent is gone or
+    /// itself in the trash.
+    pub async fn restore_directory(&self, id: Uuid) -> Result<TrashChange<Folder>, DbError> {
+        let tenant = self.tenant;
+        let mut conn = self.conn().await?;
+        conn.transaction::<_, DbError, _>(async |conn| {
+            let target = folders::table.filter(folders::id.eq(id)).filter(folders::tenant_id.eq(tenant.0));
+            let Some(folder) = target.select(Folder::as_select()).for_update().first(conn).await.optional()? else {
+                return Ok(TrashChange::NotFound);
+            };
+            if folder.trashed_at.is_none() {
+                return Ok(TrashChange::Unchanged);
+            }
+            let parent = match folder.parent_id {
+                Some(parent) if live_directory_exists(conn, tenant.0, parent).await? => Some(parent),
+                _ => None,
+            };
+            let restored = diesel::update(target)
+                .set((
+                    folders::trashed_at.eq(None::<chrono::DateTime<chrono::Utc>>),
+                    folders::parent_id.eq(parent),
+                    folders::updated_at.eq(crate::clock::db_now()),
+                ))
+                .returning(Folder::as_returning())
+                .get_result(conn)
+                .await?;
+            Ok(TrashChange::Done(Box::new(restored)))
+        })
+        .await
+    }
+
+    /// Takes a file out of the trash, back to its directory or to the top level (see [`Self::restore_directory`]).
+    pub async fn restore_file(&self, id: Uuid) -> Result<TrashChange<StoredFile>, DbError> {
+        let tenant = self.tenant;
+        let mut conn = self.conn().await?;
+        conn.transaction::<_, DbError, _>(async |conn| {
+            let target = files::table.filter(files::id.eq(id)).filter(files::tenant_id.eq(tenant.0));
+            let Some(file) = target.select(StoredFile::as_select()).for_update().first(conn).await.optional()? else {
+                return Ok(TrashChange::NotFound);
+            };
+            if file.trashed_at.is_none() {
+                return Ok(TrashChange::Unchanged);
+            }
+            let parent = match file.folder_id {
+                Some(parent) if live_directory_exists(conn, tenant.0, parent).await? => Some(parent),
+                _ => None,
+            };
+            let restored = diesel::update(target)
+                .set((
+                    files::trashed_at.eq(None::<chrono::DateTime<chrono::Utc>>),
+                    files::folder_id.eq(parent),
+                    files::updated_at.eq(crate::clock::db_now()),
+                ))
+                .returning(StoredFile::as_returning())
+                .get_result(conn)
+                .await?;
+            Ok(TrashChange::Done(Box::new(restored)))
+        })
+        .await
+    }
+}

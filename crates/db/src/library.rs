@@ -136,7 +136,10 @@ impl TenantDb {
     ) -> Result<(Vec<Folder>, i64), DbError> {
         let mut conn = self.conn().await?;
         let query = || {
-            let query = folders::table.filter(folders::tenant_id.eq(self.tenant.0)).into_boxed();
+            let query = folders::table
+                .filter(folders::tenant_id.eq(self.tenant.0))
+                .filter(folders::trashed_at.is_null())
+                .into_boxed();
             match parent {
                 Some(parent) => query.filter(folders::parent_id.eq(parent)),
                 None => query.filter(folders::parent_id.is_null()),
@@ -194,7 +197,11 @@ impl TenantDb {
         use diesel::PgArrayExpressionMethods;
         let mut conn = self.conn().await?;
         let query = || {
-            let mut query = files::table.filter(files::tenant_id.eq(self.tenant.0)).into_boxed();
+            // Trashed files are the trash's (the documents API), not the files API's.
+            let mut query = files::table
+                .filter(files::tenant_id.eq(self.tenant.0))
+                .filter(files::trashed_at.is_null())
+                .into_boxed();
             match filter.folder {
                 FolderScope::Any => {}
                 FolderScope::Root => query = query.filter(files::folder_id.is_null()),

@@ -253,3 +253,87 @@ async fn items_are_created_versioned_renamed_and_moved() {
     assert_eq!(listed["items"][0]["name"], "empty.txt");
     env.shutdown().await;
 }
+
+fn documents_delete(env: &TestEnv, company: &str, path: &str) -> reqwest::RequestBuilder {
+    env.http
+        .delete(env.url(&format!("/internal/services/documents/v1/companies/{company}{path}")))
+        .bearer_auth(&env.api_key)
+}
+
+/// Trashing keeps an item (and a directory's contents) until it is restored: the trash lists the top of each
+/// trashed subtree, `root` and the files and folders APIs stop listing them, and a restored item goes back to
+/// its parent, or to `root` when the parent is itself in the trash.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trashed_items_leave_the_tree_until_restored() {
+    let env = TestEnv::start_with(Workers::NONE, &[]).await.expect("env");
+    let company = env.tenant_id.0.to_string();
+    let create = |body: Value| {
+        let request = documents_post(&env, &company, "/item").json(&body);
+        async move { json_of(request.send().await.expect("create"), StatusCode::OK).await }
+    };
+    let docs = create(json!({ "item": { "name": "Docs", "is_directory": true } })).await;
+    let docs_id = docs["id"].as_str().expect("id").to_owned();
+    let inner = create(json!({ "item": { "name": "inner.txt", "parent_id": docs_id } })).await;
+    let top = create(json!({ "item": { "name": "top.txt" } })).await;
+    let top_id = top["id"].as_str().expect("id").to_owned();
+
+    let trashed = json_of(
+        documents_delete(&env, &company, &format!("/item/{docs_id}")).send().await.expect("trash"),
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!((trashed["in_trash"].as_bool(), trashed["parent_id"].as_str()), (Some(true), Some("root")));
+    json_of(documents_delete(&env, &company, &format!("/item/{top_id}")).send().await.expect("trash"), StatusCode::OK)
+        .await;
+    let again = documents_delete(&env, &company, &format!("/item/{top_id}")).send().await.expect("trash again");
+    assert_eq!(again.status(), StatusCode::CONFLICT);
+
+    assert_eq!(names(&item(&env, &company, "root").await["children"]), Vec::<&str>::new());
+    assert_eq!(names(&item(&env, &company, "trash").await["children"]), ["Docs", "top.txt"], "the tops, not inner.txt");
+    assert_eq!(names(&item(&env, &company, &docs_id).await["children"]), ["inner.txt"], "contents go with the folder");
+    let files = json_of(
+        env.api(Method::GET, "/files").query(&[("folder_id", "root")]).send().await.expect("files"),
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(files["total_count"], 0, "{files}");
+    let folders = json_of(env.api(Method::GET, "/folders").send().await.expect("folders"), StatusCode::OK).await;
+    assert_eq!(folders["total_count"], 0, "{folders}");
+
+    // Back where it was; and an item whose directory is in the trash comes back to root.
+    let restored = json_of(
+        documents_post(&env, &company, &format!("/item/{top_id}/restore")).send().await.expect("restore"),
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!((restored["in_trash"].as_bool(), restored["parent_id"].as_str()), (Some(false), Some("root")));
+    let inner_id = inner["id"].as_str().expect("id");
+    json_of(
+        documents_delete(&env, &company, &format!("/item/{inner_id}")).send().await.expect("trash"),
+        StatusCode::OK,
+    )
+    .await;
+    let rescued = json_of(
+        documents_post(&env, &company, &format!("/item/{inner_id}/restore")).send().await.expect("restore"),
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(rescued["parent_id"], "root", "its directory is in the trash");
+    let live = documents_post(&env, &company, &format!("/item/{inner_id}/restore")).send().await.expect("restore live");
+    assert_eq!(live.status(), StatusCode::CONFLICT);
+    json_of(
+        documents_post(&env, &company, &format!("/item/{docs_id}/restore")).send().await.expect("restore"),
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(names(&item(&env, &company, "root").await["children"]), ["Docs", "inner.txt", "top.txt"]);
+    assert_eq!(item(&env, &company, "trash").await["children"], json!([]));
+
+    // A trashed directory takes no new items.
+    json_of(documents_delete(&env, &company, &format!("/item/{docs_id}")).send().await.expect("trash"), StatusCode::OK)
+        .await;
+    let into_trash =
+        documents_post(&env, &company, "/item").json(&json!({ "item": { "name": "x", "parent_id": docs_id } }));
+    assert_eq!(into_trash.send().await.expect("create").status(), StatusCode::NOT_FOUND);
+    env.shutdown().await;
+}

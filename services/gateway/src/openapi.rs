@@ -243,6 +243,8 @@ impl Modify for CommonResponses {
         crate::routes::documents::handlers::create_item,
         crate::routes::documents::handlers::update_item,
         crate::routes::documents::handlers::add_version,
+        crate::routes::documents::handlers::trash_item,
+        crate::routes::documents::handlers::restore_item,
     ),
     tags(
         (name = "auth", description = "OAuth 2.0 connection of a cloud account"),

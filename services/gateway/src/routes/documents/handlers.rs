@@ -8,7 +8,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use bytes::Bytes;
 use ferry_core::{FileId, VersionProvider};
 use ferry_db::files::{NewUploadedFile, StoredFile};
-use ferry_db::items::{Children, ItemChanges, ItemUpdate, NewDirectory};
+use ferry_db::items::{Children, ItemChanges, ItemUpdate, NewDirectory, TrashChange};
 use ferry_db::versions::NewVersion;
 use ferry_storage::{StorageError, file_blob_key};
 use futures::{StreamExt, TryStreamExt};
@@ -42,7 +42,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/item", web::post().to(create_item))
             .route("/item/{id}", web::get().to(get_item))
             .route("/item/{id}", web::post().to(update_item))
-            .route("/item/{id}/version", web::post().to(add_version)),
+            .route("/item/{id}/version", web::post().to(add_version))
+            .route("/item/{id}", web::delete().to(trash_item))
+            .route("/item/{id}/restore", web::post().to(restore_item)),
     );
 }
 
@@ -554,17 +556,75 @@ async fn update_item(
             }
         },
         ItemRef::File(file_id) => match tenant.db().update_file_item(file_id.0, &changes).await? {
-            ItemUpdate::Updated(file) => {
-                let latest = match file.last_version_id {
-                    Some(version_id) => tenant.db().get_version(file_id, version_id).await?,
-                    None => None,
-                };
-                DriveItem::file(&file, latest.as_ref())
-            }
+            ItemUpdate::Updated(file) => file_item(&tenant, &file).await?,
             ItemUpdate::NotFound => return Err(ApiError::not_found("Item")),
             ItemUpdate::NoSuchParent => return Err(no_parent()),
             ItemUpdate::Cycle => return Err(ApiError::internal("moving a file", &"a file cannot make a cycle")),
         },
     };
     Ok(HttpResponse::Ok().json(item))
+}
+
+/// A file item as the API shows it, with its latest version.
+async fn file_item(tenant: &Tenant, file: &StoredFile) -> ApiResult<DriveItem> {
+    let latest = match file.last_version_id {
+        Some(version_id) => tenant.db().get_version(FileId(file.id), version_id).await?,
+        None => None,
+    };
+    Ok(DriveItem::file(file, latest.as_ref()))
+}
+
+/// The answer to trashing or restoring: the item, 404, or 409 when it was already where the request would put it.
+async fn trash_answer<T>(
+    change: TrashChange<T>,
+    unchanged: &str,
+    shown: impl AsyncFnOnce(&T) -> ApiResult<DriveItem>,
+) -> ApiResult<HttpResponse> {
+    match change {
+        TrashChange::Done(item) => Ok(HttpResponse::Ok().json(shown(&item).await?)),
+        TrashChange::NotFound => Err(ApiError::not_found("Item")),
+        TrashChange::Unchanged => Err(ApiError::new(ErrorCode::Conflict, unchanged)),
+    }
+}
+
+#[utoipa::path(operation_id = "documents_trash_item", delete, path = "/internal/services/documents/v1/companies/{company_id}/item/{id}", tag = "documents", description = "Put a live item in the trash (its parent is kept; a directory's contents go with it). An item already in the trash is a 409: deleting forever is not available yet.", params(("company_id" = String, Path, format = Uuid, description = "the caller's tenant id (`GET /api/v2/me`)"), ("id" = String, Path, pattern = "^(img_[0-9a-f]{32}|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})$")), responses((status = 200, description = "The trashed item", body = DriveItem), (status = 404, description = "No such company or item", body = crate::error::ErrorBody), (status = 409, description = "Already in the trash", body = crate::error::ErrorBody)))]
+async fn trash_item(tenant: Tenant, path: web::Path<(String, String)>) -> ApiResult<HttpResponse> {
+    let (company_id, id) = path.into_inner();
+    own_company(&tenant, &company_id)?;
+    const ALREADY: &str = "The item is already in the trash (deleting forever is not available yet)";
+    match item_ref(&id)? {
+        ItemRef::Root | ItemRef::Trash => Err(ApiError::field("id", "root and trash cannot be trashed")),
+        ItemRef::Directory(folder_id) => {
+            trash_answer(tenant.db().trash_directory(folder_id).await?, ALREADY, async |folder| {
+                Ok(DriveItem::directory(folder))
+            })
+            .await
+        }
+        ItemRef::File(file_id) => {
+            trash_answer(tenant.db().trash_file(file_id.0).await?, ALREADY, async |file| file_item(&tenant, file).await)
+                .await
+        }
+    }
+}
+
+#[utoipa::path(operation_id = "documents_restore_item", post, path = "/internal/services/documents/v1/companies/{company_id}/item/{id}/restore", tag = "documents", description = "Take an item out of the trash: back to its parent, or to `root` when the parent is gone or itself in the trash.", params(("company_id" = String, Path, format = Uuid, description = "the caller's tenant id (`GET /api/v2/me`)"), ("id" = String, Path, pattern = "^(img_[0-9a-f]{32}|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})$")), responses((status = 200, description = "The restored item", body = DriveItem), (status = 404, description = "No such company or item", body = crate::error::ErrorBody), (status = 409, description = "Not in the trash", body = crate::error::ErrorBody)))]
+async fn restore_item(tenant: Tenant, path: web::Path<(String, String)>) -> ApiResult<HttpResponse> {
+    let (company_id, id) = path.into_inner();
+    own_company(&tenant, &company_id)?;
+    const NOT_TRASHED: &str = "The item is not in the trash";
+    match item_ref(&id)? {
+        ItemRef::Root | ItemRef::Trash => Err(ApiError::field("id", "root and trash cannot be restored")),
+        ItemRef::Directory(folder_id) => {
+            trash_answer(tenant.db().restore_directory(folder_id).await?, NOT_TRASHED, async |folder| {
+                Ok(DriveItem::directory(folder))
+            })
+            .await
+        }
+        ItemRef::File(file_id) => {
+            trash_answer(tenant.db().restore_file(file_id.0).await?, NOT_TRASHED, async |file| {
+                file_item(&tenant, file).await
+            })
+            .await
+        }
+    }
 }
