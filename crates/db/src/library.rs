@@ -78,6 +78,13 @@ pub enum FileDelete {
     },
 }
 
+/// True for a file row whose directory chain holds no trashed directory (raw SQL: a correlated recursive query
+/// on `files.folder_id`).
+const NOT_IN_TRASHED_DIRECTORY: &str = "NOT EXISTS (WITH RECURSIVE up(id, parent_id, trashed, depth) AS ( \
+     SELECT d.id, d.parent_id, d.trashed_at IS NOT NULL, 0 FROM folders d WHERE d.id = files.folder_id \
+     UNION ALL SELECT d.id, d.parent_id, d.trashed_at IS NOT NULL, up.depth + 1 FROM folders d \
+     JOIN up ON d.id = up.parent_id WHERE up.depth < 10000) SELECT 1 FROM up WHERE up.trashed)";
+
 impl Db {
     /// The export format an import chose for this placeholder file when its Drive file has `workspace_mime`
     /// (an entry for that type, else the `*` entry), if any.
@@ -203,7 +210,10 @@ impl TenantDb {
                 .filter(files::trashed_at.is_null())
                 .into_boxed();
             match filter.folder {
-                FolderScope::Any => {}
+                // Nor the files inside a trashed directory (at any depth): they went to the trash with it.
+                FolderScope::Any => {
+                    query = query.filter(diesel::dsl::sql::<diesel::sql_types::Bool>(NOT_IN_TRASHED_DIRECTORY))
+                }
                 FolderScope::Root => query = query.filter(files::folder_id.is_null()),
                 FolderScope::In(folder) => query = query.filter(files::folder_id.eq(folder)),
             }

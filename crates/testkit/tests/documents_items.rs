@@ -297,6 +297,8 @@ async fn trashed_items_leave_the_tree_until_restored() {
     )
     .await;
     assert_eq!(files["total_count"], 0, "{files}");
+    let everywhere = json_of(env.api(Method::GET, "/files").send().await.expect("files"), StatusCode::OK).await;
+    assert_eq!(everywhere["total_count"], 0, "inner.txt went to the trash with its directory: {everywhere}");
     let folders = json_of(env.api(Method::GET, "/folders").send().await.expect("folders"), StatusCode::OK).await;
     assert_eq!(folders["total_count"], 0, "{folders}");
 
