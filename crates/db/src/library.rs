@@ -78,13 +78,6 @@ pub enum FileDelete {
     },
 }
 
-/// True for a file row whose directory chain holds no trashed directory (raw SQL: a correlated recursive query
-/// on `files.folder_id`).
-const NOT_IN_TRASHED_DIRECTORY: &str = "NOT EXISTS (WITH RECURSIVE up(id, parent_id, trashed, depth) AS ( \
-     SELECT d.id, d.parent_id, d.trashed_at IS NOT NULL, 0 FROM folders d WHERE d.id = files.folder_id \
-     UNION ALL SELECT d.id, d.parent_id, d.trashed_at IS NOT NULL, up.depth + 1 FROM folders d \
-     JOIN up ON d.id = up.parent_id WHERE up.depth < 10000) SELECT 1 FROM up WHERE up.trashed)";
-
 impl Db {
     /// The export format an import chose for this placeholder file when its Drive file has `workspace_mime`
     /// (an entry for that type, else the `*` entry), if any.
@@ -211,8 +204,19 @@ impl TenantDb {
                 .into_boxed();
             match filter.folder {
                 // Nor the files inside a trashed directory (at any depth): they went to the trash with it.
+                // One walk down from the tenant's trashed directories (Postgres runs the uncorrelated subquery
+                // once per query, not once per file).
                 FolderScope::Any => {
-                    query = query.filter(diesel::dsl::sql::<diesel::sql_types::Bool>(NOT_IN_TRASHED_DIRECTORY))
+                    let outside_trash = diesel::dsl::sql::<diesel::sql_types::Bool>(
+                        "(files.folder_id IS NULL OR files.folder_id NOT IN (WITH RECURSIVE trashed(id) AS ( \
+                         SELECT id FROM folders WHERE trashed_at IS NOT NULL AND tenant_id = ",
+                    )
+                    .bind::<diesel::sql_types::Uuid, _>(self.tenant.0)
+                    .sql(
+                        " UNION SELECT d.id FROM folders d JOIN trashed t ON d.parent_id = t.id) \
+                         SELECT id FROM trashed))",
+                    );
+                    query = query.filter(outside_trash)
                 }
                 FolderScope::Root => query = query.filter(files::folder_id.is_null()),
                 FolderScope::In(folder) => query = query.filter(files::folder_id.eq(folder)),
