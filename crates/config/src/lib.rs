@@ -77,6 +77,7 @@ pub struct Settings {
     pub telemetry: TelemetrySettings,
     pub reliability: ReliabilitySettings,
     pub maintenance: MaintenanceSettings,
+    pub items: ItemsSettings,
 }
 
 impl Default for Settings {
@@ -95,6 +96,7 @@ impl Default for Settings {
             telemetry: TelemetrySettings::default(),
             reliability: ReliabilitySettings::default(),
             maintenance: MaintenanceSettings::default(),
+            items: ItemsSettings::default(),
         }
     }
 }
@@ -470,6 +472,22 @@ impl Default for MaintenanceSettings {
 impl MaintenanceSettings {
     pub fn retention(&self) -> Duration {
         Duration::from_secs(self.retention_hours.saturating_mul(3600))
+    }
+}
+
+/// The documents API's drive items.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ItemsSettings {
+    /// How long a download token (`GET /item/download/token`) stays valid.
+    pub download_token_ttl_secs: u64,
+    /// Files read at once while a zip download streams (each holds one read buffer).
+    pub zip_concurrent_reads: usize,
+}
+
+impl Default for ItemsSettings {
+    fn default() -> Self {
+        Self { download_token_ttl_secs: 600, zip_concurrent_reads: 4 }
     }
 }
 

@@ -156,6 +156,14 @@ pub(crate) fn problems(s: &Settings) -> Vec<String> {
         p.push("reliability.drive_requests_per_sec", "must be at least 1");
     }
 
+    // items
+    if !(1..=86_400).contains(&s.items.download_token_ttl_secs) {
+        p.push("items.download_token_ttl_secs", "must be 1 to 86400 (a day)");
+    }
+    if !(1..=64).contains(&s.items.zip_concurrent_reads) {
+        p.push("items.zip_concurrent_reads", "must be 1 to 64");
+    }
+
     // telemetry
     if s.telemetry.log_filter.trim().is_empty() {
         p.push("telemetry.log_filter", "must not be empty (e.g. \"info\")");

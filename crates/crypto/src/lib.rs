@@ -1,5 +1,6 @@
 //! Ferry's small cryptographic toolbox: AES-256-GCM sealing of OAuth tokens at rest (with key ids
-//! for rotation), API key generation and constant-time verification, random url-safe tokens.
+//! for rotation), API key generation and constant-time verification, random url-safe tokens, and HMAC-signed
+//! bearer tokens with per-purpose derived keys.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -217,9 +218,87 @@ pub fn random_token(bytes: usize) -> String {
     URL_SAFE_NO_PAD.encode(buf)
 }
 
+/// Signs and checks short bearer tokens (download tokens, tab tokens) with HMAC-SHA256. Each purpose has its own
+/// key, derived from the configured secret with a distinct label, so a token made for one purpose never checks
+/// for another and the secret itself signs nothing.
+#[derive(Clone)]
+pub struct TokenSigner {
+    key: [u8; 32],
+}
+
+impl fmt::Debug for TokenSigner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("TokenSigner(..)")
+    }
+}
+
+/// A signed token that does not check: malformed, or signed with another key.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("the token is malformed or its signature does not match")]
+pub struct BadSignature;
+
+type HmacSha256 = hmac::Hmac<Sha256>;
+
+fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
+    use hmac::Mac as _;
+    // HMAC accepts keys of any length.
+    let mut mac = <HmacSha256 as hmac::KeyInit>::new_from_slice(key).unwrap_or_else(|_| unreachable!());
+    for part in parts {
+        mac.update(part);
+    }
+    mac.finalize().into_bytes().into()
+}
+
+impl TokenSigner {
+    /// The key for `label`, derived from the configured token key (base64 of 32 bytes).
+    pub fn derive(secret_b64: &str, label: &str) -> Result<Self, CryptoError> {
+        let secret = decode_key(secret_b64).ok_or_else(|| CryptoError::KeyNotBase64 { key_id: label.to_owned() })?;
+        Ok(TokenSigner { key: hmac_sha256(&secret, &[b"ferry.token-key.v1.", label.as_bytes()]) })
+    }
+
+    /// `base64url(claims).base64url(tag)`.
+    pub fn sign(&self, claims: &[u8]) -> String {
+        let tag = hmac_sha256(&self.key, &[claims]);
+        format!("{}.{}", URL_SAFE_NO_PAD.encode(claims), URL_SAFE_NO_PAD.encode(tag))
+    }
+
+    /// The claims of a token this signer made; the tag is compared in constant time.
+    pub fn verify(&self, token: &str) -> Result<Vec<u8>, BadSignature> {
+        let (claims, tag) = token.split_once('.').ok_or(BadSignature)?;
+        let claims = URL_SAFE_NO_PAD.decode(claims).map_err(|_| BadSignature)?;
+        let tag = URL_SAFE_NO_PAD.decode(tag).map_err(|_| BadSignature)?;
+        let expected = hmac_sha256(&self.key, &[&claims]);
+        if bool::from(expected.as_slice().ct_eq(tag.as_slice())) { Ok(claims) } else { Err(BadSignature) }
+    }
+
+    /// A keyed digest of `secret` (hex), for storing a secret that is only ever compared (a share-link password).
+    pub fn digest(&self, context: &str, secret: &str) -> String {
+        hex::encode(hmac_sha256(&self.key, &[context.as_bytes(), b"\0", secret.as_bytes()]))
+    }
+}
+
+/// Compares two strings in constant time (for their length's sake, not their content's).
+pub fn constant_time_eq(a: &str, b: &str) -> bool {
+    a.as_bytes().ct_eq(b.as_bytes()).into()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn signed_tokens_check_only_with_their_own_label() {
+        let download = TokenSigner::derive(KEY_A, "download").expect("key");
+        let tab = TokenSigner::derive(KEY_A, "tab").expect("key");
+        let token = download.sign(b"claims");
+        assert_eq!(download.verify(&token).expect("checks"), b"claims");
+        assert_eq!(tab.verify(&token), Err(BadSignature));
+        let (claims, _) = token.split_once('.').expect("dot");
+        let forged = format!("{claims}.{}", URL_SAFE_NO_PAD.encode([0u8; 32]));
+        assert_eq!(download.verify(&forged), Err(BadSignature));
+        assert_eq!(download.verify("no-dot"), Err(BadSignature));
+        assert_ne!(download.digest("item", "pw"), download.digest("item", "pw2"));
+    }
 
     const KEY_A: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
     const KEY_B: &str = "ZmVycnktZGV2LW9ubHktdG9rZW4ta2V5LTMyYnl0ZXM=";

@@ -392,3 +392,442 @@ impl TenantDb {
         .await
     }
 }
+
+/// A stored item: a directory or a file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ItemKey {
+    Directory(Uuid),
+    File(Uuid),
+}
+
+/// What deleting forever did.
+#[derive(Debug, Clone)]
+pub enum ForeverDelete {
+    /// The rows are gone; removing their bytes is queued.
+    Deleted {
+        directories: usize,
+        files: usize,
+        blobs: usize,
+    },
+    NotFound,
+    /// The item is live (neither it nor a directory above it is in the trash): trash it first.
+    NotInTrash,
+    /// An unfinished job still uses one of the files.
+    InUse {
+        job_ids: Vec<Uuid>,
+    },
+}
+
+#[derive(QueryableByName)]
+struct IdRow {
+    #[diesel(sql_type = diesel::sql_types::Uuid)]
+    id: Uuid,
+}
+
+impl TenantDb {
+    /// Deletes forever an item that is in the trash or inside a trashed directory, with everything below it and
+    /// every version. The bytes are removed after the commit by store tasks written in the same transaction.
+    pub async fn delete_forever(&self, item: ItemKey) -> Result<ForeverDelete, DbError> {
+        let tenant = self.tenant.0;
+        let mut conn = self.conn().await?;
+        conn.transaction::<_, DbError, _>(async |conn| {
+            // A move or restore cannot take part of the subtree out of the trash while it is being deleted.
+            lock_tenant_tree(conn, tenant).await?;
+            let (directories, file_ids) = match item {
+                ItemKey::Directory(id) => {
+                    let Some(folder) = folders::table
+                        .filter(folders::id.eq(id))
+                        .filter(folders::tenant_id.eq(tenant))
+                        .select(Folder::as_select())
+                        .first(conn)
+                        .await
+                        .optional()?
+                    else {
+                        return Ok(ForeverDelete::NotFound);
+                    };
+                    if folder.trashed_at.is_none() && !trashed_above(conn, tenant, folder.parent_id).await? {
+                        return Ok(ForeverDelete::NotInTrash);
+                    }
+                    (subtree_directories(conn, tenant, &[id]).await?, Vec::new())
+                }
+                ItemKey::File(id) => {
+                    let Some(file) = files::table
+                        .filter(files::id.eq(id))
+                        .filter(files::tenant_id.eq(tenant))
+                        .select(StoredFile::as_select())
+                        .first(conn)
+                        .await
+                        .optional()?
+                    else {
+                        return Ok(ForeverDelete::NotFound);
+                    };
+                    if file.trashed_at.is_none() && !trashed_above(conn, tenant, file.folder_id).await? {
+                        return Ok(ForeverDelete::NotInTrash);
+                    }
+                    (Vec::new(), vec![id])
+                }
+            };
+            remove_items(conn, tenant, directories, file_ids).await
+        })
+        .await
+    }
+
+    /// Deletes forever everything in the trash (see [`Self::delete_forever`]).
+    pub async fn empty_trash(&self) -> Result<ForeverDelete, DbError> {
+        let tenant = self.tenant.0;
+        let mut conn = self.conn().await?;
+        conn.transaction::<_, DbError, _>(async |conn| {
+            lock_tenant_tree(conn, tenant).await?;
+            let trashed_directories: Vec<Uuid> = folders::table
+                .filter(folders::tenant_id.eq(tenant))
+                .filter(folders::trashed_at.is_not_null())
+                .select(folders::id)
+                .load(conn)
+                .await?;
+            let trashed_files: Vec<Uuid> = files::table
+                .filter(files::tenant_id.eq(tenant))
+                .filter(files::trashed_at.is_not_null())
+                .select(files::id)
+                .load(conn)
+                .await?;
+            let directories = subtree_directories(conn, tenant, &trashed_directories).await?;
+            remove_items(conn, tenant, directories, trashed_files).await
+        })
+        .await
+    }
+}
+
+/// True when `folder` or a directory above it is in the trash.
+async fn trashed_above(conn: &mut AsyncPgConnection, tenant: Uuid, folder: Option<Uuid>) -> Result<bool, DbError> {
+    let Some(folder) = folder else { return Ok(false) };
+    let row: Found = diesel::sql_query(
+        "WITH RECURSIVE up(id, parent_id, trashed, depth) AS ( \
+             SELECT id, parent_id, trashed_at IS NOT NULL, 0 FROM folders WHERE id = $1 AND tenant_id = $2 \
+             UNION ALL \
+             SELECT f.id, f.parent_id, f.trashed_at IS NOT NULL, up.depth + 1 FROM folders f \
+             JOIN up ON f.id = up.parent_id WHERE f.tenant_id = $2 AND up.depth < 10000 \
+         ) SELECT EXISTS (SELECT 1 FROM up WHERE trashed) AS found",
+    )
+    .bind::<diesel::sql_types::Uuid, _>(folder)
+    .bind::<diesel::sql_types::Uuid, _>(tenant)
+    .get_result(conn)
+    .await?;
+    Ok(row.found)
+}
+
+/// `tops` and every directory below them (within the tenant).
+async fn subtree_directories(conn: &mut AsyncPgConnection, tenant: Uuid, tops: &[Uuid]) -> Result<Vec<Uuid>, DbError> {
+    if tops.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows: Vec<IdRow> = diesel::sql_query(
+        "WITH RECURSIVE down(id) AS ( \
+             SELECT id FROM folders WHERE id = ANY($1) AND tenant_id = $2 \
+             UNION \
+             SELECT f.id FROM folders f JOIN down ON f.parent_id = down.id WHERE f.tenant_id = $2 \
+         ) SELECT id FROM down",
+    )
+    .bind::<diesel::sql_types::Array<diesel::sql_types::Uuid>, _>(tops)
+    .bind::<diesel::sql_types::Uuid, _>(tenant)
+    .load(conn)
+    .await?;
+    Ok(rows.into_iter().map(|row| row.id).collect())
+}
+
+/// The unfinished jobs (sorted, once each) that still read or fill one of the tenant's `file_ids`.
+pub(crate) async fn unfinished_jobs_using(
+    conn: &mut AsyncPgConnection,
+    tenant: Uuid,
+    file_ids: &[Uuid],
+) -> Result<Vec<Uuid>, DbError> {
+    use crate::schema::job_items;
+    let mut job_ids: Vec<Uuid> = job_items::table
+        .filter(job_items::tenant_id.eq(tenant))
+        .filter(job_items::file_id.eq_any(file_ids))
+        .filter(
+            job_items::status
+                .eq_any([ferry_core::ItemStatus::Pending.as_str(), ferry_core::ItemStatus::Running.as_str()]),
+        )
+        .select(job_items::job_id)
+        .load(conn)
+        .await?;
+    job_ids.sort();
+    job_ids.dedup();
+    Ok(job_ids)
+}
+
+/// Deletes `directories`, the files in them and `file_ids`, with their versions, and queues the removal of
+/// their bytes; refuses while an unfinished job uses one of the files.
+async fn remove_items(
+    conn: &mut AsyncPgConnection,
+    tenant: Uuid,
+    directories: Vec<Uuid>,
+    mut file_ids: Vec<Uuid>,
+) -> Result<ForeverDelete, DbError> {
+    use crate::schema::file_versions;
+    let inside: Vec<Uuid> = files::table
+        .filter(files::tenant_id.eq(tenant))
+        .filter(files::folder_id.eq_any(&directories))
+        .select(files::id)
+        .load(conn)
+        .await?;
+    file_ids.extend(inside);
+    file_ids.sort();
+    file_ids.dedup();
+    let job_ids = unfinished_jobs_using(conn, tenant, &file_ids).await?;
+    if !job_ids.is_empty() {
+        return Ok(ForeverDelete::InUse { job_ids });
+    }
+    let mut blob_keys: Vec<String> = file_versions::table
+        .filter(file_versions::tenant_id.eq(tenant))
+        .filter(file_versions::file_id.eq_any(&file_ids))
+        .select(file_versions::blob_key)
+        .load(conn)
+        .await?;
+    let cached: Vec<Option<String>> = files::table
+        .filter(files::tenant_id.eq(tenant))
+        .filter(files::id.eq_any(&file_ids))
+        .select(files::blob_key)
+        .load(conn)
+        .await?;
+    blob_keys.extend(cached.into_iter().flatten());
+    blob_keys.sort();
+    blob_keys.dedup();
+    let files_deleted =
+        diesel::delete(files::table.filter(files::tenant_id.eq(tenant)).filter(files::id.eq_any(&file_ids)))
+            .execute(conn)
+            .await?;
+    // One statement: a directory's row may go with the directories inside it.
+    let directories_deleted =
+        diesel::delete(folders::table.filter(folders::tenant_id.eq(tenant)).filter(folders::id.eq_any(&directories)))
+            .execute(conn)
+            .await?;
+    let tenant_text = tenant.to_string();
+    let tasks = blob_keys.iter().map(|key| ferry_messages::remove_blob(&tenant_text, key)).collect();
+    crate::outbox::insert_store_tasks(conn, tasks).await?;
+    Ok(ForeverDelete::Deleted { directories: directories_deleted, files: files_deleted, blobs: blob_keys.len() })
+}
+
+/// One item on the way from an item up to the top level, with its share settings.
+#[derive(Debug, Clone)]
+pub struct ChainLink {
+    pub key: ItemKey,
+    pub access_info: Option<serde_json::Value>,
+}
+
+#[derive(QueryableByName)]
+struct ChainRow {
+    #[diesel(sql_type = diesel::sql_types::Uuid)]
+    id: Uuid,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Jsonb>)]
+    access_info: Option<serde_json::Value>,
+}
+
+/// A live item below the tops of a zip download: its place (parent directory) and what to write.
+#[derive(Debug, Clone)]
+pub struct TreeEntry {
+    pub key: ItemKey,
+    /// The directory it is in (`None` for a top).
+    pub parent: Option<Uuid>,
+    pub name: String,
+    /// A file's stored bytes, size and type (the latest version); `None` for directories and files without
+    /// content yet.
+    pub blob_key: Option<String>,
+    pub size: i64,
+    pub mime_type: Option<String>,
+}
+
+impl TenantDb {
+    /// The item and every directory above it, nearest first; `None` when the tenant has no such item.
+    pub async fn item_chain(&self, item: ItemKey) -> Result<Option<Vec<ChainLink>>, DbError> {
+        let tenant = self.tenant.0;
+        let mut conn = self.conn().await?;
+        let (mut links, start) = match item {
+            ItemKey::File(id) => {
+                let found: Option<(Option<Uuid>, Option<serde_json::Value>)> = files::table
+                    .filter(files::id.eq(id))
+                    .filter(files::tenant_id.eq(tenant))
+                    .select((files::folder_id, files::access_info))
+                    .first(&mut conn)
+                    .await
+                    .optional()?;
+                let Some((folder, access_info)) = found else { return Ok(None) };
+                (vec![ChainLink { key: item, access_info }], folder)
+            }
+            ItemKey::Directory(id) => (Vec::new(), Some(id)),
+        };
+        if let Some(start) = start {
+            let rows: Vec<ChainRow> = diesel::sql_query(
+                "WITH RECURSIVE up(id, parent_id, access_info, depth) AS ( \
+                     SELECT id, parent_id, access_info, 0 FROM folders WHERE id = $1 AND tenant_id = $2 \
+                     UNION ALL \
+                     SELECT f.id, f.parent_id, f.access_info, up.depth + 1 FROM folders f \
+                     JOIN up ON f.id = up.parent_id WHERE f.tenant_id = $2 AND up.depth < 10000 \
+                 ) SELECT id, access_info FROM up ORDER BY depth",
+            )
+            .bind::<diesel::sql_types::Uuid, _>(start)
+            .bind::<diesel::sql_types::Uuid, _>(tenant)
+            .load(&mut conn)
+            .await?;
+            if rows.is_empty() && matches!(item, ItemKey::Directory(_)) {
+                return Ok(None);
+            }
+            links.extend(
+                rows.into_iter().map(|row| ChainLink { key: ItemKey::Directory(row.id), access_info: row.access_info }),
+            );
+        }
+        Ok(Some(links))
+    }
+
+    /// Replaces an item's share settings; false when the tenant has no such item.
+    pub async fn set_access_info(&self, item: ItemKey, access_info: &serde_json::Value) -> Result<bool, DbError> {
+        let tenant = self.tenant.0;
+        let mut conn = self.conn().await?;
+        let updated = match item {
+            ItemKey::File(id) => {
+                diesel::update(files::table.filter(files::id.eq(id)).filter(files::tenant_id.eq(tenant)))
+                    .set((files::access_info.eq(Some(access_info)), files::updated_at.eq(crate::clock::db_now())))
+                    .execute(&mut conn)
+                    .await?
+            }
+            ItemKey::Directory(id) => {
+                diesel::update(folders::table.filter(folders::id.eq(id)).filter(folders::tenant_id.eq(tenant)))
+                    .set((folders::access_info.eq(Some(access_info)), folders::updated_at.eq(crate::clock::db_now())))
+                    .execute(&mut conn)
+                    .await?
+            }
+        };
+        Ok(updated > 0)
+    }
+
+    /// The live items at and below `tops` (trashed items and what is inside them are left out), tops first,
+    /// then each directory's contents. `None` when a top is missing or in the trash.
+    pub async fn live_tree(&self, tops: &[ItemKey]) -> Result<Option<Vec<TreeEntry>>, DbError> {
+        let tenant = self.tenant.0;
+        let mut conn = self.conn().await?;
+        let top_dirs: Vec<Uuid> =
+            tops.iter().filter_map(|k| if let ItemKey::Directory(id) = k { Some(*id) } else { None }).collect();
+        let top_files: Vec<Uuid> =
+            tops.iter().filter_map(|k| if let ItemKey::File(id) = k { Some(*id) } else { None }).collect();
+        #[derive(QueryableByName)]
+        struct DirRow {
+            #[diesel(sql_type = diesel::sql_types::Uuid)]
+            id: Uuid,
+            #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Uuid>)]
+            parent_id: Option<Uuid>,
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            name: String,
+            #[diesel(sql_type = diesel::sql_types::Bool)]
+            top: bool,
+        }
+        let dirs: Vec<DirRow> = if top_dirs.is_empty() {
+            Vec::new()
+        } else {
+            diesel::sql_query(
+                "WITH RECURSIVE down(id, parent_id, name, top) AS ( \
+                     SELECT id, parent_id, name, true FROM folders \
+                     WHERE id = ANY($1) AND tenant_id = $2 AND trashed_at IS NULL \
+                     UNION \
+                     SELECT f.id, f.parent_id, f.name, false FROM folders f JOIN down ON f.parent_id = down.id \
+                     WHERE f.tenant_id = $2 AND f.trashed_at IS NULL \
+                 ) SELECT id, parent_id, name, top FROM down",
+            )
+            .bind::<diesel::sql_types::Array<diesel::sql_types::Uuid>, _>(&top_dirs)
+            .bind::<diesel::sql_types::Uuid, _>(tenant)
+            .load(&mut conn)
+            .await?
+        };
+        if dirs.iter().filter(|d| d.top).count() != top_dirs.len() {
+            return Ok(None);
+        }
+        let dir_ids: Vec<Uuid> = dirs.iter().map(|d| d.id).collect();
+        let files: Vec<StoredFile> = files::table
+            .filter(files::tenant_id.eq(tenant))
+            .filter(files::trashed_at.is_null())
+            .filter(files::id.eq_any(&top_files).or(files::folder_id.eq_any(&dir_ids)))
+            .select(StoredFile::as_select())
+            .load(&mut conn)
+            .await?;
+        if top_files.iter().any(|id| !files.iter().any(|f| f.id == *id)) {
+            return Ok(None);
+        }
+        let mut entries: Vec<TreeEntry> = dirs
+            .into_iter()
+            .map(|d| TreeEntry {
+                key: ItemKey::Directory(d.id),
+                parent: if d.top { None } else { d.parent_id },
+                name: d.name,
+                blob_key: None,
+                size: 0,
+                mime_type: None,
+            })
+            .collect();
+        entries.extend(files.into_iter().map(|f| TreeEntry {
+            key: ItemKey::File(f.id),
+            parent: if top_files.contains(&f.id) { None } else { f.folder_id },
+            name: f.name,
+            blob_key: f.blob_key,
+            size: f.size_bytes.unwrap_or(0),
+            mime_type: f.mime_type,
+        }));
+        Ok(Some(entries))
+    }
+}
+
+/// A tab's configuration: a channel tab shows one item's subtree at one level.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = crate::schema::document_tabs)]
+pub struct DocumentTab {
+    pub tenant_id: Uuid,
+    pub tab_id: String,
+    pub channel_id: String,
+    pub item_id: String,
+    pub level: String,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    pub updated_at: chrono::DateTime<chrono::Utc>,
+}
+
+impl TenantDb {
+    /// Stores (or replaces) a tab's configuration.
+    pub async fn put_tab(
+        &self,
+        tab_id: &str,
+        channel_id: &str,
+        item_id: &str,
+        level: &str,
+    ) -> Result<DocumentTab, DbError> {
+        use crate::schema::document_tabs;
+        let mut conn = self.conn().await?;
+        Ok(diesel::insert_into(document_tabs::table)
+            .values((
+                document_tabs::tenant_id.eq(self.tenant.0),
+                document_tabs::tab_id.eq(tab_id),
+                document_tabs::channel_id.eq(channel_id),
+                document_tabs::item_id.eq(item_id),
+                document_tabs::level.eq(level),
+            ))
+            .on_conflict((document_tabs::tenant_id, document_tabs::tab_id))
+            .do_update()
+            .set((
+                document_tabs::channel_id.eq(channel_id),
+                document_tabs::item_id.eq(item_id),
+                document_tabs::level.eq(level),
+                document_tabs::updated_at.eq(crate::clock::db_now()),
+            ))
+            .returning(DocumentTab::as_returning())
+            .get_result(&mut conn)
+            .await?)
+    }
+
+    pub async fn get_tab(&self, tab_id: &str) -> Result<Option<DocumentTab>, DbError> {
+        use crate::schema::document_tabs;
+        let mut conn = self.conn().await?;
+        Ok(document_tabs::table
+            .filter(document_tabs::tenant_id.eq(self.tenant.0))
+            .filter(document_tabs::tab_id.eq(tab_id))
+            .select(DocumentTab::as_select())
+            .first(&mut conn)
+            .await
+            .optional()?)
+    }
+}

@@ -2,6 +2,7 @@
 //! This is the only crate that knows diesel; callers see plain structs and [`DbError`].
 
 pub mod api_keys;
+pub mod blobs;
 mod clock;
 pub mod connections;
 pub mod files;

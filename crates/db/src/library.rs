@@ -3,11 +3,11 @@
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, RunQueryDsl};
-use ferry_core::{FileId, ItemStatus};
+use ferry_core::FileId;
 use uuid::Uuid;
 
 use crate::files::StoredFile;
-use crate::schema::{file_versions, files, folders, job_items};
+use crate::schema::{file_versions, files, folders};
 use crate::{Db, DbError, TenantDb};
 
 #[derive(Debug, Clone, Queryable, Selectable)]
@@ -66,7 +66,7 @@ pub enum FolderDelete {
 
 #[derive(Debug, Clone)]
 pub enum FileDelete {
-    /// The row and its versions are gone; the caller removes these blobs (every version's) after this.
+    /// The row and its versions are gone; store tasks written in the same transaction remove these blobs.
     Deleted {
         file: Box<StoredFile>,
         blob_keys: Vec<String>,
@@ -266,15 +266,8 @@ impl TenantDb {
             else {
                 return Ok(FileDelete::NotFound);
             };
-            let mut job_ids: Vec<Uuid> = job_items::table
-                .filter(job_items::file_id.eq(id.0))
-                .filter(job_items::status.eq_any([ItemStatus::Pending.as_str(), ItemStatus::Running.as_str()]))
-                .select(job_items::job_id)
-                .load(conn)
-                .await?;
+            let job_ids = crate::items::unfinished_jobs_using(conn, self.tenant.0, &[id.0]).await?;
             if !job_ids.is_empty() {
-                job_ids.sort();
-                job_ids.dedup();
                 return Ok(FileDelete::InUse { job_ids });
             }
             let mut blob_keys: Vec<String> = file_versions::table
@@ -286,6 +279,10 @@ impl TenantDb {
             blob_keys.sort();
             blob_keys.dedup();
             diesel::delete(files::table.find(id.0)).execute(conn).await?;
+            // The bytes go after the commit, through the queue, and only once no other version uses them.
+            let tenant = self.tenant.0.to_string();
+            let tasks = blob_keys.iter().map(|key| ferry_messages::remove_blob(&tenant, key)).collect();
+            crate::outbox::insert_store_tasks(conn, tasks).await?;
             Ok(FileDelete::Deleted { file: Box::new(file), blob_keys })
         })
         .await

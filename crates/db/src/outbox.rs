@@ -13,6 +13,23 @@ use crate::{Db, DbError};
 /// The channel the insert trigger notifies (see the initial migration).
 pub const OUTBOX_CHANNEL: &str = "ferry_outbox";
 
+/// Writes store tasks into the outbox, in the caller's transaction.
+pub(crate) async fn insert_store_tasks(
+    conn: &mut AsyncPgConnection,
+    tasks: Vec<ferry_messages::StoreTask>,
+) -> Result<(), DbError> {
+    use ferry_messages::Message;
+    if tasks.is_empty() {
+        return Ok(());
+    }
+    let rows: Vec<_> = tasks
+        .iter()
+        .map(|task| (outbox::command.eq(ferry_messages::STORE_TASK_COMMAND), outbox::payload.eq(task.encode_to_vec())))
+        .collect();
+    diesel::insert_into(outbox::table).values(rows).execute(conn).await?;
+    Ok(())
+}
+
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = outbox)]
 pub struct OutboxRow {

@@ -99,6 +99,21 @@ diesel::table! {
         creator_id -> Nullable<Text>,
         application_id -> Nullable<Text>,
         created_at -> Timestamptz,
+        image -> Nullable<Jsonb>,
+        image_refusal -> Nullable<Text>,
+        described_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    document_tabs (tenant_id, tab_id) {
+        tenant_id -> Uuid,
+        tab_id -> Text,
+        channel_id -> Text,
+        item_id -> Text,
+        level -> Text,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
     }
 }
 
@@ -214,5 +229,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     outbox,
     folders,
     picker_sessions,
-    import_export_formats
+    import_export_formats,
+    document_tabs
 );

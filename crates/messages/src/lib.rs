@@ -7,7 +7,11 @@ pub mod v1 {
 }
 
 pub use prost::Message;
-pub use v1::{ExportItem, ImportItem};
+
+/// The routing key of [`StoreTask`] messages (the queue crate's `CommandKind::StoreTask`): the database writes
+/// store tasks into the outbox in the transaction that makes them necessary.
+pub const STORE_TASK_COMMAND: &str = "store.task";
+pub use v1::{DescribeVersion, ExportItem, ImportItem, RemoveBlob, StoreTask};
 
 /// A payload that is not a valid message of the expected type: such a message can never succeed.
 #[derive(Debug, thiserror::Error)]
@@ -26,6 +30,31 @@ pub fn decode_export(payload: &[u8]) -> Result<ExportItem, DecodeError> {
     ExportItem::decode(payload).map_err(|source| DecodeError { kind: "ExportItem", source })
 }
 
+pub fn decode_store_task(payload: &[u8]) -> Result<StoreTask, DecodeError> {
+    StoreTask::decode(payload).map_err(|source| DecodeError { kind: "StoreTask", source })
+}
+
+/// A store task that removes `blob_key` of `tenant_id` once nothing uses it.
+pub fn remove_blob(tenant_id: &str, blob_key: &str) -> StoreTask {
+    StoreTask {
+        tenant_id: tenant_id.to_owned(),
+        task: Some(v1::store_task::Task::RemoveBlob(RemoveBlob { blob_key: blob_key.to_owned() })),
+        traceparent: String::new(),
+    }
+}
+
+/// A store task that describes an image version (dimensions, EXIF, thumbnails).
+pub fn describe_version(tenant_id: &str, file_id: &str, version_id: &str) -> StoreTask {
+    StoreTask {
+        tenant_id: tenant_id.to_owned(),
+        task: Some(v1::store_task::Task::DescribeVersion(DescribeVersion {
+            file_id: file_id.to_owned(),
+            version_id: version_id.to_owned(),
+        })),
+        traceparent: String::new(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -36,6 +65,12 @@ mod tests {
             ImportItem { job_id: "j".into(), item_id: "i".into(), tenant_id: "t".into(), traceparent: String::new() };
         let bytes = message.encode_to_vec();
         assert_eq!(decode_import(&bytes).expect("decodes"), message);
+    }
+
+    #[test]
+    fn store_tasks_round_trip() {
+        let message = remove_blob("t", "tenants/t/files/f");
+        assert_eq!(decode_store_task(&message.encode_to_vec()).expect("decodes"), message);
     }
 
     #[test]

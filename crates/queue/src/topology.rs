@@ -19,17 +19,20 @@ pub enum CommandKind {
     ImportItem,
     /// Export one stored file to Drive.
     ExportItem,
+    /// Upkeep of the store (removing unused blobs, describing images), consumed by the importer.
+    StoreTask,
 }
 
 impl CommandKind {
     /// Every command, for declaring topology and for metrics.
-    pub const ALL: [CommandKind; 2] = [CommandKind::ImportItem, CommandKind::ExportItem];
+    pub const ALL: [CommandKind; 3] = [CommandKind::ImportItem, CommandKind::ExportItem, CommandKind::StoreTask];
 
     /// Routing key on the commands exchange, also the AMQP `type` property of the message.
     pub fn routing_key(self) -> &'static str {
         match self {
             CommandKind::ImportItem => "import.item",
             CommandKind::ExportItem => "export.item",
+            CommandKind::StoreTask => ferry_messages::STORE_TASK_COMMAND,
         }
     }
 
@@ -43,6 +46,7 @@ impl CommandKind {
         match self {
             CommandKind::ImportItem => "import",
             CommandKind::ExportItem => "export",
+            CommandKind::StoreTask => "store",
         }
     }
 }
@@ -59,6 +63,7 @@ impl fmt::Display for CommandKind {
 /// ```text
 /// {prefix}.commands     (direct) --import.item--> {prefix}.import  (quorum)
 ///                                 --export.item--> {prefix}.export  (quorum)
+///                                 --store.task---> {prefix}.store   (quorum)
 /// {prefix}.dead-letter  (direct) --import.item--> {prefix}.import.dead (quorum)
 ///                                 --export.item--> {prefix}.export.dead (quorum)
 /// (default exchange) --> {prefix}.import.retry.{1,2,4,8,16,32}s (classic, TTL) --expired--> {prefix}.commands
@@ -302,7 +307,8 @@ mod tests {
         assert_eq!(topology.dead_letter_queue(CommandKind::ExportItem), "ferry.export.dead");
         assert_eq!(topology.retry_queue(CommandKind::ImportItem, Duration::from_secs(4)), "ferry.import.retry.4s");
         assert_eq!(topology.retry_queues(CommandKind::ExportItem).len(), 6);
-        assert_eq!(topology.queues().len(), 16);
+        assert_eq!(topology.queue(CommandKind::StoreTask), "ferry.store");
+        assert_eq!(topology.queues().len(), 24);
     }
 
     #[test]

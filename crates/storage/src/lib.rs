@@ -122,6 +122,23 @@ pub fn file_blob_key(tenant_id: &Uuid, file_id: &Uuid) -> String {
     format!("tenants/{tenant_id}/files/{file_id}")
 }
 
+/// The longest side, in pixels, of each thumbnail made of an image version, in index order.
+pub const THUMBNAIL_SIZES: [u32; 2] = [256, 1024];
+
+/// Where the thumbnail of `size` made from the bytes at `blob_key` is kept: beside the tenant's files (not under
+/// the blob's own key, which a file-system store cannot also use as a directory).
+pub fn thumbnail_key(blob_key: &str, size: u32) -> String {
+    match blob_key.rsplit_once("/files/") {
+        Some((tenant_prefix, content)) => format!("{tenant_prefix}/thumbnails/{content}-{size}"),
+        None => format!("{blob_key}-thumbnail-{size}"),
+    }
+}
+
+/// Every thumbnail key of the bytes at `blob_key`.
+pub fn thumbnail_keys(blob_key: &str) -> Vec<String> {
+    THUMBNAIL_SIZES.iter().map(|size| thumbnail_key(blob_key, *size)).collect()
+}
+
 /// Streams blobs in and out of an [`ObjectStore`]. Cheap to clone.
 #[derive(Clone)]
 pub struct BlobStore {

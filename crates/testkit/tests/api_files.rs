@@ -37,7 +37,7 @@ async fn call(env: &TestEnv, method: Method, path: &str, body: Option<Value>, ex
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn files_and_folders_are_managed_through_the_api() {
-    let env = TestEnv::start_with(Workers::NONE, &[]).await.expect("env");
+    let env = TestEnv::start_with(Workers { importer: true, exporter: false }, &[]).await.expect("env");
     let content: Vec<u8> = (0..=255u8).cycle().take(1000).collect();
     let first = upload(&env, "a.txt", content.clone(), "red, blue").await;
     assert_snapshot(
@@ -58,6 +58,8 @@ async fn files_and_folders_are_managed_through_the_api() {
             "error": null,
             "created_at": "[time]",
             "updated_at": "[time]",
+            "metadata": null,
+            "metadata_error": null,
         }),
     );
     let second = upload(&env, "b.txt", b"second".to_vec(), "red").await;
@@ -215,7 +217,12 @@ async fn files_and_folders_are_managed_through_the_api() {
     assert_eq!(deleted, json!({ "success": true, "message": "File deleted" }));
     call(&env, Method::GET, &format!("/files/{a}"), None, StatusCode::NOT_FOUND).await;
     call(&env, Method::DELETE, &format!("/files/{a}"), None, StatusCode::NOT_FOUND).await;
-    assert_eq!(count_files(std::path::Path::new(&env.settings.storage.root)), blobs_before - 1, "the blob is removed");
+    // The bytes go after the commit, through the queue, when the importer handles the removal task.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while count_files(std::path::Path::new(&env.settings.storage.root)) != blobs_before - 1 {
+        assert!(std::time::Instant::now() < deadline, "the blob is removed");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
 
     call(&env, Method::DELETE, &format!("/folders/{}", child["id"].as_str().expect("id")), None, StatusCode::OK).await;
     let gone = call(&env, Method::DELETE, &format!("/folders/{folder_id}"), None, StatusCode::OK).await;

@@ -2,6 +2,7 @@
 //! Item state lives in Postgres, so a message may arrive twice, or after a crash, and the outcome is the same.
 
 mod attempt;
+mod describe;
 mod export;
 mod import;
 pub mod limits;
@@ -10,6 +11,7 @@ mod outcome;
 pub mod reaper;
 mod resume;
 pub mod service;
+mod store_tasks;
 mod worker;
 
 pub use attempt::Progress;

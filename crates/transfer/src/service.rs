@@ -8,7 +8,7 @@ use anyhow::Context;
 use ferry_config::Settings;
 use ferry_credentials::{Credentials, ProviderClients};
 use ferry_db::Db;
-use ferry_queue::{Broker, CancellationToken, Topology};
+use ferry_queue::{Broker, CancellationToken, CommandKind, Topology};
 use ferry_storage::BlobStore;
 
 use crate::limits::ConnectionRateLimiter;
@@ -22,7 +22,12 @@ pub struct WorkerService {
     broker: Arc<Mutex<Option<Broker>>>,
     pub shutdown: CancellationToken,
     task: tokio::task::JoinHandle<()>,
+    /// The importer's store-task consumer.
+    store_task: Option<tokio::task::JoinHandle<()>>,
 }
+
+/// Store tasks handled at once by one importer (image decoding is CPU-bound; removals are quick).
+const STORE_TASK_CONCURRENCY: u16 = 2;
 
 impl WorkerService {
     /// Builds the context and starts consuming. Postgres and RabbitMQ may be down: the loop retries.
@@ -71,10 +76,24 @@ impl WorkerService {
             settings.amqp.url.clone(),
             shutdown.clone(),
         ));
+        // The importer also keeps the store tidy: removals of unused bytes and image descriptions.
+        let store_task = (kind == WorkerKind::Importer).then(|| {
+            tokio::spawn(run_worker(
+                context.clone(),
+                kind,
+                CommandKind::StoreTask,
+                settings.amqp.url.clone(),
+                topology.clone(),
+                STORE_TASK_CONCURRENCY,
+                shutdown.clone(),
+                |_| {},
+            ))
+        });
         let slot = broker.clone();
         let task = tokio::spawn(run_worker(
             context.clone(),
             kind,
+            kind.command(),
             settings.amqp.url.clone(),
             topology,
             u16::try_from(concurrency).unwrap_or(u16::MAX),
@@ -84,7 +103,7 @@ impl WorkerService {
                 *guard = current;
             },
         ));
-        Ok(WorkerService { kind, context, broker, shutdown, task })
+        Ok(WorkerService { kind, context, broker, shutdown, task, store_task })
     }
 
     /// Ready when the database answers and the broker connection is up.
@@ -100,8 +119,16 @@ impl WorkerService {
     /// their unacknowledged messages to the queue (nack-requeue semantics).
     pub async fn stop(self, deadline: Duration) {
         self.shutdown.cancel();
+        let deadline = tokio::time::Instant::now() + deadline;
+        if let Some(mut store_task) = self.store_task {
+            // Store tasks are safe to repeat: one cut short is redelivered.
+            if tokio::time::timeout_at(deadline, &mut store_task).await.is_err() {
+                store_task.abort();
+                let _ = store_task.await;
+            }
+        }
         let mut task = self.task;
-        if tokio::time::timeout(deadline, &mut task).await.is_err() {
+        if tokio::time::timeout_at(deadline, &mut task).await.is_err() {
             tracing::warn!(
                 worker = self.kind.name(),
                 "shutdown deadline passed with items in flight; handing them back"

@@ -252,11 +252,14 @@ async fn settle(ctx: &TransferContext, claimed: &ClaimedItem, result: Result<(),
     }
 }
 
-/// Consumes the worker's queue until `shutdown`, reconnecting to RabbitMQ whenever the connection is lost
-/// for good. `on_broker` is told about each new connection (for readiness).
+/// Consumes `command`'s queue (the worker's own, or the store tasks the importer also handles) until `shutdown`,
+/// reconnecting to RabbitMQ whenever the connection is lost for good. `on_broker` is told about each new
+/// connection (for readiness).
+#[allow(clippy::too_many_arguments)]
 pub async fn run_worker(
     ctx: TransferContext,
     kind: WorkerKind,
+    command: CommandKind,
     amqp_url: String,
     topology: Topology,
     concurrency: u16,
@@ -265,7 +268,7 @@ pub async fn run_worker(
 ) {
     let mut backoff = Duration::from_millis(500);
     while !shutdown.is_cancelled() {
-        let broker = match Broker::connect(&amqp_url, &format!("{}-{}", kind.name(), ctx.worker_id)).await {
+        let broker = match Broker::connect(&amqp_url, &format!("{}-{}-{command}", kind.name(), ctx.worker_id)).await {
             Ok(broker) => broker,
             Err(err) => {
                 tracing::warn!(error = %err, "cannot connect to RabbitMQ; retrying");
@@ -284,15 +287,21 @@ pub async fn run_worker(
         backoff = Duration::from_millis(500);
         on_broker(Some(broker.clone()));
         let config = ConsumerConfig {
-            queue: topology.queue(kind.command()),
-            consumer_tag: format!("{}-{}", kind.name(), ctx.worker_id),
+            queue: topology.queue(command),
+            consumer_tag: format!("{}-{}-{command}", kind.name(), ctx.worker_id),
             prefetch: concurrency.max(1),
-            retry_queues: topology.retry_queues(kind.command()),
+            retry_queues: topology.retry_queues(command),
         };
         let handler_ctx = ctx.clone();
         let result = ferry_queue::run_consumer(&broker, config, shutdown.clone(), move |delivery| {
             let ctx = handler_ctx.clone();
-            async move { handle_delivery(&ctx, kind, delivery).await }
+            async move {
+                if command == CommandKind::StoreTask {
+                    crate::store_tasks::handle_store_task(&ctx, delivery).await
+                } else {
+                    handle_delivery(&ctx, kind, delivery).await
+                }
+            }
         })
         .await;
         on_broker(None);

@@ -72,6 +72,8 @@ enum KeysCommand {
 enum QueueName {
     Import,
     Export,
+    /// Store upkeep: blob removals and image descriptions.
+    Store,
 }
 
 impl QueueName {
@@ -79,6 +81,7 @@ impl QueueName {
         match self {
             QueueName::Import => CommandKind::ImportItem,
             QueueName::Export => CommandKind::ExportItem,
+            QueueName::Store => CommandKind::StoreTask,
         }
     }
 }
@@ -284,7 +287,7 @@ async fn main() -> anyhow::Result<()> {
                 JobKind::Export => CommandKind::ExportItem,
             };
             let requeued = db
-                .requeue_failed_items(job_id, command.routing_key(), |item| encode_item(command, item))
+                .requeue_failed_items(job_id, command.routing_key(), |item| encode_item(kind, item))
                 .await
                 .context("requeueing the failed items")?;
             println!("{}", requeued.len());
@@ -328,17 +331,26 @@ fn describe_payload(command: CommandKind, payload: &[u8]) -> (String, String) {
     let decoded = match command {
         CommandKind::ImportItem => ferry_messages::decode_import(payload).map(|m| (m.job_id, m.item_id)),
         CommandKind::ExportItem => ferry_messages::decode_export(payload).map(|m| (m.job_id, m.item_id)),
+        // A store task belongs to no job: the column shows what it is about.
+        CommandKind::StoreTask => ferry_messages::decode_store_task(payload).map(|m| {
+            let about = match m.task {
+                Some(ferry_messages::v1::store_task::Task::RemoveBlob(remove)) => remove.blob_key,
+                Some(ferry_messages::v1::store_task::Task::DescribeVersion(describe)) => describe.version_id,
+                None => "-".to_owned(),
+            };
+            ("-".to_owned(), about)
+        }),
     };
     decoded.unwrap_or_else(|_| ("undecodable".to_owned(), "-".to_owned()))
 }
 
-fn encode_item(command: CommandKind, item: &ferry_db::leases::RequeuedItem) -> Vec<u8> {
+fn encode_item(kind: JobKind, item: &ferry_db::leases::RequeuedItem) -> Vec<u8> {
     let (job_id, item_id, tenant_id) = (item.job_id.to_string(), item.item_id.to_string(), item.tenant_id.to_string());
-    match command {
-        CommandKind::ImportItem => {
+    match kind {
+        JobKind::Import => {
             ferry_messages::ImportItem { job_id, item_id, tenant_id, traceparent: String::new() }.encode_to_vec()
         }
-        CommandKind::ExportItem => {
+        JobKind::Export => {
             ferry_messages::ExportItem { job_id, item_id, tenant_id, traceparent: String::new() }.encode_to_vec()
         }
     }

@@ -19,6 +19,11 @@ pub struct Tenant {
 }
 
 impl Tenant {
+    /// A caller proven by something other than an API key (a documents token) for `id`.
+    pub(crate) fn scoped(id: TenantId, db: TenantDb) -> Self {
+        Tenant { id, db }
+    }
+
     pub fn id(&self) -> TenantId {
         self.id
     }

@@ -84,7 +84,9 @@ pub fn build_state(settings: Settings) -> anyhow::Result<(AppState, Db)> {
     let ferry_credentials::ProviderClients { oauth, drive, cipher } =
         ferry_credentials::ProviderClients::from_settings(&settings)?;
     let credentials = Credentials::new(db.clone(), oauth.clone(), cipher);
+    let signers = routes::documents::access::DocumentSigners::from_settings(&settings)?;
     let state = AppState {
+        signers,
         settings,
         db: ApiDb::new(db.clone()),
         storage,

@@ -17,4 +17,6 @@ pub struct AppState {
     /// Command names written to the outbox (the queue's routing keys).
     pub import_command: &'static str,
     pub export_command: &'static str,
+    /// Keys of the documents API's download and tab tokens and share-link passwords.
+    pub signers: crate::routes::documents::access::DocumentSigners,
 }

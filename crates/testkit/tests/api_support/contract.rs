@@ -21,15 +21,21 @@ pub fn check_response(path: &str, status: u16, body: &Value) {
     let doc = document();
     let parts: Vec<&str> = path.trim_end_matches('/').split('/').collect();
     let paths = doc["paths"].as_object().expect("paths");
-    let Some((template, item)) = paths.iter().find(|(template, _)| {
-        let segments: Vec<&str> = template.trim_end_matches('/').split('/').collect();
-        segments.len() == parts.len() && segments.iter().zip(&parts).all(|(t, p)| t.starts_with('{') || t == p)
-    }) else {
+    // A literal path (`/item/trash`) also matches a template (`/item/{id}`): any of them may document it.
+    let matching: Vec<(&String, &Value)> = paths
+        .iter()
+        .filter(|(template, _)| {
+            let segments: Vec<&str> = template.trim_end_matches('/').split('/').collect();
+            segments.len() == parts.len() && segments.iter().zip(&parts).all(|(t, p)| t.starts_with('{') || t == p)
+        })
+        .collect();
+    if matching.is_empty() {
         return; // Not an API path (the console, /docs): nothing to check.
-    };
+    }
+    let template = matching.iter().map(|(template, _)| template.as_str()).collect::<Vec<_>>().join(" or ");
     let mut documented = false;
     let mut failures = Vec::new();
-    for (method, operation) in item.as_object().expect("path item") {
+    for (method, operation) in matching.iter().flat_map(|(_, item)| item.as_object().expect("path item")) {
         let Some(response) = operation["responses"].get(status.to_string()) else { continue };
         documented = true;
         let response = resolve(doc, response);

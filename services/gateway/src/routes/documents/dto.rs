@@ -29,38 +29,101 @@ pub struct TenantView {
 }
 
 /// Who may reach an item without an API key.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct AccessInfo {
     pub public: PublicAccess,
 }
 
-/// The item's public link: `none`, or `read`/`write` for whoever has the token.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+/// The item's share link: `none`, or `read`/`write` for whoever has the token (and the password, when set).
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct PublicAccess {
     #[schema(pattern = "^(none|read|write)$")]
     pub level: String,
-    /// Empty while there is no link.
+    /// Send as `?public_token=`; empty while there is no link.
     pub token: String,
+    /// Milliseconds since the epoch after which the link stops working; 0 for never.
+    pub expiration: i64,
+    /// True when the link also needs `?public_password=`.
+    pub password_protected: bool,
+}
+
+/// Share settings as stored with the item (the password only as a keyed digest).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct StoredAccess {
+    pub public: StoredPublicAccess,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StoredPublicAccess {
+    pub level: String,
+    pub token: String,
+    #[serde(default)]
+    pub expiration: i64,
+    #[serde(default)]
+    pub password_digest: Option<String>,
+}
+
+impl Default for StoredPublicAccess {
+    fn default() -> Self {
+        StoredPublicAccess { level: "none".to_owned(), token: String::new(), expiration: 0, password_digest: None }
+    }
+}
+
+impl StoredAccess {
+    pub fn of(stored: Option<&serde_json::Value>) -> Self {
+        stored.and_then(|value| serde_json::from_value(value.clone()).ok()).unwrap_or_default()
+    }
 }
 
 impl AccessInfo {
     fn of(stored: Option<&serde_json::Value>) -> Self {
-        stored
-            .and_then(|value| serde_json::from_value(value.clone()).ok())
-            .unwrap_or(AccessInfo { public: PublicAccess { level: "none".to_owned(), token: String::new() } })
+        let stored = StoredAccess::of(stored);
+        AccessInfo {
+            public: PublicAccess {
+                level: stored.public.level,
+                token: stored.public.token,
+                expiration: stored.public.expiration,
+                password_protected: stored.public.password_digest.is_some(),
+            },
+        }
     }
 }
 
-/// A thumbnail of an image version.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+/// A change to an item's share link: `read` or `write` makes (or keeps) a link and the server generates its
+/// token; `none` revokes it.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AccessInfoUpdate {
+    pub public: PublicAccessUpdate,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PublicAccessUpdate {
+    #[schema(pattern = "^(none|read|write)$")]
+    pub level: String,
+    /// A password the link also needs (1 to 200 characters); absent or null for none.
+    #[schema(min_length = 1, max_length = 200, pattern = r"^[^\u0000]*$")]
+    pub password: Option<String>,
+    /// Milliseconds since the epoch after which the link stops working (absent or 0: never).
+    #[schema(minimum = 0)]
+    pub expiration: Option<i64>,
+    /// Ignored: the server makes the token.
+    pub token: Option<String>,
+}
+
+/// A thumbnail of an image version, with where to fetch it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Thumbnail {
     pub index: u32,
     pub id: String,
+    /// The thumbnail's media type (`image/jpeg`, or `image/png` for images with transparency).
     #[serde(rename = "type")]
     pub kind: String,
     pub size: i64,
     pub width: u32,
     pub height: u32,
+    /// Path of the thumbnail on this server (authorise it like a download).
     pub url: String,
     pub full_url: Option<String>,
 }
@@ -110,13 +173,36 @@ impl From<&FileVersion> for DriveItemVersion {
                 name: version.name.clone(),
                 mime: version.mime_type.clone(),
                 size: version.size_bytes,
-                thumbnails: serde_json::from_value(version.thumbnails.clone()).unwrap_or_default(),
+                thumbnails: thumbnails_of(version),
             },
             date_added: version.created_at.timestamp_millis(),
             creator_id: version.creator_id.clone().unwrap_or_default(),
             application_id: version.application_id.clone().unwrap_or_default(),
         }
     }
+}
+
+/// A version's thumbnails with their URLs.
+fn thumbnails_of(version: &FileVersion) -> Vec<Thumbnail> {
+    let stored: Vec<ferry_db::versions::ThumbnailRecord> =
+        serde_json::from_value(version.thumbnails.clone()).unwrap_or_default();
+    let item = FileId(version.file_id);
+    stored
+        .into_iter()
+        .map(|t| Thumbnail {
+            url: format!(
+                "/internal/services/documents/v1/companies/{}/item/{item}/thumbnails/{}?version_id={}",
+                version.tenant_id, t.index, version.id
+            ),
+            full_url: None,
+            index: t.index,
+            id: t.id,
+            kind: t.kind,
+            size: t.size,
+            width: t.width,
+            height: t.height,
+        })
+        .collect()
 }
 
 /// A drive item: a directory or a file.
@@ -257,6 +343,8 @@ pub struct ItemProperties {
     pub description: Option<String>,
     #[schema(max_items = 50)]
     pub tags: Option<Vec<crate::routes::job_dto::Tag>>,
+    /// The share link (`POST /item/{id}` only, and only with an API key).
+    pub access_info: Option<AccessInfoUpdate>,
 }
 
 /// The `item` of a JSON `POST /item`.
@@ -317,4 +405,62 @@ pub struct VersionUploadForm {
     pub version: Option<VersionFields>,
     #[schema(value_type = String, format = Binary, required = true)]
     pub file: Option<crate::routes::files::dto::UploadedContent>,
+}
+
+/// A JSON `POST /item/{id}/version`: a new version made of content this company already stores (another
+/// version's `file_id`); the two versions share the bytes.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct NewVersionRequest {
+    /// The `file_id` of an existing version of this company.
+    #[schema(format = Uuid)]
+    pub file_id: String,
+    pub file_metadata: Option<VersionMetadataFields>,
+}
+
+/// What `DELETE /item/{id}` did: put a live item in the trash, or deleted a trashed one forever.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DeleteResult {
+    Trashed(Box<DriveItem>),
+    Deleted(DeletedItems),
+}
+
+/// How many items were deleted forever.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeletedItems {
+    pub directories: usize,
+    pub files: usize,
+}
+
+/// `POST /tabs/{tab_id}`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct TabRequest {
+    /// Must be the path's company when sent.
+    #[schema(format = Uuid)]
+    pub company_id: Option<String>,
+    /// Must be the path's tab id when sent.
+    pub tab_id: Option<String>,
+    #[schema(min_length = 1, max_length = 200, pattern = r"^[^\u0000]*$")]
+    pub channel_id: String,
+    /// The file or directory the tab shows.
+    #[schema(
+        pattern = "^(img_[0-9a-f]{32}|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})$"
+    )]
+    pub item_id: String,
+    #[schema(pattern = "^(read|write)$")]
+    pub level: String,
+}
+
+/// A tab's configuration, with the token that grants its level on its item's subtree.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TabConfiguration {
+    #[schema(format = Uuid)]
+    pub company_id: String,
+    pub tab_id: String,
+    pub channel_id: String,
+    pub item_id: String,
+    #[schema(pattern = "^(read|write)$")]
+    pub level: String,
+    /// Send as `?twake_tab_token=`.
+    pub token: String,
 }

@@ -6,19 +6,23 @@ use std::collections::HashMap;
 use actix_multipart::Multipart;
 use actix_web::{HttpRequest, HttpResponse, web};
 use bytes::Bytes;
-use ferry_core::{FileId, VersionProvider};
+use ferry_core::{FileId, JobId, VersionProvider};
 use ferry_db::files::{NewUploadedFile, StoredFile};
-use ferry_db::items::{Children, ItemChanges, ItemUpdate, NewDirectory, TrashChange};
-use ferry_db::versions::NewVersion;
+use ferry_db::items::{
+    Children, DocumentTab, ForeverDelete, ItemChanges, ItemKey, ItemUpdate, NewDirectory, TrashChange,
+};
+use ferry_db::versions::{NewVersion, SharedVersion};
 use ferry_storage::{StorageError, file_blob_key};
 use futures::{StreamExt, TryStreamExt};
 use uuid::Uuid;
 
 use crate::auth::Tenant;
 use crate::error::{ApiError, ApiResult, ErrorCode, ErrorDetails};
+use crate::routes::documents::access::{DocumentsCaller, Level, TabClaims, item_key};
 use crate::routes::documents::dto::{
-    CreateItemRequest, DriveItem, DriveItemVersion, ItemDetails, ItemFields, ItemProperties, ItemUploadForm,
-    MeResponse, ROOT_ID, TRASH_ID, TenantView, VersionFields, VersionUploadForm,
+    AccessInfoUpdate, CreateItemRequest, DeleteResult, DeletedItems, DriveItem, DriveItemVersion, ItemDetails,
+    ItemFields, ItemProperties, ItemUploadForm, MeResponse, NewVersionRequest, ROOT_ID, StoredAccess,
+    StoredPublicAccess, TRASH_ID, TabConfiguration, TabRequest, TenantView, VersionFields, VersionUploadForm,
 };
 use crate::routes::files::dto::UploadedContent;
 use crate::routes::jobs::normalise_tags;
@@ -40,11 +44,19 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::scope(DOCUMENTS_BASE)
             .route("/item", web::post().to(create_item))
+            // Before `/item/{id}`: these literal segments are not item ids.
+            .route("/item/download/token", web::get().to(crate::routes::documents::download::download_token))
+            .route("/item/download/zip", web::get().to(crate::routes::documents::download::download_zip))
+            .route("/item/trash", web::delete().to(empty_trash))
             .route("/item/{id}", web::get().to(get_item))
             .route("/item/{id}", web::post().to(update_item))
             .route("/item/{id}/version", web::post().to(add_version))
-            .route("/item/{id}", web::delete().to(trash_item))
-            .route("/item/{id}/restore", web::post().to(restore_item)),
+            .route("/item/{id}", web::delete().to(delete_item))
+            .route("/item/{id}/restore", web::post().to(restore_item))
+            .route("/item/{id}/download", web::get().to(crate::routes::documents::download::download_item))
+            .route("/item/{id}/thumbnails/{index}", web::get().to(crate::routes::documents::download::thumbnail))
+            .route("/tabs/{tab_id}", web::get().to(get_tab))
+            .route("/tabs/{tab_id}", web::post().to(put_tab)),
     );
 }
 
@@ -55,7 +67,7 @@ async fn me(tenant: Tenant) -> ApiResult<HttpResponse> {
 }
 
 /// The caller's own company, or a 404 for any other id.
-fn own_company(tenant: &Tenant, company_id: &str) -> ApiResult<String> {
+pub(crate) fn own_company(tenant: &Tenant, company_id: &str) -> ApiResult<String> {
     let own = tenant.id().0.to_string();
     if Uuid::parse_str(company_id).is_ok_and(|id| id == tenant.id().0) {
         Ok(own)
@@ -103,13 +115,19 @@ async fn child_items(tenant: &Tenant, children: Children) -> ApiResult<(Vec<Driv
 }
 
 #[utoipa::path(operation_id = "documents_get_item", get, path = "/internal/services/documents/v1/companies/{company_id}/item/{id}", tag = "documents", description = "An item with a file's versions (newest first) and a directory's children (directories first, then files, each by name; at most 1000 of each). `root` is the top of the tree, `trash` what was trashed.", params(("company_id" = String, Path, format = Uuid, description = "the caller's tenant id (`GET /api/v2/me`)"), ("id" = String, Path, pattern = "^(root|trash|img_[0-9a-f]{32}|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})$")), responses((status = 200, description = "The item", body = ItemDetails), (status = 404, description = "No such item, or another company", body = crate::error::ErrorBody)))]
-async fn get_item(tenant: Tenant, path: web::Path<(String, String)>) -> ApiResult<HttpResponse> {
+async fn get_item(
+    state: web::Data<AppState>,
+    caller: DocumentsCaller,
+    path: web::Path<(String, String)>,
+) -> ApiResult<HttpResponse> {
     let (company_id, id) = path.into_inner();
-    let company_id = own_company(&tenant, &company_id)?;
+    let tenant = &caller.tenant;
+    let company_id = own_company(tenant, &company_id)?;
+    caller.authorize(&state, &id, Level::Read).await?;
     let details = match item_ref(&id)? {
         ItemRef::Root => {
             let (children, children_truncated) =
-                child_items(&tenant, tenant.db().children(None, MAX_CHILDREN).await?).await?;
+                child_items(tenant, tenant.db().children(None, MAX_CHILDREN).await?).await?;
             ItemDetails {
                 item: DriveItem::virtual_directory(ROOT_ID, &company_id),
                 versions: Vec::new(),
@@ -119,7 +137,7 @@ async fn get_item(tenant: Tenant, path: web::Path<(String, String)>) -> ApiResul
         }
         ItemRef::Trash => {
             let (children, children_truncated) =
-                child_items(&tenant, tenant.db().trash_tops(MAX_CHILDREN).await?).await?;
+                child_items(tenant, tenant.db().trash_tops(MAX_CHILDREN).await?).await?;
             ItemDetails {
                 item: DriveItem::virtual_directory(TRASH_ID, &company_id),
                 versions: Vec::new(),
@@ -130,7 +148,7 @@ async fn get_item(tenant: Tenant, path: web::Path<(String, String)>) -> ApiResul
         ItemRef::Directory(folder_id) => {
             let folder = tenant.db().get_folder(folder_id).await?.ok_or_else(|| ApiError::not_found("Item"))?;
             let (children, children_truncated) =
-                child_items(&tenant, tenant.db().children(Some(folder_id), MAX_CHILDREN).await?).await?;
+                child_items(tenant, tenant.db().children(Some(folder_id), MAX_CHILDREN).await?).await?;
             ItemDetails { item: DriveItem::directory(&folder), versions: Vec::new(), children, children_truncated }
         }
         ItemRef::File(file_id) => {
@@ -354,12 +372,13 @@ async fn empty_content(state: &AppState, blob_key: &str) -> ApiResult<UploadedCo
 #[utoipa::path(operation_id = "documents_create_item", post, path = "/internal/services/documents/v1/companies/{company_id}/item", tag = "documents", description = "Create a directory or a file. As JSON (`{item, version?}`) a file starts empty; as `multipart/form-data` the `file` part is its content. Answers the created item (a file with its first version).", params(("company_id" = String, Path, format = Uuid, description = "the caller's tenant id (`GET /api/v2/me`)")), request_body(content((CreateItemRequest = "application/json"), (ItemUploadForm = "multipart/form-data"))), responses((status = 200, description = "The created item", body = DriveItem), (status = 400, description = "Invalid request", body = crate::error::ErrorBody), (status = 404, description = "No such company or parent directory", body = crate::error::ErrorBody), (status = 413, description = "Over the upload limit", body = crate::error::ErrorBody)))]
 async fn create_item(
     state: web::Data<AppState>,
-    tenant: Tenant,
+    caller: DocumentsCaller,
     path: web::Path<String>,
     req: HttpRequest,
     payload: web::Payload,
 ) -> ApiResult<HttpResponse> {
-    own_company(&tenant, &path.into_inner())?;
+    let tenant = &caller.tenant;
+    own_company(tenant, &path.into_inner())?;
     let blob_key = file_blob_key(&tenant.id().0, &Uuid::now_v7());
     let result = async {
         if is_multipart(&req) {
@@ -368,11 +387,11 @@ async fn create_item(
                 ApiError::field("file", "a `file` part is required (create directories and empty files with JSON)")
             })?;
             let fields = ItemFields { properties: form.item.unwrap_or_default(), is_directory: Some(false) };
-            create_from_form(&state, &tenant, &blob_key, fields, form.version, Some(file)).await
+            create_from_form(&state, &caller, &blob_key, fields, form.version, Some(file)).await
         } else {
             let body: CreateItemRequest = json_body(payload).await?;
             let fields = body.item.ok_or_else(|| ApiError::field("item", "item is required (an object)"))?;
-            create_from_form(&state, &tenant, &blob_key, fields, body.version, None).await
+            create_from_form(&state, &caller, &blob_key, fields, body.version, None).await
         }
     }
     .await;
@@ -386,13 +405,18 @@ async fn create_item(
 /// Creates the item `fields` describe: a directory, or a file whose content is `file` (none: empty).
 async fn create_from_form(
     state: &AppState,
-    tenant: &Tenant,
+    caller: &DocumentsCaller,
     blob_key: &str,
     fields: ItemFields,
     version: Option<VersionFields>,
     file: Option<UploadedContent>,
 ) -> ApiResult<DriveItem> {
+    let tenant = &caller.tenant;
     let ItemFields { properties, is_directory } = fields;
+    if properties.access_info.is_some() {
+        return Err(ApiError::field("item.access_info", "share an item after creating it (POST /item/{id})"));
+    }
+    caller.authorize(state, properties.parent_id.as_deref().unwrap_or(ROOT_ID), Level::Write).await?;
     let parent = parent_of(tenant, properties.parent_id.as_deref()).await?;
     let tags = normalise_tags(properties.tags.unwrap_or_default())?;
     let description = description(properties.description)?.unwrap_or_default();
@@ -456,32 +480,29 @@ async fn create_from_form(
     Ok(DriveItem::file(&file, versions.first()))
 }
 
-#[utoipa::path(operation_id = "documents_add_version", post, path = "/internal/services/documents/v1/companies/{company_id}/item/{id}/version", tag = "documents", description = "Store new content for a file item: the `file` part becomes its latest version (and what its downloads serve); `version` may name it and give its type.", params(("company_id" = String, Path, format = Uuid, description = "the caller's tenant id (`GET /api/v2/me`)"), ("id" = String, Path, pattern = "^img_[0-9a-f]{32}$")), request_body(content = VersionUploadForm, content_type = "multipart/form-data"), responses((status = 200, description = "The new version", body = DriveItemVersion), (status = 400, description = "Invalid request", body = crate::error::ErrorBody), (status = 404, description = "No such company or file", body = crate::error::ErrorBody), (status = 413, description = "Over the upload limit", body = crate::error::ErrorBody)))]
+#[utoipa::path(operation_id = "documents_add_version", post, path = "/internal/services/documents/v1/companies/{company_id}/item/{id}/version", tag = "documents", description = "Store new content for a file item, which becomes its latest version (and what its downloads serve): multipart with a `file` part (and an optional `version` part naming it and giving its type), or JSON whose `file_id` names content another version of the tenant already has (the two share the bytes).", params(("company_id" = String, Path, format = Uuid, description = "the caller's tenant id (`GET /api/v2/me`)"), ("id" = String, Path, pattern = "^img_[0-9a-f]{32}$")), request_body(content((VersionUploadForm = "multipart/form-data"), (NewVersionRequest = "application/json"))), responses((status = 200, description = "The new version", body = DriveItemVersion), (status = 400, description = "Invalid request", body = crate::error::ErrorBody), (status = 401, description = "Missing or invalid credentials", body = crate::error::ErrorBody), (status = 403, description = "A read-only link or tab, or outside its subtree", body = crate::error::ErrorBody), (status = 404, description = "No such company, file or content", body = crate::error::ErrorBody), (status = 413, description = "Over the upload limit", body = crate::error::ErrorBody)))]
 async fn add_version(
     state: web::Data<AppState>,
-    tenant: Tenant,
+    caller: DocumentsCaller,
     path: web::Path<(String, String)>,
     req: HttpRequest,
     payload: web::Payload,
 ) -> ApiResult<HttpResponse> {
     let (company_id, id) = path.into_inner();
-    own_company(&tenant, &company_id)?;
+    let tenant = &caller.tenant;
+    own_company(tenant, &company_id)?;
     let file_id = FileId::parse(&id).map_err(|_| ApiError::not_found("File"))?;
+    caller.authorize(&state, &id, Level::Write).await?;
     let file = tenant.db().get_file(file_id).await?.ok_or_else(|| ApiError::not_found("File"))?;
     if !is_multipart(&req) {
-        return Err(ApiError::validation("Send the new content as multipart/form-data with a `file` part"));
+        let body: NewVersionRequest = json_body(payload).await?;
+        return shared_version(tenant, &file, body).await;
     }
     let blob_key = file_blob_key(&tenant.id().0, &Uuid::now_v7());
     let result = async {
         let collected = read_form(&state, &blob_key, Multipart::new(req.headers(), payload), false).await?;
         let form = VersionUploadForm { version: collected.version, file: collected.file };
-        let stated_name = form
-            .version
-            .as_ref()
-            .and_then(|v| v.file_metadata.as_ref())
-            .and_then(|m| m.name.as_deref())
-            .map(|raw| item_name("version.file_metadata.name", raw))
-            .transpose()?;
+        let stated_name = stated_version_name(form.version.as_ref())?;
         let mime = version_mime(form.version.as_ref(), form.file.as_ref())?;
         let content =
             form.file.ok_or_else(|| ApiError::field("file", "a `file` part with the new content is required"))?;
@@ -516,15 +537,75 @@ async fn add_version(
     }
 }
 
-#[utoipa::path(operation_id = "documents_update_item", post, path = "/internal/services/documents/v1/companies/{company_id}/item/{id}", tag = "documents", description = "Change an item's name, description, tags or parent (`parent_id` moves it; a directory cannot move under itself or one of its descendants: 400).", params(("company_id" = String, Path, format = Uuid, description = "the caller's tenant id (`GET /api/v2/me`)"), ("id" = String, Path, pattern = "^(img_[0-9a-f]{32}|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})$")), request_body = ItemProperties, responses((status = 200, description = "The updated item", body = DriveItem), (status = 400, description = "Invalid request, or a move into the item's own subtree", body = crate::error::ErrorBody), (status = 404, description = "No such company, item or parent directory", body = crate::error::ErrorBody)))]
+fn stated_version_name(version: Option<&VersionFields>) -> ApiResult<Option<String>> {
+    version
+        .and_then(|v| v.file_metadata.as_ref())
+        .and_then(|m| m.name.as_deref())
+        .map(|raw| item_name("version.file_metadata.name", raw))
+        .transpose()
+}
+
+/// A JSON version: new metadata for content the tenant already stores.
+async fn shared_version(tenant: &Tenant, file: &StoredFile, body: NewVersionRequest) -> ApiResult<HttpResponse> {
+    let unknown = || {
+        ApiError::new(ErrorCode::NotFound, "No version of this company has that content (file_id)")
+            .with_details(ErrorDetails::field("file_id"))
+    };
+    let content_id = Uuid::parse_str(&body.file_id).ok().filter(|_| body.file_id.len() == 36).ok_or_else(unknown)?;
+    let blob_key = file_blob_key(&tenant.id().0, &content_id);
+    let existing = tenant.db().version_with_blob(&blob_key).await?.ok_or_else(unknown)?;
+    let fields = VersionFields { file_metadata: body.file_metadata };
+    let name = stated_version_name(Some(&fields))?.unwrap_or_else(|| existing.name.clone());
+    let stated_mime = fields.file_metadata.as_ref().and_then(|m| m.mime.is_some().then_some(()));
+    let mime = match stated_mime {
+        Some(()) => version_mime(Some(&fields), None)?,
+        None => existing.mime_type.clone().unwrap_or_else(|| "application/octet-stream".to_owned()),
+    };
+    let version = NewVersion {
+        id: Uuid::now_v7(),
+        provider: existing.provider,
+        blob_key: &blob_key,
+        name: &name,
+        mime_type: Some(&mime),
+        size_bytes: existing.size_bytes,
+        sha256: existing.sha256.as_deref(),
+        md5: existing.md5.as_deref(),
+        external_id: existing.external_id.as_deref(),
+        creator_id: None,
+        application_id: None,
+    };
+    match tenant.db().add_version_sharing(FileId(file.id), version).await? {
+        SharedVersion::Added(version) => Ok(HttpResponse::Ok().json(DriveItemVersion::from(version.as_ref()))),
+        SharedVersion::NoSuchFile => Err(ApiError::not_found("File")),
+        SharedVersion::UnknownContent => Err(unknown()),
+    }
+}
+
+#[utoipa::path(operation_id = "documents_update_item", post, path = "/internal/services/documents/v1/companies/{company_id}/item/{id}", tag = "documents", description = "Change an item's name, description, tags, parent (`parent_id` moves it; a directory cannot move under itself or one of its descendants: 400) or share link (`access_info.public.level` `read`/`write` makes a link and the server generates its token; `none` revokes it; only with an API key).", params(("company_id" = String, Path, format = Uuid, description = "the caller's tenant id (`GET /api/v2/me`)"), ("id" = String, Path, pattern = "^(img_[0-9a-f]{32}|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})$")), request_body = ItemProperties, responses((status = 200, description = "The updated item", body = DriveItem), (status = 400, description = "Invalid request, or a move into the item's own subtree", body = crate::error::ErrorBody), (status = 401, description = "Missing or invalid credentials", body = crate::error::ErrorBody), (status = 403, description = "A read-only link or tab, outside its subtree, or a share change without an API key", body = crate::error::ErrorBody), (status = 404, description = "No such company, item or parent directory", body = crate::error::ErrorBody)))]
 async fn update_item(
-    tenant: Tenant,
+    state: web::Data<AppState>,
+    caller: DocumentsCaller,
     path: web::Path<(String, String)>,
     body: web::Json<ItemProperties>,
 ) -> ApiResult<HttpResponse> {
     let (company_id, id) = path.into_inner();
-    own_company(&tenant, &company_id)?;
+    let tenant = &caller.tenant;
+    own_company(tenant, &company_id)?;
+    caller.authorize(&state, &id, Level::Write).await?;
     let body = body.into_inner();
+    if let Some(Some(parent)) = body.parent_id.as_deref().map(|p| (p != ROOT_ID).then_some(p)) {
+        // A link or tab may only move things within what it reaches.
+        caller.authorize(&state, parent, Level::Write).await?;
+    } else if body.parent_id.is_some() && !caller.is_owner() {
+        return Err(ApiError::new(ErrorCode::PermissionDenied, "Only the owner can move items to the top level"));
+    }
+    let access_info = match body.access_info {
+        None => None,
+        Some(_) if !caller.is_owner() => {
+            return Err(ApiError::new(ErrorCode::PermissionDenied, "Only the owner (an API key) can change sharing"));
+        }
+        Some(update) => Some(update),
+    };
     let changes =
         ItemChanges {
             name: body.name.as_deref().map(|raw| item_name("name", raw)).transpose()?,
@@ -538,13 +619,24 @@ async fn update_item(
                 })?)),
             },
         };
+    let stored_access = access_info.map(|update| share_settings(&state, update)).transpose()?;
     let no_parent = || {
         ApiError::new(ErrorCode::NotFound, "The parent directory does not exist (or is in the trash)")
             .with_details(ErrorDetails::field("parent_id"))
     };
-    let item = match item_ref(&id)? {
+    let key = match item_ref(&id)? {
         ItemRef::Root | ItemRef::Trash => return Err(ApiError::field("id", "root and trash cannot be changed")),
-        ItemRef::Directory(folder_id) => match tenant.db().update_directory(folder_id, &changes).await? {
+        ItemRef::Directory(folder_id) => ItemKey::Directory(folder_id),
+        ItemRef::File(file_id) => ItemKey::File(file_id.0),
+    };
+    if let Some(stored) = &stored_access {
+        let value = serde_json::to_value(stored).map_err(|err| ApiError::internal("storing share settings", &err))?;
+        if !tenant.db().set_access_info(key, &value).await? {
+            return Err(ApiError::not_found("Item"));
+        }
+    }
+    let item = match key {
+        ItemKey::Directory(folder_id) => match tenant.db().update_directory(folder_id, &changes).await? {
             ItemUpdate::Updated(folder) => DriveItem::directory(&folder),
             ItemUpdate::NotFound => return Err(ApiError::not_found("Item")),
             ItemUpdate::NoSuchParent => return Err(no_parent()),
@@ -555,14 +647,50 @@ async fn update_item(
                 ));
             }
         },
-        ItemRef::File(file_id) => match tenant.db().update_file_item(file_id.0, &changes).await? {
-            ItemUpdate::Updated(file) => file_item(&tenant, &file).await?,
+        ItemKey::File(file_id) => match tenant.db().update_file_item(file_id, &changes).await? {
+            ItemUpdate::Updated(file) => file_item(tenant, &file).await?,
             ItemUpdate::NotFound => return Err(ApiError::not_found("Item")),
             ItemUpdate::NoSuchParent => return Err(no_parent()),
             ItemUpdate::Cycle => return Err(ApiError::internal("moving a file", &"a file cannot make a cycle")),
         },
     };
     Ok(HttpResponse::Ok().json(item))
+}
+
+/// Longest share-link password, in characters.
+const MAX_SHARE_PASSWORD_CHARS: usize = 200;
+
+/// The share settings to store for `update`: a fresh token for a new link (a level change keeps no old token
+/// alive), the password only as a keyed digest.
+fn share_settings(state: &AppState, update: AccessInfoUpdate) -> ApiResult<StoredAccess> {
+    let public = update.public;
+    let level = match public.level.as_str() {
+        "none" => return Ok(StoredAccess::default()),
+        "read" | "write" => public.level,
+        _ => return Err(ApiError::field("access_info.public.level", "level must be none, read or write")),
+    };
+    let expiration = public.expiration.unwrap_or(0);
+    if expiration < 0 {
+        return Err(ApiError::field(
+            "access_info.public.expiration",
+            "expiration must be 0 or milliseconds since the epoch",
+        ));
+    }
+    let token = ferry_crypto::random_token(24);
+    let password_digest = match public.password {
+        None => None,
+        Some(password) => {
+            storable("access_info.public.password", &password)?;
+            if password.is_empty() || password.chars().count() > MAX_SHARE_PASSWORD_CHARS {
+                return Err(ApiError::field(
+                    "access_info.public.password",
+                    format!("password must be 1 to {MAX_SHARE_PASSWORD_CHARS} characters (or null for none)"),
+                ));
+            }
+            Some(state.signers.share_password.digest(&token, &password))
+        }
+    };
+    Ok(StoredAccess { public: StoredPublicAccess { level, token, expiration, password_digest } })
 }
 
 /// A file item as the API shows it, with its latest version.
@@ -581,50 +709,160 @@ async fn trash_answer<T>(
     shown: impl AsyncFnOnce(&T) -> ApiResult<DriveItem>,
 ) -> ApiResult<HttpResponse> {
     match change {
-        TrashChange::Done(item) => Ok(HttpResponse::Ok().json(shown(&item).await?)),
+        TrashChange::Done(item) => Ok(HttpResponse::Ok().json(DeleteResult::Trashed(Box::new(shown(&item).await?)))),
         TrashChange::NotFound => Err(ApiError::not_found("Item")),
         TrashChange::Unchanged => Err(ApiError::new(ErrorCode::Conflict, unchanged)),
     }
 }
 
-#[utoipa::path(operation_id = "documents_trash_item", delete, path = "/internal/services/documents/v1/companies/{company_id}/item/{id}", tag = "documents", description = "Put a live item in the trash (its parent is kept; a directory's contents go with it). An item already in the trash is a 409: deleting forever is not available yet.", params(("company_id" = String, Path, format = Uuid, description = "the caller's tenant id (`GET /api/v2/me`)"), ("id" = String, Path, pattern = "^(img_[0-9a-f]{32}|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})$")), responses((status = 200, description = "The trashed item", body = DriveItem), (status = 404, description = "No such company or item", body = crate::error::ErrorBody), (status = 409, description = "Already in the trash", body = crate::error::ErrorBody)))]
-async fn trash_item(tenant: Tenant, path: web::Path<(String, String)>) -> ApiResult<HttpResponse> {
+fn forever_answer(deleted: ForeverDelete) -> ApiResult<Option<HttpResponse>> {
+    match deleted {
+        ForeverDelete::Deleted { directories, files, .. } => {
+            Ok(Some(HttpResponse::Ok().json(DeleteResult::Deleted(DeletedItems { directories, files }))))
+        }
+        ForeverDelete::NotFound => Err(ApiError::not_found("Item")),
+        ForeverDelete::NotInTrash => Ok(None),
+        ForeverDelete::InUse { job_ids } => {
+            let job_ids: Vec<String> = job_ids.into_iter().map(|id| JobId(id).to_string()).collect();
+            Err(ApiError::new(ErrorCode::Conflict, "An unfinished job still uses a file in it; cancel it or wait")
+                .with_details(ErrorDetails { job_ids: Some(job_ids), ..ErrorDetails::default() }))
+        }
+    }
+}
+
+#[utoipa::path(operation_id = "documents_delete_item", delete, path = "/internal/services/documents/v1/companies/{company_id}/item/{id}", tag = "documents", description = "A live item goes to the trash (its parent is kept; a directory's contents go with it): `{trashed: item}`. An item already in the trash, or inside a trashed directory, is deleted forever with everything below it and every version: `{deleted: {directories, files}}`; its bytes are removed shortly after (never while another version shares them).", params(("company_id" = String, Path, format = Uuid, description = "the caller's tenant id (`GET /api/v2/me`)"), ("id" = String, Path, pattern = "^(img_[0-9a-f]{32}|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})$")), responses((status = 200, description = "Trashed, or deleted forever", body = DeleteResult), (status = 401, description = "Missing or invalid credentials", body = crate::error::ErrorBody), (status = 403, description = "A read-only link or tab, or outside its subtree", body = crate::error::ErrorBody), (status = 404, description = "No such company or item", body = crate::error::ErrorBody), (status = 409, description = "An unfinished job uses a file in it", body = crate::error::ErrorBody)))]
+async fn delete_item(
+    state: web::Data<AppState>,
+    caller: DocumentsCaller,
+    path: web::Path<(String, String)>,
+) -> ApiResult<HttpResponse> {
     let (company_id, id) = path.into_inner();
-    own_company(&tenant, &company_id)?;
-    const ALREADY: &str = "The item is already in the trash (deleting forever is not available yet)";
+    let tenant = &caller.tenant;
+    own_company(tenant, &company_id)?;
+    caller.authorize(&state, &id, Level::Write).await?;
+    const ALREADY: &str = "The item was put in the trash meanwhile; delete it again to delete it forever";
     match item_ref(&id)? {
-        ItemRef::Root | ItemRef::Trash => Err(ApiError::field("id", "root and trash cannot be trashed")),
+        ItemRef::Root | ItemRef::Trash => {
+            Err(ApiError::field("id", "root cannot be deleted; empty the trash with DELETE /item/trash"))
+        }
         ItemRef::Directory(folder_id) => {
+            if let Some(done) = forever_answer(tenant.db().delete_forever(ItemKey::Directory(folder_id)).await?)? {
+                return Ok(done);
+            }
             trash_answer(tenant.db().trash_directory(folder_id).await?, ALREADY, async |folder| {
                 Ok(DriveItem::directory(folder))
             })
             .await
         }
         ItemRef::File(file_id) => {
-            trash_answer(tenant.db().trash_file(file_id.0).await?, ALREADY, async |file| file_item(&tenant, file).await)
+            if let Some(done) = forever_answer(tenant.db().delete_forever(ItemKey::File(file_id.0)).await?)? {
+                return Ok(done);
+            }
+            trash_answer(tenant.db().trash_file(file_id.0).await?, ALREADY, async |file| file_item(tenant, file).await)
                 .await
         }
     }
 }
 
-#[utoipa::path(operation_id = "documents_restore_item", post, path = "/internal/services/documents/v1/companies/{company_id}/item/{id}/restore", tag = "documents", description = "Take an item out of the trash: back to its parent, or to `root` when the parent is gone or itself in the trash.", params(("company_id" = String, Path, format = Uuid, description = "the caller's tenant id (`GET /api/v2/me`)"), ("id" = String, Path, pattern = "^(img_[0-9a-f]{32}|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})$")), responses((status = 200, description = "The restored item", body = DriveItem), (status = 404, description = "No such company or item", body = crate::error::ErrorBody), (status = 409, description = "Not in the trash", body = crate::error::ErrorBody)))]
-async fn restore_item(tenant: Tenant, path: web::Path<(String, String)>) -> ApiResult<HttpResponse> {
+#[utoipa::path(operation_id = "documents_empty_trash", delete, path = "/internal/services/documents/v1/companies/{company_id}/item/trash", tag = "documents", description = "Delete everything in the trash forever (see `DELETE /item/{id}`). Only with an API key.", params(("company_id" = String, Path, format = Uuid, description = "the caller's tenant id (`GET /api/v2/me`)")), responses((status = 200, description = "What was deleted", body = DeleteResult), (status = 401, description = "Missing or invalid credentials", body = crate::error::ErrorBody), (status = 403, description = "Not the owner", body = crate::error::ErrorBody), (status = 404, description = "No such company", body = crate::error::ErrorBody), (status = 409, description = "An unfinished job uses a file in the trash", body = crate::error::ErrorBody)))]
+async fn empty_trash(caller: DocumentsCaller, path: web::Path<String>) -> ApiResult<HttpResponse> {
+    own_company(&caller.tenant, &path.into_inner())?;
+    if !caller.is_owner() {
+        return Err(ApiError::new(ErrorCode::PermissionDenied, "Only the owner (an API key) can empty the trash"));
+    }
+    forever_answer(caller.tenant.db().empty_trash().await?)?
+        .ok_or_else(|| ApiError::internal("emptying the trash", &"the trash reported live items"))
+}
+
+#[utoipa::path(operation_id = "documents_restore_item", post, path = "/internal/services/documents/v1/companies/{company_id}/item/{id}/restore", tag = "documents", description = "Take an item out of the trash: back to its parent, or to `root` when the parent is gone or itself in the trash.", params(("company_id" = String, Path, format = Uuid, description = "the caller's tenant id (`GET /api/v2/me`)"), ("id" = String, Path, pattern = "^(img_[0-9a-f]{32}|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})$")), responses((status = 200, description = "The restored item", body = DriveItem), (status = 401, description = "Missing or invalid credentials", body = crate::error::ErrorBody), (status = 403, description = "Not the owner", body = crate::error::ErrorBody), (status = 404, description = "No such company or item", body = crate::error::ErrorBody), (status = 409, description = "Not in the trash", body = crate::error::ErrorBody)))]
+async fn restore_item(caller: DocumentsCaller, path: web::Path<(String, String)>) -> ApiResult<HttpResponse> {
     let (company_id, id) = path.into_inner();
-    own_company(&tenant, &company_id)?;
+    let tenant = &caller.tenant;
+    own_company(tenant, &company_id)?;
+    if !caller.is_owner() {
+        // A restored item may land at the top level, beyond any link's reach.
+        return Err(ApiError::new(ErrorCode::PermissionDenied, "Only the owner (an API key) can restore items"));
+    }
     const NOT_TRASHED: &str = "The item is not in the trash";
-    match item_ref(&id)? {
-        ItemRef::Root | ItemRef::Trash => Err(ApiError::field("id", "root and trash cannot be restored")),
-        ItemRef::Directory(folder_id) => {
-            trash_answer(tenant.db().restore_directory(folder_id).await?, NOT_TRASHED, async |folder| {
-                Ok(DriveItem::directory(folder))
-            })
-            .await
-        }
-        ItemRef::File(file_id) => {
-            trash_answer(tenant.db().restore_file(file_id.0).await?, NOT_TRASHED, async |file| {
-                file_item(&tenant, file).await
-            })
-            .await
+    let restored = match item_ref(&id)? {
+        ItemRef::Root | ItemRef::Trash => return Err(ApiError::field("id", "root and trash cannot be restored")),
+        ItemRef::Directory(folder_id) => match tenant.db().restore_directory(folder_id).await? {
+            TrashChange::Done(folder) => DriveItem::directory(&folder),
+            TrashChange::NotFound => return Err(ApiError::not_found("Item")),
+            TrashChange::Unchanged => return Err(ApiError::new(ErrorCode::Conflict, NOT_TRASHED)),
+        },
+        ItemRef::File(file_id) => match tenant.db().restore_file(file_id.0).await? {
+            TrashChange::Done(file) => file_item(tenant, &file).await?,
+            TrashChange::NotFound => return Err(ApiError::not_found("Item")),
+            TrashChange::Unchanged => return Err(ApiError::new(ErrorCode::Conflict, NOT_TRASHED)),
+        },
+    };
+    Ok(HttpResponse::Ok().json(restored))
+}
+
+/// Longest tab and channel id, in characters.
+const MAX_TAB_ID_CHARS: usize = 200;
+
+fn tab_view(state: &AppState, tab: &DocumentTab) -> ApiResult<TabConfiguration> {
+    let claims = TabClaims { t: tab.tenant_id.to_string(), tab: tab.tab_id.clone() };
+    let claims = serde_json::to_vec(&claims).map_err(|err| ApiError::internal("signing a tab token", &err))?;
+    Ok(TabConfiguration {
+        company_id: tab.tenant_id.to_string(),
+        tab_id: tab.tab_id.clone(),
+        channel_id: tab.channel_id.clone(),
+        item_id: tab.item_id.clone(),
+        level: tab.level.clone(),
+        token: state.signers.tab.sign(&claims),
+    })
+}
+
+#[utoipa::path(operation_id = "documents_get_tab", get, path = "/internal/services/documents/v1/companies/{company_id}/tabs/{tab_id}", tag = "documents", description = "A tab's configuration and its token (`?twake_tab_token=` grants the tab's level on its item's subtree).", params(("company_id" = String, Path, format = Uuid, description = "the caller's tenant id (`GET /api/v2/me`)"), ("tab_id" = String, Path, min_length = 1, max_length = 200)), responses((status = 200, description = "The tab", body = TabConfiguration), (status = 401, description = "Missing or invalid API key", body = crate::error::ErrorBody), (status = 403, description = "Not the owner", body = crate::error::ErrorBody), (status = 404, description = "No such company or tab", body = crate::error::ErrorBody)))]
+async fn get_tab(
+    state: web::Data<AppState>,
+    caller: DocumentsCaller,
+    path: web::Path<(String, String)>,
+) -> ApiResult<HttpResponse> {
+    let (company_id, tab_id) = path.into_inner();
+    own_company(&caller.tenant, &company_id)?;
+    if !caller.is_owner() {
+        return Err(ApiError::new(ErrorCode::PermissionDenied, "Tab configurations need an API key"));
+    }
+    let tab = caller.tenant.db().get_tab(&tab_id).await?.ok_or_else(|| ApiError::not_found("Tab"))?;
+    Ok(HttpResponse::Ok().json(tab_view(&state, &tab)?))
+}
+
+#[utoipa::path(operation_id = "documents_put_tab", post, path = "/internal/services/documents/v1/companies/{company_id}/tabs/{tab_id}", tag = "documents", description = "Store a tab's configuration (replacing an earlier one): the tab shows `item_id`'s subtree at `level`. Answers it with a signed `token`.", params(("company_id" = String, Path, format = Uuid, description = "the caller's tenant id (`GET /api/v2/me`)"), ("tab_id" = String, Path, min_length = 1, max_length = 200)), request_body = TabRequest, responses((status = 200, description = "The stored tab", body = TabConfiguration), (status = 400, description = "Invalid request", body = crate::error::ErrorBody), (status = 401, description = "Missing or invalid API key", body = crate::error::ErrorBody), (status = 403, description = "Not the owner", body = crate::error::ErrorBody), (status = 404, description = "No such company or item", body = crate::error::ErrorBody)))]
+async fn put_tab(
+    state: web::Data<AppState>,
+    caller: DocumentsCaller,
+    path: web::Path<(String, String)>,
+    body: web::Json<TabRequest>,
+) -> ApiResult<HttpResponse> {
+    let (company_id, tab_id) = path.into_inner();
+    let tenant = &caller.tenant;
+    let company_id = own_company(tenant, &company_id)?;
+    if !caller.is_owner() {
+        return Err(ApiError::new(ErrorCode::PermissionDenied, "Tab configurations need an API key"));
+    }
+    let body = body.into_inner();
+    if body.company_id.as_deref().is_some_and(|c| c != company_id) {
+        return Err(ApiError::field("company_id", "company_id must be the path's company"));
+    }
+    if body.tab_id.as_deref().is_some_and(|t| t != tab_id) {
+        return Err(ApiError::field("tab_id", "tab_id must be the path's tab id"));
+    }
+    for (field, value) in [("tab_id", tab_id.as_str()), ("channel_id", body.channel_id.as_str())] {
+        storable(field, value)?;
+        if is_blank(value) || value.chars().count() > MAX_TAB_ID_CHARS {
+            return Err(ApiError::field(field, format!("{field} must be 1 to {MAX_TAB_ID_CHARS} characters")));
         }
     }
+    let level = Level::parse(&body.level).ok_or_else(|| ApiError::field("level", "level must be read or write"))?;
+    let key =
+        item_key(&body.item_id).ok_or_else(|| ApiError::field("item_id", "item_id must be a file or directory id"))?;
+    if tenant.db().item_chain(key).await?.is_none() {
+        return Err(ApiError::new(ErrorCode::NotFound, "No such item").with_details(ErrorDetails::field("item_id")));
+    }
+    let tab = tenant.db().put_tab(&tab_id, &body.channel_id, &body.item_id, level.as_str()).await?;
+    Ok(HttpResponse::Ok().json(tab_view(&state, &tab)?))
 }

@@ -2,6 +2,8 @@
 //! `/internal/services/documents/v1/companies/{company_id}`, where the company is the caller's tenant. Also
 //! `GET /api/v2/me`, which tells a client its tenant (company) id.
 
+pub mod access;
+pub mod download;
 pub mod dto;
 pub mod handlers;
 

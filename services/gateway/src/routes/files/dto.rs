@@ -38,9 +38,50 @@ pub struct FileView {
     pub created_at: String,
     #[schema(format = DateTime)]
     pub updated_at: String,
+    /// What the image worker read from an image's latest version (null until it has, and for other files).
+    pub metadata: Option<ImageMetadata>,
+    /// Why the image worker refused the latest version's bytes (`code: message`), when it did.
+    pub metadata_error: Option<String>,
+}
+
+/// An image's dimensions (as displayed) and EXIF facts.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ImageMetadata {
+    /// The media type found from the bytes.
+    pub format: String,
+    pub width: u32,
+    pub height: u32,
+    /// EXIF capture time (with its offset when the camera recorded one).
+    pub taken_at: Option<String>,
+    pub camera_make: Option<String>,
+    pub camera_model: Option<String>,
+}
+
+impl ImageMetadata {
+    /// The facts recorded with a version, if any.
+    pub fn of(version: &ferry_db::versions::FileVersion) -> Option<Self> {
+        let facts: ferry_db::versions::ImageFactsRecord = serde_json::from_value(version.image.clone()?).ok()?;
+        Some(ImageMetadata {
+            format: facts.format,
+            width: facts.width,
+            height: facts.height,
+            taken_at: facts.taken_at,
+            camera_make: facts.camera_make,
+            camera_model: facts.camera_model,
+        })
+    }
 }
 
 impl FileView {
+    /// Adds what the image worker recorded for the latest version.
+    pub fn with_version(mut self, latest: Option<&ferry_db::versions::FileVersion>) -> Self {
+        if let Some(version) = latest {
+            self.metadata = ImageMetadata::of(version);
+            self.metadata_error = version.image_refusal.clone();
+        }
+        self
+    }
+
     /// The stored file as the API shows it, with its import job's `provider_metadata`.
     pub fn new(file: &StoredFile, provider_metadata: Option<&Value>) -> Self {
         FileView {
@@ -64,6 +105,8 @@ impl FileView {
                 .map(|code| FileError { code: code.clone(), message: file.error_message.clone() }),
             created_at: timestamp(file.created_at),
             updated_at: timestamp(file.updated_at),
+            metadata: None,
+            metadata_error: None,
         }
     }
 }

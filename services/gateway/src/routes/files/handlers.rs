@@ -83,7 +83,13 @@ async fn views(tenant: &Tenant, files: &[StoredFile]) -> ApiResult<Vec<FileView>
     job_ids.sort();
     job_ids.dedup();
     let metadata = tenant.db().import_metadata(&job_ids).await?;
-    Ok(files.iter().map(|f| FileView::new(f, f.import_job_id.and_then(|job| metadata.get(&job)))).collect())
+    let latest_ids: Vec<uuid::Uuid> = files.iter().filter_map(|f| f.last_version_id).collect();
+    let versions = tenant.db().versions_by_ids(&latest_ids).await?;
+    let latest = |file: &StoredFile| file.last_version_id.and_then(|id| versions.iter().find(|v| v.id == id));
+    Ok(files
+        .iter()
+        .map(|f| FileView::new(f, f.import_job_id.and_then(|job| metadata.get(&job))).with_version(latest(f)))
+        .collect())
 }
 
 /// One file's view with its import job's metadata.
@@ -92,7 +98,11 @@ async fn view(tenant: &Tenant, file: &StoredFile) -> ApiResult<FileView> {
         Some(job) => tenant.db().import_metadata(&[job]).await?.remove(&job),
         None => None,
     };
-    Ok(FileView::new(file, metadata.as_ref()))
+    let latest = match file.last_version_id {
+        Some(version_id) => tenant.db().get_version(FileId(file.id), version_id).await?,
+        None => None,
+    };
+    Ok(FileView::new(file, metadata.as_ref()).with_version(latest.as_ref()))
 }
 
 #[utoipa::path(operation_id = "files_update", patch, path = "/files/{file_id}", tag = "files", description = "Rename, retag or move a file.", params(("file_id" = String, Path, pattern = "^img_[0-9a-f]{32}$", example = "img_0190f0d2c1e07a3b8c9d0e1f2a3b4c5d")), request_body = FileUpdateRequest, responses((status = 200, description = "Updated", body = FileView), (status = 400, description = "Invalid request", body = crate::error::ErrorBody), (status = 401, description = "Missing or invalid API key", body = crate::error::ErrorBody), (status = 404, description = "Not found (also another tenant's object)", body = crate::error::ErrorBody)))]
@@ -139,8 +149,8 @@ async fn update(
 }
 
 /// Deletes the file and its bytes. A file an unfinished job still needs is a 409.
-#[utoipa::path(operation_id = "files_delete", delete, path = "/files/{file_id}", tag = "files", description = "Delete a file and its bytes (409 while an unfinished job uses it).", params(("file_id" = String, Path, pattern = "^img_[0-9a-f]{32}$", example = "img_0190f0d2c1e07a3b8c9d0e1f2a3b4c5d")), responses((status = 200, description = "Deleted", body = crate::routes::SuccessResponse), (status = 400, description = "Invalid request", body = crate::error::ErrorBody), (status = 401, description = "Missing or invalid API key", body = crate::error::ErrorBody), (status = 404, description = "Not found (also another tenant's object)", body = crate::error::ErrorBody), (status = 409, description = "Conflict", body = crate::error::ErrorBody)))]
-async fn delete(state: web::Data<AppState>, tenant: Tenant, path: web::Path<String>) -> ApiResult<HttpResponse> {
+#[utoipa::path(operation_id = "files_delete", delete, path = "/files/{file_id}", tag = "files", description = "Delete a file; its bytes are removed shortly after, unless another version shares them (409 while an unfinished job uses the file).", params(("file_id" = String, Path, pattern = "^img_[0-9a-f]{32}$", example = "img_0190f0d2c1e07a3b8c9d0e1f2a3b4c5d")), responses((status = 200, description = "Deleted", body = crate::routes::SuccessResponse), (status = 400, description = "Invalid request", body = crate::error::ErrorBody), (status = 401, description = "Missing or invalid API key", body = crate::error::ErrorBody), (status = 404, description = "Not found (also another tenant's object)", body = crate::error::ErrorBody), (status = 409, description = "Conflict", body = crate::error::ErrorBody)))]
+async fn delete(tenant: Tenant, path: web::Path<String>) -> ApiResult<HttpResponse> {
     let id = path_id(FileId::parse(&path), "File")?;
     match tenant.db().delete_file(id).await? {
         FileDelete::NotFound => Err(ApiError::not_found("File")),
@@ -149,15 +159,7 @@ async fn delete(state: web::Data<AppState>, tenant: Tenant, path: web::Path<Stri
             Err(ApiError::new(ErrorCode::Conflict, "An unfinished job still uses this file; cancel it or wait")
                 .with_details(ErrorDetails { job_ids: Some(job_ids), ..ErrorDetails::default() }))
         }
-        FileDelete::Deleted { blob_keys, .. } => {
-            for key in &blob_keys {
-                if let Err(err) = state.storage.delete(key).await {
-                    // The row is gone, so nothing can reach the blob; it is only wasted space.
-                    tracing::warn!(file_id = %id, error = %err, "blob of a deleted file not removed");
-                }
-            }
-            Ok(HttpResponse::Ok().json(crate::routes::SuccessResponse::new("File deleted")))
-        }
+        FileDelete::Deleted { .. } => Ok(HttpResponse::Ok().json(crate::routes::SuccessResponse::new("File deleted"))),
     }
 }
 
@@ -221,6 +223,19 @@ async fn content(
         }
     };
     let size = file.size_bytes.and_then(|s| u64::try_from(s).ok()).unwrap_or(0);
+    let mime = file.mime_type.clone().unwrap_or_else(|| "application/octet-stream".to_owned());
+    serve_blob(&state, &request, &blob_key, size, &file.name, &mime).await
+}
+
+/// Serves stored bytes as a download named `name` (UTF-8 in `Content-Disposition`), honouring one `Range`.
+pub(crate) async fn serve_blob(
+    state: &AppState,
+    request: &actix_web::HttpRequest,
+    blob_key: &str,
+    size: u64,
+    name: &str,
+    mime: &str,
+) -> ApiResult<HttpResponse> {
     let range_header = request.headers().get(actix_web::http::header::RANGE).and_then(|v| v.to_str().ok());
     let range = match requested_range(range_header, size) {
         Ok(range) => range,
@@ -234,7 +249,7 @@ async fn content(
     };
     let read = state
         .storage
-        .get_stream(&blob_key, range.clone())
+        .get_stream(blob_key, range.clone())
         .await
         .map_err(|err| ApiError::internal("reading a blob", &err))?;
     let disposition = ContentDisposition {
@@ -242,10 +257,9 @@ async fn content(
         parameters: vec![DispositionParam::FilenameExt(actix_web::http::header::ExtendedValue {
             charset: actix_web::http::header::Charset::Ext("UTF-8".to_owned()),
             language_tag: None,
-            value: file.name.clone().into_bytes(),
+            value: name.as_bytes().to_vec(),
         })],
     };
-    let mime = file.mime_type.clone().unwrap_or_else(|| "application/octet-stream".to_owned());
     let body = read.stream.map_err(|err| {
         tracing::error!(error = %err, "blob stream failed mid-download");
         actix_web::error::ErrorInternalServerError("blob read failed")
@@ -263,7 +277,7 @@ async fn content(
     };
     let length = range.as_ref().map(|r| r.end - r.start).unwrap_or(read.size);
     Ok(response
-        .content_type(mime)
+        .content_type(mime.to_owned())
         .insert_header(disposition)
         .insert_header(("Accept-Ranges", "bytes"))
         .insert_header(("X-Content-Type-Options", "nosniff"))
