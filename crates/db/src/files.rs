@@ -63,6 +63,8 @@ pub struct NewUploadedFile<'a> {
     /// The directory it goes in (`None`: the top level); the caller has checked it.
     pub folder_id: Option<uuid::Uuid>,
     pub description: &'a str,
+    /// Share settings to start with (`None`: not shared).
+    pub access_info: Option<&'a serde_json::Value>,
 }
 
 impl TenantDb {
@@ -81,6 +83,7 @@ impl TenantDb {
                     files::tags.eq(new.tags),
                     files::folder_id.eq(new.folder_id),
                     files::description.eq(new.description),
+                    files::access_info.eq(new.access_info),
                 ))
                 .execute(conn)
                 .await?;

@@ -111,6 +111,8 @@ pub struct NewDirectory<'a> {
     pub parent_id: Option<Uuid>,
     pub description: &'a str,
     pub tags: &'a [String],
+    /// Share settings to start with (`None`: not shared).
+    pub access_info: Option<&'a serde_json::Value>,
 }
 
 /// Changes to an item; `None` leaves a field as it is. `parent: Some(None)` moves it to the top level.
@@ -144,6 +146,7 @@ impl TenantDb {
                 folders::parent_id.eq(new.parent_id),
                 folders::description.eq(new.description),
                 folders::tags.eq(new.tags),
+                folders::access_info.eq(new.access_info),
             ))
             .returning(Folder::as_returning())
             .get_result(&mut conn)

@@ -22,6 +22,7 @@ async fn upload(db: &Db, tenant: TenantId, name: &str, tags: &[String]) -> Resul
             tags,
             folder_id: None,
             description: "",
+            access_info: None,
         })
         .await?;
     Ok(id)

@@ -23,6 +23,7 @@ async fn upload(db: &TenantDb, name: &str) -> FileId {
         tags: &[],
         folder_id: None,
         description: "",
+        access_info: None,
     })
     .await
     .expect("upload");

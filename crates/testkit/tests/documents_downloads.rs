@@ -494,3 +494,86 @@ fn crc32(bytes: &[u8]) -> u32 {
     }
     !crc
 }
+
+#[tokio::test]
+async fn an_item_shared_at_creation_opens_by_its_link_and_malformed_credentials_never_fall_back() {
+    let env = TestEnv::start_with(Workers::NONE, &[]).await.expect("env");
+    let docs = Docs::new(&env).await;
+    let shared = json_of(
+        docs.owner(Method::POST, "/item")
+            .json(&json!({ "item": {
+                "name": "Handover", "is_directory": true, "parent_id": "root",
+                "access_info": { "public": { "level": "read", "password": "open sesame" } }
+            } }))
+            .send()
+            .await
+            .expect("create shared"),
+        StatusCode::OK,
+    )
+    .await;
+    let id = shared["id"].as_str().expect("id").to_owned();
+    assert_eq!(shared["access_info"]["public"]["level"], "read");
+    assert_eq!(shared["access_info"]["public"]["password_protected"], true);
+    let token = shared["access_info"]["public"]["token"].as_str().expect("a generated token").to_owned();
+    assert_eq!(token.len(), 32);
+
+    // The link opens the directory with its password, and only with it.
+    let opened = json_of(
+        docs.anonymous(Method::GET, &format!("/item/{id}"))
+            .query(&[("public_token", token.as_str()), ("public_password", "open sesame")])
+            .send()
+            .await
+            .expect("open by link"),
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(opened["item"]["name"], "Handover");
+    let status = |request: reqwest::RequestBuilder| async move { request.send().await.expect("request").status() };
+    assert_eq!(
+        status(docs.anonymous(Method::GET, &format!("/item/{id}")).query(&[("public_token", token.as_str())])).await,
+        StatusCode::UNAUTHORIZED,
+        "the link needs its password"
+    );
+
+    // Malformed credentials are refused even next to a valid API key: never a silent fallback to the key.
+    for query in ["token=", "public_password=x", "token=a.b&public_token=abc", "public_token=abc&twake_tab_token=a.b"] {
+        let url = format!("{}?{query}", docs.url(&format!("/item/{id}")));
+        let response = env.http.get(url).bearer_auth(&env.api_key).send().await.expect("request");
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{query}");
+    }
+    let url = format!("{}?token=a.b&token=c.d", docs.url(&format!("/item/{id}")));
+    let response = env.http.get(url).bearer_auth(&env.api_key).send().await.expect("request");
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST, "a credential given twice");
+
+    // `/item/trash` is its own path: GET lists the trash, DELETE empties it, anything else is a 405 with `Allow`.
+    let listed = json_of(docs.owner(Method::GET, "/item/trash").send().await.expect("trash"), StatusCode::OK).await;
+    assert_eq!(listed["item"]["id"], "trash");
+    let response = docs.owner(Method::POST, "/item/trash").json(&json!({"name": "x"})).send().await.expect("post");
+    assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert!(response.headers().get("allow").is_some_and(|allow| allow.to_str().unwrap_or("").contains("DELETE")));
+
+    // A share on creation needs the owner: a write link may create below, but not share what it creates.
+    let writable = json_of(
+        docs.owner(Method::POST, &format!("/item/{id}"))
+            .json(&json!({ "access_info": { "public": { "level": "write" } } }))
+            .send()
+            .await
+            .expect("write link"),
+        StatusCode::OK,
+    )
+    .await;
+    let write_token = writable["access_info"]["public"]["token"].as_str().expect("token").to_owned();
+    let body = json!({ "item": {
+        "name": "Inner", "is_directory": true, "parent_id": id,
+        "access_info": { "public": { "level": "read" } }
+    } });
+    let refused = docs
+        .anonymous(Method::POST, "/item")
+        .query(&[("public_token", write_token.as_str())])
+        .json(&body)
+        .send()
+        .await
+        .expect("share by link");
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    env.shutdown().await;
+}

@@ -229,7 +229,7 @@ async fn docs_redirect() -> actix_web::HttpResponse {
 }
 
 /// No route matched: 405 with `Allow` when the path exists with other methods, else 404.
-async fn not_found(req: actix_web::HttpRequest) -> Result<actix_web::HttpResponse, error::ApiError> {
+pub(crate) async fn not_found(req: actix_web::HttpRequest) -> Result<actix_web::HttpResponse, error::ApiError> {
     let allowed = openapi::allowed_methods(req.path());
     if !allowed.is_empty() {
         return Err(error::ApiError::new(

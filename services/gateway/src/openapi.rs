@@ -53,6 +53,80 @@ impl Modify for Mounts {
 /// Where the REST API is mounted.
 pub const API_BASE: &str = "/api/v2";
 
+/// Every documents operation (seed 004) also accepts, instead of the API key, exactly one of a download token, a
+/// share link's token (with its password when it has one) or a tab's token; say so on each, with the 403 that a
+/// credential not covering the item (or a read-only one asked to write) gets.
+struct DocumentsCredentials;
+
+impl Modify for DocumentsCredentials {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use crate::routes::documents::access::{
+            MAX_DOWNLOAD_TOKEN_CHARS, MAX_SHARE_PASSWORD_CHARS, MAX_SHARE_TOKEN_CHARS, MAX_TAB_TOKEN_CHARS,
+        };
+        use utoipa::openapi::path::{ParameterBuilder, ParameterIn};
+        const SIGNED: &str = "^[A-Za-z0-9_-]+[.][A-Za-z0-9_-]+$";
+        let credentials = [
+            (
+                "token",
+                "A download token (`GET /item/download/token`), instead of an API key.",
+                Some(SIGNED),
+                MAX_DOWNLOAD_TOKEN_CHARS,
+            ),
+            (
+                "public_token",
+                "A share link's token (`access_info.public.token`), instead of an API key.",
+                Some("^[A-Za-z0-9_-]+$"),
+                MAX_SHARE_TOKEN_CHARS,
+            ),
+            ("public_password", "The share link's password, when it has one.", None, MAX_SHARE_PASSWORD_CHARS),
+            (
+                "twake_tab_token",
+                "A tab's token (`POST /tabs/{tab_id}`), instead of an API key.",
+                Some(SIGNED),
+                MAX_TAB_TOKEN_CHARS,
+            ),
+        ];
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            if !path.starts_with("/internal/services/documents/") {
+                continue;
+            }
+            for operation in
+                [&mut item.get, &mut item.post, &mut item.put, &mut item.patch, &mut item.delete].into_iter().flatten()
+            {
+                let parameters = operation.parameters.get_or_insert_with(Vec::new);
+                for (name, description, pattern, max_chars) in credentials {
+                    let declared = |p: &RefOr<utoipa::openapi::path::Parameter>| matches!(p, RefOr::T(p) if p.name == name && p.parameter_in == ParameterIn::Query);
+                    if parameters.iter().any(declared) {
+                        continue;
+                    }
+                    let schema = ObjectBuilder::new()
+                        .schema_type(Type::String)
+                        .min_length(Some(1))
+                        .max_length(Some(max_chars))
+                        .pattern(pattern);
+                    parameters.push(RefOr::T(
+                        ParameterBuilder::new()
+                            .name(name)
+                            .parameter_in(ParameterIn::Query)
+                            .required(utoipa::openapi::Required::False)
+                            .description(Some(description))
+                            .schema(Some(schema))
+                            .build(),
+                    ));
+                }
+                operation.responses.responses.entry("400".to_owned()).or_insert_with(|| {
+                    CommonResponses::error(
+                        "Invalid query parameters (a credential given twice, empty, or with another)",
+                    )
+                });
+                operation.responses.responses.entry("403".to_owned()).or_insert_with(|| {
+                    CommonResponses::error("The credential does not cover this item, or only reads")
+                });
+            }
+        }
+    }
+}
+
 /// `not: {required: [a, b]}`: the two may not both be given. With `null_is_absent`, only both as strings count
 /// (the handler reads a null as not given); otherwise any two values do (a serde alias refuses the pair).
 fn forbid_both(object: &mut utoipa::openapi::schema::Object, a: &str, b: &str, null_is_absent: bool) {
@@ -209,7 +283,7 @@ impl Modify for CommonResponses {
         version = "2.0.0"
     ),
     servers((url = "/")),
-    modifiers(&ApiKeyAuth, &CommonResponses, &Mounts),
+    modifiers(&ApiKeyAuth, &CommonResponses, &Mounts, &DocumentsCredentials),
     security(("api_key" = [])),
     paths(
         crate::routes::oauth::handlers::start,

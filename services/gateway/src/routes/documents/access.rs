@@ -53,7 +53,7 @@ pub enum Grant {
     /// A tab: `level` on `item` and everything below it.
     Tab { item: ItemKey, level: Level },
     /// A download token: downloads of exactly these items, at this version.
-    Download { items: Vec<String>, version_id: Option<String> },
+    Download { items: Vec<ItemKey>, version_id: Option<Uuid> },
 }
 
 /// The documents API's caller: a tenant handle and what it was granted.
@@ -63,17 +63,63 @@ pub struct DocumentsCaller {
     pub grant: Grant,
 }
 
-/// The signed part of a download token.
-#[derive(Debug, Serialize, Deserialize)]
+/// The signed part of a download token, packed in binary so a token for many items still fits in a URL:
+/// version byte, tenant (16 bytes), expiry (8, big-endian seconds since the epoch), a version flag and id (1 + 16),
+/// then each item as a kind byte (0 directory, 1 file) and its 16-byte id.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DownloadClaims {
-    /// Tenant id.
-    pub t: String,
-    /// Item ids.
-    pub i: Vec<String>,
-    /// Version id, when one was named.
-    pub v: Option<String>,
+    pub tenant: Uuid,
+    pub items: Vec<ItemKey>,
+    pub version: Option<Uuid>,
     /// Expiry, seconds since the epoch.
-    pub e: i64,
+    pub expires: i64,
+}
+
+const DOWNLOAD_CLAIMS_FORMAT: u8 = 1;
+
+impl DownloadClaims {
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(42 + 17 * self.items.len());
+        out.push(DOWNLOAD_CLAIMS_FORMAT);
+        out.extend_from_slice(self.tenant.as_bytes());
+        out.extend_from_slice(&self.expires.to_be_bytes());
+        out.push(u8::from(self.version.is_some()));
+        out.extend_from_slice(self.version.unwrap_or_default().as_bytes());
+        for item in &self.items {
+            let (kind, id) = match item {
+                ItemKey::Directory(id) => (0u8, id),
+                ItemKey::File(id) => (1u8, id),
+            };
+            out.push(kind);
+            out.extend_from_slice(id.as_bytes());
+        }
+        out
+    }
+
+    /// `None` for anything this server did not make (the signature already checked, so only another format).
+    pub fn decode(bytes: &[u8]) -> Option<Self> {
+        let uuid = |b: &[u8]| Uuid::from_slice(b).ok();
+        let (&format, rest) = bytes.split_first()?;
+        if format != DOWNLOAD_CLAIMS_FORMAT || rest.len() < 41 || (rest.len() - 41) % 17 != 0 {
+            return None;
+        }
+        let tenant = uuid(&rest[..16])?;
+        let expires = i64::from_be_bytes(rest[16..24].try_into().ok()?);
+        let version = match rest[24] {
+            0 => None,
+            1 => Some(uuid(&rest[25..41])?),
+            _ => return None,
+        };
+        let items = rest[41..]
+            .chunks_exact(17)
+            .map(|item| match item[0] {
+                0 => uuid(&item[1..]).map(ItemKey::Directory),
+                1 => uuid(&item[1..]).map(ItemKey::File),
+                _ => None,
+            })
+            .collect::<Option<Vec<_>>>()?;
+        Some(DownloadClaims { tenant, items, version, expires })
+    }
 }
 
 /// The signed part of a tab token.
@@ -114,6 +160,49 @@ struct TokenQuery {
     twake_tab_token: Option<String>,
 }
 
+// Each limit keeps a request URL with every credential at its longest (even percent-encoded four-byte characters,
+// twelve bytes each) under the HTTP server's 32 KiB request head.
+/// Longest `?token=`: the signed claims of 50 items take about 1200 characters.
+pub const MAX_DOWNLOAD_TOKEN_CHARS: usize = 1300;
+/// Longest `?public_token=` (the server makes 32-character ones).
+pub const MAX_SHARE_TOKEN_CHARS: usize = 64;
+/// Longest `?public_password=`, as a link's password may be.
+pub const MAX_SHARE_PASSWORD_CHARS: usize = 200;
+/// Longest `?twake_tab_token=` (a tab id of 200 four-byte characters signs to about 1150).
+pub const MAX_TAB_TOKEN_CHARS: usize = 1200;
+
+/// The credential parameters: a malformed query is a 400; an empty credential, or a password without a link, is
+/// no credential at all (401), never a fallback to the API key.
+fn credentials_query(query: Result<TokenQuery, actix_web::error::QueryPayloadError>) -> ApiResult<TokenQuery> {
+    let query =
+        query.map_err(|err| ApiError::new(ErrorCode::ValidationError, format!("Invalid query parameters: {err}")))?;
+    for (name, value) in [
+        ("token", &query.token),
+        ("public_token", &query.public_token),
+        ("public_password", &query.public_password),
+        ("twake_tab_token", &query.twake_tab_token),
+    ] {
+        if value.as_deref().is_some_and(str::is_empty) {
+            return Err(ApiError::unauthorized(format!("`{name}` is empty; leave it out instead")));
+        }
+        let longest = match name {
+            "token" => MAX_DOWNLOAD_TOKEN_CHARS,
+            "twake_tab_token" => MAX_TAB_TOKEN_CHARS,
+            "public_password" => MAX_SHARE_PASSWORD_CHARS,
+            _ => MAX_SHARE_TOKEN_CHARS,
+        };
+        if value.as_deref().is_some_and(|v| v.chars().count() > longest) {
+            return Err(ApiError::unauthorized(format!(
+                "`{name}` is longer than any valid one ({longest} characters)"
+            )));
+        }
+    }
+    if query.public_password.is_some() && query.public_token.is_none() {
+        return Err(ApiError::unauthorized("public_password goes with public_token"));
+    }
+    Ok(query)
+}
+
 impl FromRequest for DocumentsCaller {
     type Error = ApiError;
     type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
@@ -125,7 +214,7 @@ impl FromRequest for DocumentsCaller {
         let key_caller = Tenant::from_request(req, payload);
         Box::pin(async move {
             let state = state.ok_or_else(|| ApiError::internal("auth", &"application state missing"))?;
-            let query = query.unwrap_or_default();
+            let query = credentials_query(query)?;
             let given = [query.token.is_some(), query.public_token.is_some(), query.twake_tab_token.is_some()];
             match given.iter().filter(|g| **g).count() {
                 0 => return Ok(DocumentsCaller { tenant: key_caller.await?, grant: Grant::Owner }),
@@ -146,7 +235,7 @@ impl FromRequest for DocumentsCaller {
             let grant = if let Some(token) = query.token {
                 download_grant(&state.signers.download, &token, tenant_id)?
             } else if let Some(token) = query.public_token {
-                if token.is_empty() || token.len() > 200 {
+                if !token.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
                     return Err(ApiError::unauthorized("The share link token is not valid"));
                 }
                 Grant::PublicLink { token, password: query.public_password }
@@ -161,15 +250,15 @@ impl FromRequest for DocumentsCaller {
 
 fn download_grant(signer: &TokenSigner, token: &str, tenant: TenantId) -> ApiResult<Grant> {
     let claims = signer.verify(token).map_err(|_| ApiError::unauthorized("The download token is not valid"))?;
-    let claims: DownloadClaims =
-        serde_json::from_slice(&claims).map_err(|_| ApiError::unauthorized("The download token is not valid"))?;
-    if claims.e <= chrono::Utc::now().timestamp() {
+    let claims =
+        DownloadClaims::decode(&claims).ok_or_else(|| ApiError::unauthorized("The download token is not valid"))?;
+    if claims.expires <= chrono::Utc::now().timestamp() {
         return Err(ApiError::unauthorized("The download token has expired; ask for a new one"));
     }
-    if claims.t != tenant.0.to_string() {
+    if claims.tenant != tenant.0 {
         return Err(ApiError::new(ErrorCode::PermissionDenied, "The download token is for another company"));
     }
-    Ok(Grant::Download { items: claims.i, version_id: claims.v })
+    Ok(Grant::Download { items: claims.items, version_id: claims.version })
 }
 
 async fn tab_grant(state: &AppState, tenant: &Tenant, token: &str) -> ApiResult<Grant> {
@@ -264,10 +353,10 @@ impl DocumentsCaller {
     pub async fn may_download(&self, state: &AppState, ids: &[String], version_id: Option<&str>) -> ApiResult<()> {
         match &self.grant {
             Grant::Download { items, version_id: granted } => {
-                if ids.iter().any(|id| !items.contains(id)) {
+                if ids.iter().any(|id| item_key(id).is_none_or(|key| !items.contains(&key))) {
                     return Err(denied("The download token was made for other items"));
                 }
-                if granted.as_deref() != version_id {
+                if *granted != version_id.and_then(|raw| Uuid::parse_str(raw).ok()) {
                     return Err(denied("The download token was made for another version"));
                 }
                 Ok(())
@@ -279,5 +368,34 @@ impl DocumentsCaller {
                 Ok(())
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn download_claims_survive_a_round_trip_and_refuse_other_formats() {
+        let claims = DownloadClaims {
+            tenant: Uuid::now_v7(),
+            items: (0..50)
+                .map(|n| if n % 2 == 0 { ItemKey::File(Uuid::now_v7()) } else { ItemKey::Directory(Uuid::now_v7()) })
+                .collect(),
+            version: Some(Uuid::now_v7()),
+            expires: 1_900_000_000,
+        };
+        let bytes = claims.encode();
+        assert_eq!(DownloadClaims::decode(&bytes), Some(claims.clone()));
+        let signed =
+            TokenSigner::derive("QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUE=", "test").expect("key").sign(&bytes);
+        assert!(signed.len() <= MAX_DOWNLOAD_TOKEN_CHARS, "a 50-item token is {} characters", signed.len());
+        let no_version = DownloadClaims { version: None, ..claims };
+        assert_eq!(DownloadClaims::decode(&no_version.encode()), Some(no_version));
+        assert_eq!(DownloadClaims::decode(&bytes[..bytes.len() - 1]), None, "a cut item");
+        let mut other_format = bytes.clone();
+        other_format[0] = 2;
+        assert_eq!(DownloadClaims::decode(&other_format), None);
+        assert_eq!(DownloadClaims::decode(br#"{"t":"x"}"#), None);
     }
 }

@@ -21,7 +21,7 @@ use crate::routes::documents::handlers::own_company;
 use crate::state::AppState;
 
 /// The most items one token or zip names.
-const MAX_ITEMS: usize = 100;
+const MAX_ITEMS: usize = 50;
 /// Chunks of a zip waiting for the client: with the open reads, all the memory a zip download holds.
 const ZIP_CHANNEL_CHUNKS: usize = 8;
 /// A zip whose store read or client makes no progress for this long is abandoned.
@@ -31,11 +31,29 @@ const ZIP_STALL: Duration = Duration::from_secs(120);
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ItemsQuery {
-    /// Comma-separated item ids (1 to 100).
-    #[param(pattern = r"^[0-9A-Za-z_-]+(,[0-9A-Za-z_-]+)*$")]
+    /// Comma-separated item ids (1 to 50).
+    #[param(
+        max_length = 1899,
+        pattern = r"^(img_[0-9a-f]{32}|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})(,(img_[0-9a-f]{32}|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})){0,49}$"
+    )]
     pub items: String,
     /// A version of the (single) file item.
     #[param(format = Uuid)]
+    pub version_id: Option<String>,
+}
+
+/// `?items=id1,id2` on a zip download.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ZipQuery {
+    /// Comma-separated item ids (1 to 50).
+    #[param(
+        max_length = 1899,
+        pattern = r"^(img_[0-9a-f]{32}|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})(,(img_[0-9a-f]{32}|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})){0,49}$"
+    )]
+    pub items: String,
+    /// Read only to refuse it clearly: a zip holds the latest version of each file.
+    #[param(ignore)]
     pub version_id: Option<String>,
 }
 
@@ -45,13 +63,6 @@ pub struct ItemsQuery {
 pub struct VersionQuery {
     #[param(format = Uuid)]
     pub version_id: Option<String>,
-    /// A download token (`GET /item/download/token`), instead of an API key.
-    pub token: Option<String>,
-    /// A share link's token, instead of an API key.
-    pub public_token: Option<String>,
-    pub public_password: Option<String>,
-    /// A tab's token, instead of an API key.
-    pub twake_tab_token: Option<String>,
 }
 
 /// `GET /item/download/token`: a token for `?token=` on the download routes.
@@ -109,16 +120,15 @@ pub async fn download_token(
     }
     let ttl = i64::try_from(state.settings.items.download_token_ttl_secs).unwrap_or(600);
     let claims = DownloadClaims {
-        t: caller.tenant.id().0.to_string(),
-        i: items,
-        v: version.map(|v| v.to_string()),
-        e: chrono::Utc::now().timestamp() + ttl,
+        tenant: caller.tenant.id().0,
+        items: tops,
+        version,
+        expires: chrono::Utc::now().timestamp() + ttl,
     };
-    let claims = serde_json::to_vec(&claims).map_err(|err| ApiError::internal("signing a download token", &err))?;
-    Ok(HttpResponse::Ok().json(DownloadToken { token: state.signers.download.sign(&claims) }))
+    Ok(HttpResponse::Ok().json(DownloadToken { token: state.signers.download.sign(&claims.encode()) }))
 }
 
-#[utoipa::path(operation_id = "documents_download", get, path = "/internal/services/documents/v1/companies/{company_id}/item/{id}/download", tag = "documents", description = "A file's bytes (the latest version, or `version_id`), with a UTF-8 `Content-Disposition` and one `Range`; a directory downloads as a zip of its live contents. Authorised by an API key, `?token=`, `?public_token=` or `?twake_tab_token=`.", params(("company_id" = String, Path, format = Uuid, description = "the caller's tenant id (`GET /api/v2/me`)"), ("id" = String, Path, pattern = "^(img_[0-9a-f]{32}|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})$"), VersionQuery, ("Range" = Option<String>, Header)), responses((status = 200, description = "The bytes, or a zip", content_type = "application/octet-stream", body = Vec<u8>), (status = 206, description = "The requested range", content_type = "application/octet-stream", body = Vec<u8>), (status = 401, description = "Missing, invalid or expired credentials", body = crate::error::ErrorBody), (status = 403, description = "The token does not cover this item or version", body = crate::error::ErrorBody), (status = 404, description = "No such company, item or version", body = crate::error::ErrorBody), (status = 409, description = "The file has no content yet", body = crate::error::ErrorBody), (status = 416, description = "Range outside the file", body = crate::error::ErrorBody)))]
+#[utoipa::path(operation_id = "documents_download", get, path = "/internal/services/documents/v1/companies/{company_id}/item/{id}/download", tag = "documents", description = "A file's bytes (the latest version, or `version_id`), with a UTF-8 `Content-Disposition` and one `Range`; a directory downloads as a zip of its live contents. Authorised by an API key, `?token=`, `?public_token=` or `?twake_tab_token=`.", params(("company_id" = String, Path, format = Uuid, description = "the caller's tenant id (`GET /api/v2/me`)"), ("id" = String, Path, pattern = "^(img_[0-9a-f]{32}|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})$"), VersionQuery, ("Range" = Option<String>, Header)), responses((status = 200, description = "The bytes, or a zip", content_type = "application/octet-stream", body = Vec<u8>), (status = 206, description = "The requested range", content_type = "application/octet-stream", body = Vec<u8>), (status = 400, description = "Invalid query parameters", body = crate::error::ErrorBody), (status = 401, description = "Missing, invalid or expired credentials", body = crate::error::ErrorBody), (status = 403, description = "The token does not cover this item or version", body = crate::error::ErrorBody), (status = 404, description = "No such company, item or version", body = crate::error::ErrorBody), (status = 409, description = "The file has no content yet", body = crate::error::ErrorBody), (status = 416, description = "Range outside the file", body = crate::error::ErrorBody)))]
 pub async fn download_item(
     state: web::Data<AppState>,
     caller: DocumentsCaller,
@@ -158,12 +168,12 @@ pub async fn download_item(
     }
 }
 
-#[utoipa::path(operation_id = "documents_download_zip", get, path = "/internal/services/documents/v1/companies/{company_id}/item/download/zip", tag = "documents", description = "One zip of these items and everything live inside them: streamed from the first byte (zip64, so any size), already-compressed types stored as they are, empty directories kept, trashed items left out, colliding names made unique.", params(("company_id" = String, Path, format = Uuid, description = "the caller's tenant id (`GET /api/v2/me`)"), ItemsQuery), responses((status = 200, description = "The zip", content_type = "application/zip", body = Vec<u8>), (status = 400, description = "Invalid request", body = crate::error::ErrorBody), (status = 401, description = "Missing, invalid or expired credentials", body = crate::error::ErrorBody), (status = 403, description = "The token does not cover these items", body = crate::error::ErrorBody), (status = 404, description = "No such company or item", body = crate::error::ErrorBody)))]
+#[utoipa::path(operation_id = "documents_download_zip", get, path = "/internal/services/documents/v1/companies/{company_id}/item/download/zip", tag = "documents", description = "One zip of these items and everything live inside them: streamed from the first byte (zip64, so any size), already-compressed types stored as they are, empty directories kept, trashed items left out, colliding names made unique.", params(("company_id" = String, Path, format = Uuid, description = "the caller's tenant id (`GET /api/v2/me`)"), ZipQuery), responses((status = 200, description = "The zip", content_type = "application/zip", body = Vec<u8>), (status = 400, description = "Invalid request", body = crate::error::ErrorBody), (status = 401, description = "Missing, invalid or expired credentials", body = crate::error::ErrorBody), (status = 403, description = "The token does not cover these items", body = crate::error::ErrorBody), (status = 404, description = "No such company or item", body = crate::error::ErrorBody)))]
 pub async fn download_zip(
     state: web::Data<AppState>,
     caller: DocumentsCaller,
     path: web::Path<String>,
-    query: web::Query<ItemsQuery>,
+    query: web::Query<ZipQuery>,
 ) -> ApiResult<HttpResponse> {
     own_company(&caller.tenant, &path.into_inner())?;
     let items = parse_items(&query.items)?;
@@ -328,7 +338,7 @@ async fn write_zip(
     send(sender, writer.finish()).await
 }
 
-#[utoipa::path(operation_id = "documents_thumbnail", get, path = "/internal/services/documents/v1/companies/{company_id}/item/{id}/thumbnails/{index}", tag = "documents", description = "A thumbnail of an image version (index 0: 256 px, 1: 1024 px on the longest side), as listed in its `file_metadata.thumbnails`.", params(("company_id" = String, Path, format = Uuid, description = "the caller's tenant id (`GET /api/v2/me`)"), ("id" = String, Path, pattern = "^img_[0-9a-f]{32}$"), ("index" = u32, Path, maximum = 1), VersionQuery), responses((status = 200, description = "The thumbnail", content_type = "image/jpeg", body = Vec<u8>), (status = 401, description = "Missing, invalid or expired credentials", body = crate::error::ErrorBody), (status = 403, description = "The token does not cover this item or version", body = crate::error::ErrorBody), (status = 404, description = "No such company, item, version or thumbnail", body = crate::error::ErrorBody)))]
+#[utoipa::path(operation_id = "documents_thumbnail", get, path = "/internal/services/documents/v1/companies/{company_id}/item/{id}/thumbnails/{index}", tag = "documents", description = "A thumbnail of an image version (index 0: 256 px, 1: 1024 px on the longest side), as listed in its `file_metadata.thumbnails`.", params(("company_id" = String, Path, format = Uuid, description = "the caller's tenant id (`GET /api/v2/me`)"), ("id" = String, Path, pattern = "^img_[0-9a-f]{32}$"), ("index" = u32, Path, maximum = 1), VersionQuery), responses((status = 200, description = "The thumbnail", content_type = "image/jpeg", body = Vec<u8>), (status = 400, description = "Invalid query parameters", body = crate::error::ErrorBody), (status = 401, description = "Missing, invalid or expired credentials", body = crate::error::ErrorBody), (status = 403, description = "The token does not cover this item or version", body = crate::error::ErrorBody), (status = 404, description = "No such company, item, version or thumbnail", body = crate::error::ErrorBody)))]
 pub async fn thumbnail(
     state: web::Data<AppState>,
     caller: DocumentsCaller,

@@ -41,23 +41,31 @@ pub fn configure_me(cfg: &mut web::ServiceConfig) {
 
 /// The documents routes, at the root of the app.
 pub fn configure(cfg: &mut web::ServiceConfig) {
+    use crate::routes::documents::download;
     cfg.service(
         web::scope(DOCUMENTS_BASE)
-            .route("/item", web::post().to(create_item))
+            .service(resource("/item").route(web::post().to(create_item)))
             // Before `/item/{id}`: these literal segments are not item ids.
-            .route("/item/download/token", web::get().to(crate::routes::documents::download::download_token))
-            .route("/item/download/zip", web::get().to(crate::routes::documents::download::download_zip))
-            .route("/item/trash", web::delete().to(empty_trash))
-            .route("/item/{id}", web::get().to(get_item))
-            .route("/item/{id}", web::post().to(update_item))
-            .route("/item/{id}/version", web::post().to(add_version))
-            .route("/item/{id}", web::delete().to(delete_item))
-            .route("/item/{id}/restore", web::post().to(restore_item))
-            .route("/item/{id}/download", web::get().to(crate::routes::documents::download::download_item))
-            .route("/item/{id}/thumbnails/{index}", web::get().to(crate::routes::documents::download::thumbnail))
-            .route("/tabs/{tab_id}", web::get().to(get_tab))
-            .route("/tabs/{tab_id}", web::post().to(put_tab)),
+            .service(resource("/item/download/token").route(web::get().to(download::download_token)))
+            .service(resource("/item/download/zip").route(web::get().to(download::download_zip)))
+            .service(resource("/item/trash").route(web::get().to(get_trash)).route(web::delete().to(empty_trash)))
+            .service(
+                resource("/item/{id}")
+                    .route(web::get().to(get_item))
+                    .route(web::post().to(update_item))
+                    .route(web::delete().to(delete_item)),
+            )
+            .service(resource("/item/{id}/version").route(web::post().to(add_version)))
+            .service(resource("/item/{id}/restore").route(web::post().to(restore_item)))
+            .service(resource("/item/{id}/download").route(web::get().to(download::download_item)))
+            .service(resource("/item/{id}/thumbnails/{index}").route(web::get().to(download::thumbnail)))
+            .service(resource("/tabs/{tab_id}").route(web::get().to(get_tab)).route(web::post().to(put_tab))),
     );
+}
+
+/// A resource owns its path: a method it lacks is the app's 405 (JSON, with `Allow`), never another route's error.
+fn resource(path: &str) -> actix_web::Resource {
+    web::resource(path).default_service(web::to(crate::not_found))
 }
 
 #[utoipa::path(operation_id = "me", get, path = "/me", tag = "documents", description = "The tenant the API key belongs to; its `id` is the documents API's `company_id`.", responses((status = 200, description = "The caller's tenant", body = MeResponse)))]
@@ -121,10 +129,23 @@ async fn get_item(
     path: web::Path<(String, String)>,
 ) -> ApiResult<HttpResponse> {
     let (company_id, id) = path.into_inner();
+    show_item(&state, &caller, &company_id, &id).await
+}
+
+/// `GET /item/trash`: the literal path `DELETE /item/trash` owns, answered as the virtual item it names.
+async fn get_trash(
+    state: web::Data<AppState>,
+    caller: DocumentsCaller,
+    path: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    show_item(&state, &caller, &path.into_inner(), TRASH_ID).await
+}
+
+async fn show_item(state: &AppState, caller: &DocumentsCaller, company_id: &str, id: &str) -> ApiResult<HttpResponse> {
     let tenant = &caller.tenant;
-    let company_id = own_company(tenant, &company_id)?;
-    caller.authorize(&state, &id, Level::Read).await?;
-    let details = match item_ref(&id)? {
+    let company_id = own_company(tenant, company_id)?;
+    caller.authorize(state, id, Level::Read).await?;
+    let details = match item_ref(id)? {
         ItemRef::Root => {
             let (children, children_truncated) =
                 child_items(tenant, tenant.db().children(None, MAX_CHILDREN).await?).await?;
@@ -413,9 +434,16 @@ async fn create_from_form(
 ) -> ApiResult<DriveItem> {
     let tenant = &caller.tenant;
     let ItemFields { properties, is_directory } = fields;
-    if properties.access_info.is_some() {
-        return Err(ApiError::field("item.access_info", "share an item after creating it (POST /item/{id})"));
-    }
+    let shared = match properties.access_info {
+        None => None,
+        Some(_) if !caller.is_owner() => {
+            return Err(ApiError::new(ErrorCode::PermissionDenied, "Only the owner (an API key) can share items"));
+        }
+        Some(update) => {
+            let stored = share_settings(state, update)?;
+            Some(serde_json::to_value(&stored).map_err(|err| ApiError::internal("storing share settings", &err))?)
+        }
+    };
     caller.authorize(state, properties.parent_id.as_deref().unwrap_or(ROOT_ID), Level::Write).await?;
     let parent = parent_of(tenant, properties.parent_id.as_deref()).await?;
     let tags = normalise_tags(properties.tags.unwrap_or_default())?;
@@ -439,6 +467,7 @@ async fn create_from_form(
                 parent_id: parent,
                 description: &description,
                 tags: &tags,
+                access_info: shared.as_ref(),
             })
             .await?;
         return Ok(DriveItem::directory(&folder));
@@ -474,6 +503,7 @@ async fn create_from_form(
             tags: &tags,
             folder_id: parent,
             description: &description,
+            access_info: shared.as_ref(),
         })
         .await?;
     let versions = tenant.db().list_versions(id).await?;
@@ -657,18 +687,16 @@ async fn update_item(
     Ok(HttpResponse::Ok().json(item))
 }
 
-/// Longest share-link password, in characters.
-const MAX_SHARE_PASSWORD_CHARS: usize = 200;
+use crate::routes::documents::access::MAX_SHARE_PASSWORD_CHARS;
 
 /// The share settings to store for `update`: a fresh token for a new link (a level change keeps no old token
 /// alive), the password only as a keyed digest.
 fn share_settings(state: &AppState, update: AccessInfoUpdate) -> ApiResult<StoredAccess> {
+    // Everything is checked before `none` is honoured: a malformed request is refused whatever its level.
     let public = update.public;
-    let level = match public.level.as_str() {
-        "none" => return Ok(StoredAccess::default()),
-        "read" | "write" => public.level,
-        _ => return Err(ApiError::field("access_info.public.level", "level must be none, read or write")),
-    };
+    if !matches!(public.level.as_str(), "none" | "read" | "write") {
+        return Err(ApiError::field("access_info.public.level", "level must be none, read or write"));
+    }
     let expiration = public.expiration.unwrap_or(0);
     if expiration < 0 {
         return Err(ApiError::field(
@@ -676,21 +704,21 @@ fn share_settings(state: &AppState, update: AccessInfoUpdate) -> ApiResult<Store
             "expiration must be 0 or milliseconds since the epoch",
         ));
     }
-    let token = ferry_crypto::random_token(24);
-    let password_digest = match public.password {
-        None => None,
-        Some(password) => {
-            storable("access_info.public.password", &password)?;
-            if password.is_empty() || password.chars().count() > MAX_SHARE_PASSWORD_CHARS {
-                return Err(ApiError::field(
-                    "access_info.public.password",
-                    format!("password must be 1 to {MAX_SHARE_PASSWORD_CHARS} characters (or null for none)"),
-                ));
-            }
-            Some(state.signers.share_password.digest(&token, &password))
+    if let Some(password) = &public.password {
+        storable("access_info.public.password", password)?;
+        if password.is_empty() || password.chars().count() > MAX_SHARE_PASSWORD_CHARS {
+            return Err(ApiError::field(
+                "access_info.public.password",
+                format!("password must be 1 to {MAX_SHARE_PASSWORD_CHARS} characters (or null for none)"),
+            ));
         }
-    };
-    Ok(StoredAccess { public: StoredPublicAccess { level, token, expiration, password_digest } })
+    }
+    if public.level == "none" {
+        return Ok(StoredAccess::default());
+    }
+    let token = ferry_crypto::random_token(24);
+    let password_digest = public.password.map(|password| state.signers.share_password.digest(&token, &password));
+    Ok(StoredAccess { public: StoredPublicAccess { level: public.level, token, expiration, password_digest } })
 }
 
 /// A file item as the API shows it, with its latest version.
@@ -831,7 +859,7 @@ async fn get_tab(
     Ok(HttpResponse::Ok().json(tab_view(&state, &tab)?))
 }
 
-#[utoipa::path(operation_id = "documents_put_tab", post, path = "/internal/services/documents/v1/companies/{company_id}/tabs/{tab_id}", tag = "documents", description = "Store a tab's configuration (replacing an earlier one): the tab shows `item_id`'s subtree at `level`. Answers it with a signed `token`.", params(("company_id" = String, Path, format = Uuid, description = "the caller's tenant id (`GET /api/v2/me`)"), ("tab_id" = String, Path, min_length = 1, max_length = 200)), request_body = TabRequest, responses((status = 200, description = "The stored tab", body = TabConfiguration), (status = 400, description = "Invalid request", body = crate::error::ErrorBody), (status = 401, description = "Missing or invalid API key", body = crate::error::ErrorBody), (status = 403, description = "Not the owner", body = crate::error::ErrorBody), (status = 404, description = "No such company or item", body = crate::error::ErrorBody)))]
+#[utoipa::path(operation_id = "documents_put_tab", post, path = "/internal/services/documents/v1/companies/{company_id}/tabs/{tab_id}", tag = "documents", description = "Store a tab's configuration (replacing an earlier one): the tab shows `item_id`'s subtree at `level`. Answers it with a signed `token`.", params(("company_id" = String, Path, format = Uuid, description = "the caller's tenant id (`GET /api/v2/me`)"), ("tab_id" = String, Path, min_length = 1, max_length = 200)), request_body = TabRequest, responses((status = 200, description = "The stored tab", body = TabConfiguration), (status = 400, description = "Invalid request", body = crate::error::ErrorBody), (status = 401, description = "Missing or invalid API key", body = crate::error::ErrorBody), (status = 403, description = "Not the owner", body = crate::error::ErrorBody), (status = 404, description = "No such company or item", body = crate::error::ErrorBody), (status = 409, description = "The body's `tab_id` is not the path's", body = crate::error::ErrorBody)))]
 async fn put_tab(
     state: web::Data<AppState>,
     caller: DocumentsCaller,
@@ -846,10 +874,13 @@ async fn put_tab(
     }
     let body = body.into_inner();
     if body.company_id.as_deref().is_some_and(|c| c != company_id) {
-        return Err(ApiError::field("company_id", "company_id must be the path's company"));
+        // Like the path: another company is one the caller cannot see.
+        return Err(ApiError::not_found("Company"));
     }
     if body.tab_id.as_deref().is_some_and(|t| t != tab_id) {
-        return Err(ApiError::field("tab_id", "tab_id must be the path's tab id"));
+        // The body names another tab than the one being written: a conflict with the target, not a malformed body.
+        return Err(ApiError::new(ErrorCode::Conflict, "tab_id in the body must be the path's tab id")
+            .with_details(ErrorDetails::field("tab_id")));
     }
     for (field, value) in [("tab_id", tab_id.as_str()), ("channel_id", body.channel_id.as_str())] {
         storable(field, value)?;

@@ -327,6 +327,7 @@ async fn upload(state: web::Data<AppState>, tenant: Tenant, form: Multipart) -> 
             tags: &tags,
             folder_id,
             description: "",
+            access_info: None,
         })
         .await;
     let file = match file {
