@@ -2,7 +2,9 @@
 //! No I/O lives here, so every other crate can depend on it cheaply.
 
 pub mod ids;
+pub mod scopes;
 pub mod state;
 
 pub use ids::{ConnectionId, FileId, IdParseError, ItemId, JobId, TenantId};
+pub use scopes::{Scope, UnknownScope};
 pub use state::{FileStatus, ItemStatus, JobCounts, JobKind, JobStatus, Provider, UnknownValue, VersionProvider};

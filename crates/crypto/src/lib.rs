@@ -196,7 +196,12 @@ pub fn generate_api_key() -> String {
 
 /// SHA-256 of the key, lowercase hex. API keys carry 256 bits of entropy, so a fast hash suffices.
 pub fn hash_api_key(key: &str) -> String {
-    hex::encode(Sha256::digest(key.as_bytes()))
+    sha256_hex(key.as_bytes())
+}
+
+/// SHA-256 of `bytes`, lowercase hex: a stable fingerprint (not a secret's protection).
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
 }
 
 /// Compares `key` with a stored [`hash_api_key`] value in constant time.

@@ -24,6 +24,7 @@ pub struct Connection {
     pub connected_at: DateTime<Utc>,
     pub created_at: DateTime<Utc>,
     pub last_used_at: Option<DateTime<Utc>>,
+    pub updated_at: DateTime<Utc>,
 }
 
 /// The sealed tokens of a connection (opened by the caller, who holds the key).

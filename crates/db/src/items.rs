@@ -6,8 +6,8 @@ use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
 use crate::files::StoredFile;
-use crate::library::Folder;
 use crate::schema::{files, folders};
+use crate::store::Folder;
 use crate::{DbError, TenantDb};
 
 /// Items directly inside one directory: directories first, then files, each by name.

@@ -10,7 +10,7 @@ pub mod items;
 pub mod job_control;
 pub mod jobs;
 pub mod leases;
-pub mod library;
+pub mod libraries;
 pub mod maintenance;
 pub mod oauth_states;
 pub mod operator;
@@ -18,6 +18,7 @@ pub mod outbox;
 pub mod picker;
 pub mod resealing;
 mod schema;
+pub mod store;
 pub mod tenant;
 pub mod tenants;
 #[cfg(feature = "test-support")]

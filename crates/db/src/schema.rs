@@ -16,6 +16,27 @@ diesel::table! {
         key_prefix -> Text,
         created_at -> Timestamptz,
         revoked_at -> Nullable<Timestamptz>,
+        scopes -> Nullable<Array<Text>>,
+    }
+}
+
+diesel::table! {
+    libraries (id) {
+        id -> Uuid,
+        tenant_id -> Uuid,
+        natural_id -> Nullable<Text>,
+        name -> Text,
+        root_folder_id -> Uuid,
+        integration_id -> Nullable<Uuid>,
+        connection_id -> Nullable<Uuid>,
+        drive_folder_id -> Nullable<Text>,
+        drive_id -> Nullable<Text>,
+        linked_at -> Nullable<Timestamptz>,
+        sync_interval_secs -> Nullable<Int4>,
+        last_sync_at -> Nullable<Timestamptz>,
+        last_sync_error -> Nullable<Text>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
     }
 }
 
@@ -216,6 +237,7 @@ diesel::joinable!(jobs -> connections (connection_id));
 diesel::joinable!(job_items -> jobs (job_id));
 diesel::joinable!(job_items -> files (file_id));
 diesel::joinable!(file_versions -> files (file_id));
+diesel::joinable!(libraries -> folders (root_folder_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     tenants,
@@ -230,5 +252,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     folders,
     picker_sessions,
     import_export_formats,
-    document_tabs
+    document_tabs,
+    libraries
 );

@@ -4,7 +4,7 @@ use chrono::Utc;
 use ferry_core::{ConnectionId, FileId, TenantId};
 use ferry_db::connections::ConnectionUpsert;
 use ferry_db::files::NewUploadedFile;
-use ferry_db::library::{FileDelete, FileFilter, FileUpdate, FolderDelete, FolderScope};
+use ferry_db::store::{FileDelete, FileFilter, FileUpdate, FolderDelete, FolderScope};
 use ferry_db::testing::TestDatabase;
 use ferry_db::{Db, DbError};
 

@@ -5,7 +5,7 @@ use ferry_core::{ConnectionId, FileId, TenantId};
 use ferry_db::connections::ConnectionFilter;
 use ferry_db::files::NewUploadedFile;
 use ferry_db::job_control::{CancelOutcome, JobFilter};
-use ferry_db::library::{FileDelete, FileFilter, FileUpdate, FolderDelete};
+use ferry_db::store::{FileDelete, FileFilter, FileUpdate, FolderDelete};
 use ferry_db::testing::{TestDatabase, import_job, tenant_with_connection};
 use ferry_db::{Db, TenantDb};
 use serde_json::json;

@@ -23,8 +23,8 @@ pub const FOLDER_MIME_TYPE: &str = "application/vnd.google-apps.folder";
 pub const GOOGLE_APPS_MIME_PREFIX: &str = "application/vnd.google-apps.";
 
 /// Fields requested for every File: without a mask Drive returns only kind, id, name, mimeType.
-const FILE_FIELDS: &str =
-    "id,name,mimeType,size,md5Checksum,modifiedTime,createdTime,parents,webViewLink,thumbnailLink,trashed";
+const FILE_FIELDS: &str = "id,name,mimeType,size,md5Checksum,modifiedTime,createdTime,parents,webViewLink,thumbnailLink,trashed,driveId,\
+     headRevisionId,version";
 /// Error bodies are small JSON documents; cap what we read from a misbehaving server.
 const MAX_ERROR_BODY: usize = 64 * 1024;
 
@@ -339,7 +339,7 @@ impl DriveClient {
                 self.http
                     .get(url)
                     .bearer_auth(token)
-                    .query(&[("fields", "user(displayName,emailAddress),storageQuota")]),
+                    .query(&[("fields", "user(displayName,emailAddress,permissionId),storageQuota")]),
             )
             .await?;
         let about: WireAbout = json_body(resp).await?;
@@ -348,6 +348,7 @@ impl DriveClient {
         Ok(About {
             email: user.email_address,
             display_name: user.display_name,
+            account_id: user.permission_id,
             storage_limit: quota.limit,
             storage_usage: quota.usage,
         })

@@ -25,6 +25,12 @@ pub struct DriveFile {
     pub web_view_link: Option<String>,
     pub thumbnail_link: Option<String>,
     pub trashed: bool,
+    /// The shared drive holding it; `None` in My Drive.
+    pub drive_id: Option<String>,
+    /// Changes with every content revision of a binary file (absent for folders and Workspace files).
+    pub head_revision_id: Option<String>,
+    /// Drive's monotonically increasing version of the file (any change, metadata included).
+    pub version: Option<u64>,
 }
 
 impl DriveFile {
@@ -53,6 +59,8 @@ pub struct FileList {
 pub struct About {
     pub email: Option<String>,
     pub display_name: Option<String>,
+    /// The account's stable id (Drive's `permissionId`): the same account whatever its email becomes.
+    pub account_id: Option<String>,
     /// Storage limit in bytes; `None` for unlimited accounts.
     pub storage_limit: Option<u64>,
     /// Bytes used across Drive, Gmail and Photos.
@@ -122,6 +130,12 @@ pub(crate) struct WireFile {
     thumbnail_link: Option<String>,
     #[serde(default)]
     trashed: bool,
+    #[serde(default)]
+    drive_id: Option<String>,
+    #[serde(default)]
+    head_revision_id: Option<String>,
+    #[serde(default, deserialize_with = "int64_opt")]
+    version: Option<u64>,
 }
 
 impl From<WireFile> for DriveFile {
@@ -138,6 +152,9 @@ impl From<WireFile> for DriveFile {
             web_view_link: w.web_view_link,
             thumbnail_link: w.thumbnail_link,
             trashed: w.trashed,
+            drive_id: w.drive_id,
+            head_revision_id: w.head_revision_id,
+            version: w.version,
         }
     }
 }
@@ -173,6 +190,8 @@ pub(crate) struct WireUser {
     pub display_name: Option<String>,
     #[serde(default)]
     pub email_address: Option<String>,
+    #[serde(default)]
+    pub permission_id: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

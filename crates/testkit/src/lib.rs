@@ -237,6 +237,21 @@ impl TestEnv {
         create_api_key(&self.database.db, name).await
     }
 
+    /// A key of this environment's tenant limited to `scopes`.
+    pub async fn scoped_key(&self, scopes: &[ferry_core::Scope]) -> anyhow::Result<String> {
+        let key = ferry_crypto::generate_api_key();
+        self.database
+            .db
+            .insert_scoped_api_key(
+                self.tenant_id,
+                &ferry_crypto::hash_api_key(&key),
+                &ferry_crypto::api_key_display_prefix(&key),
+                Some(scopes),
+            )
+            .await?;
+        Ok(key)
+    }
+
     /// Runs the OAuth flow against the emulator as `email` and returns the callback's JSON body.
     pub async fn connect_drive(&self, email: &str) -> anyhow::Result<Value> {
         let started: Value = self

@@ -110,6 +110,7 @@ async fn files_and_folders_are_managed_through_the_api() {
     }
 
     // Upload straight into a folder; an unknown folder is a 404 and stores nothing.
+    let blobs = count_files(std::path::Path::new(&env.settings.storage.root));
     let form = reqwest::multipart::Form::new()
         .part("file", reqwest::multipart::Part::bytes(b"in folder".to_vec()).file_name("f.txt"))
         .text("folder_id", folder_id.clone());
@@ -118,7 +119,12 @@ async fn files_and_folders_are_managed_through_the_api() {
             .await;
     assert_eq!(placed["folder_id"], folder_id.as_str());
     call(&env, Method::DELETE, &format!("/files/{}", placed["id"].as_str().expect("id")), None, StatusCode::OK).await;
-    let blobs = count_files(std::path::Path::new(&env.settings.storage.root));
+    // The deleted file's bytes go through the queue: wait for them, so the count below sees only the refused upload.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while count_files(std::path::Path::new(&env.settings.storage.root)) != blobs {
+        assert!(std::time::Instant::now() < deadline, "the deleted file's blob was never removed");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
     let form = reqwest::multipart::Form::new()
         .part("file", reqwest::multipart::Part::bytes(b"nowhere".to_vec()).file_name("n.txt"))
         .text("folder_id", uuid::Uuid::new_v4().to_string());

@@ -139,6 +139,10 @@ enum ApiKeyCommand {
     Create {
         #[arg(long)]
         tenant: String,
+        /// What the key may do, comma-separated: library:read, library:write, library:sync, files:read,
+        /// files:write, cloud-storage:read, cloud-storage:write, or a family as `files:*`. Default: everything.
+        #[arg(long)]
+        scopes: Option<String>,
     },
     /// A tenant's keys: display prefix, created, revoked (keys themselves are never stored).
     List {
@@ -183,16 +187,25 @@ async fn main() -> anyhow::Result<()> {
             let applied = ferry_db::run_migrations(&database_url).await.context("applying migrations")?;
             eprintln!("applied {} migration(s)", applied.len());
         }
-        Command::ApiKey { command: ApiKeyCommand::Create { tenant } } => {
+        Command::ApiKey { command: ApiKeyCommand::Create { tenant, scopes } } => {
             let tenant = tenant.trim();
             anyhow::ensure!(!tenant.is_empty(), "--tenant must not be empty");
+            let scopes = scopes.as_deref().map(ferry_core::Scope::parse_list).transpose().context("--scopes")?;
+            if let Some(scopes) = &scopes {
+                anyhow::ensure!(!scopes.is_empty(), "--scopes must name at least one scope (leave it out for all)");
+            }
             let db = ferry_db::Db::connect(&database_url, 1)?;
             let tenant_row = db.ensure_tenant(tenant).await.context("creating the tenant")?;
             let key = ferry_crypto::generate_api_key();
             let prefix: String = key.chars().take(8).collect();
-            db.insert_api_key(TenantId(tenant_row.id), &ferry_crypto::hash_api_key(&key), &prefix)
-                .await
-                .context("storing the key")?;
+            db.insert_scoped_api_key(
+                TenantId(tenant_row.id),
+                &ferry_crypto::hash_api_key(&key),
+                &prefix,
+                scopes.as_deref(),
+            )
+            .await
+            .context("storing the key")?;
             println!("{key}");
         }
         Command::ApiKey { command: ApiKeyCommand::List { tenant } } => {

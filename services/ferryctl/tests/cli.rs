@@ -38,6 +38,18 @@ async fn migrate_creates_the_database_and_api_keys_print_only_the_key() {
     assert_eq!(owner.tenant_id.0, tenant.id);
     assert_ne!(owner.key_hash, key, "stored hashed");
 
+    assert_eq!(owner.scopes, None, "a key made without --scopes may do everything");
+
+    let scoped = ferryctl(&url, &["api-key", "create", "--tenant", "acme", "--scopes", "library:read,files:*"]);
+    assert!(scoped.status.success(), "{}", String::from_utf8_lossy(&scoped.stderr));
+    let scoped_key = String::from_utf8(scoped.stdout).expect("utf-8").trim().to_owned();
+    let owner = db.find_api_key(&ferry_crypto::hash_api_key(&scoped_key)).await.expect("lookup").expect("stored");
+    use ferry_core::Scope;
+    assert_eq!(owner.scopes, Some(vec![Scope::LibraryRead, Scope::FilesRead, Scope::FilesWrite]));
+    let unknown = ferryctl(&url, &["api-key", "create", "--tenant", "acme", "--scopes", "library:delete"]);
+    assert!(!unknown.status.success());
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("unknown scope \"library:delete\""));
+
     let empty = ferryctl(&url, &["api-key", "create", "--tenant", "  "]);
     assert!(!empty.status.success());
     drop(db);

@@ -4,7 +4,7 @@ use std::future::Future;
 use std::pin::Pin;
 
 use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
-use ferry_core::TenantId;
+use ferry_core::{Scope, TenantId};
 use ferry_db::TenantDb;
 
 use crate::error::ApiError;
@@ -40,6 +40,7 @@ impl FromRequest for Tenant {
     fn from_request(req: &HttpRequest, _payload: &mut Payload) -> Self::Future {
         let state = req.app_data::<web::Data<AppState>>().cloned();
         let header = req.headers().get(actix_web::http::header::AUTHORIZATION).map(|v| v.to_str().map(str::to_owned));
+        let required = required_scope(req.method(), req.path());
         Box::pin(async move {
             let state = state.ok_or_else(|| ApiError::internal("auth", &"application state missing"))?;
             let key = match header {
@@ -60,10 +61,62 @@ impl FromRequest for Tenant {
             let owner = state.db.find_api_key(&hash).await?;
             match owner {
                 Some(owner) if ferry_crypto::verify_api_key(&key, &owner.key_hash) => {
+                    if let (Some(scopes), Some(required)) = (&owner.scopes, required)
+                        && !scopes.contains(&required)
+                    {
+                        return Err(ApiError::new(
+                            crate::error::ErrorCode::PermissionDenied,
+                            format!("This API key lacks the `{required}` scope this request needs"),
+                        ));
+                    }
                     Ok(Tenant { id: owner.tenant_id, db: state.db.tenant(owner.tenant_id) })
                 }
                 _ => Err(ApiError::unauthorized("Invalid or revoked API key")),
             }
         })
+    }
+}
+
+/// The scope an API key needs for a request, decided in this one place from the path and method so no route can
+/// forget it: reads need `…:read`, anything else `…:write`, and a library sync `library:sync`. `None`: any key.
+pub fn required_scope(method: &actix_web::http::Method, path: &str) -> Option<Scope> {
+    let reads = method == actix_web::http::Method::GET || method == actix_web::http::Method::HEAD;
+    let under = |prefix: &str| path == prefix || path.starts_with(&format!("{prefix}/"));
+    if under("/api/libraries") || under("/api/integrations") || under("/api/progress") {
+        Some(if path.ends_with("/_sync") {
+            Scope::LibrarySync
+        } else if reads {
+            Scope::LibraryRead
+        } else {
+            Scope::LibraryWrite
+        })
+    } else if under("/api/v2/cloud-storage") {
+        Some(if reads { Scope::CloudStorageRead } else { Scope::CloudStorageWrite })
+    } else if under("/api/v2/files") || under("/api/v2/folders") || under("/internal/services/documents") {
+        Some(if reads { Scope::FilesRead } else { Scope::FilesWrite })
+    } else {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::http::Method;
+
+    #[test]
+    fn each_api_family_needs_its_own_scope() {
+        assert_eq!(required_scope(&Method::POST, "/api/libraries/lib-1/_sync"), Some(Scope::LibrarySync));
+        assert_eq!(required_scope(&Method::PUT, "/api/libraries/lib-1/integration"), Some(Scope::LibraryWrite));
+        assert_eq!(required_scope(&Method::GET, "/api/libraries"), Some(Scope::LibraryRead));
+        assert_eq!(required_scope(&Method::GET, "/api/integrations"), Some(Scope::LibraryRead));
+        assert_eq!(required_scope(&Method::POST, "/api/v2/cloud-storage/import"), Some(Scope::CloudStorageWrite));
+        assert_eq!(required_scope(&Method::GET, "/api/v2/files/img_x"), Some(Scope::FilesRead));
+        assert_eq!(
+            required_scope(&Method::DELETE, "/internal/services/documents/v1/companies/c/item/i"),
+            Some(Scope::FilesWrite)
+        );
+        assert_eq!(required_scope(&Method::GET, "/api/v2/me"), None);
+        assert_eq!(required_scope(&Method::GET, "/api/librariesx"), None);
     }
 }

@@ -165,6 +165,7 @@ pub fn start(settings: Settings, listener: TcpListener) -> anyhow::Result<Runnin
             .route("/api/v2/openapi.json", web::get().to(openapi::serve))
             .configure(routes::configure)
             .configure(routes::documents::configure)
+            .configure(routes::libraries::configure)
             .configure(console::configure)
             // Swagger UI with its assets compiled in (works offline), reading /api/v2/openapi.json.
             .route("/docs", web::get().to(docs_redirect))

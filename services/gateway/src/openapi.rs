@@ -37,14 +37,16 @@ impl Modify for ApiKeyAuth {
 struct CommonResponses;
 
 /// Every path as a client requests it from the origin: the REST API under `/api/v2` (handlers declare their
-/// paths relative to it), the documents API (seed 004) at `/internal/services/documents/v1/...` as declared.
+/// paths relative to it), the documents API (seed 004) at `/internal/services/documents/v1/...` and the libraries
+/// API (seed 003) at `/api/libraries`, `/api/integrations` as declared.
 struct Mounts;
 
 impl Modify for Mounts {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let paths = std::mem::take(&mut openapi.paths.paths);
         for (path, item) in paths {
-            let mounted = if path.starts_with("/internal/") { path } else { format!("{API_BASE}{path}") };
+            let absolute = path.starts_with("/internal/") || path.starts_with("/api/");
+            let mounted = if absolute { path } else { format!("{API_BASE}{path}") };
             openapi.paths.paths.insert(mounted, item);
         }
     }
@@ -262,6 +264,7 @@ impl Modify for CommonResponses {
                 }
                 if secured {
                     add("401", "Missing or invalid API key");
+                    add("403", "The API key's scopes do not include the one this operation needs");
                 }
                 if names_an_object {
                     add("404", "Not found (also a malformed id, and another tenant's object)");
@@ -313,6 +316,18 @@ impl Modify for CommonResponses {
         crate::routes::folders::handlers::rename,
         crate::routes::folders::handlers::delete,
         crate::routes::documents::handlers::me,
+        crate::routes::libraries::handlers::list_integrations,
+        crate::routes::libraries::handlers::list,
+        crate::routes::libraries::handlers::create,
+        crate::routes::libraries::handlers::get,
+        crate::routes::libraries::handlers::update,
+        crate::routes::libraries::handlers::delete,
+        crate::routes::libraries::handlers::get_integration,
+        crate::routes::libraries::handlers::set_integration,
+        crate::routes::libraries::handlers::get_connection,
+        crate::routes::libraries::handlers::link_connection,
+        crate::routes::libraries::handlers::unlink_connection,
+        crate::routes::libraries::handlers::account,
         crate::routes::documents::handlers::get_item,
         crate::routes::documents::handlers::create_item,
         crate::routes::documents::handlers::update_item,

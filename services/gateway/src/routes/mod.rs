@@ -7,6 +7,7 @@ pub mod folders;
 pub mod job_control;
 pub mod job_dto;
 pub mod jobs;
+pub mod libraries;
 pub mod oauth;
 pub mod picker;
 

@@ -2,7 +2,7 @@
 
 use ferry_core::FileId;
 use ferry_db::files::StoredFile;
-use ferry_db::library::Folder;
+use ferry_db::store::Folder;
 use ferry_db::versions::FileVersion;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;

@@ -5,7 +5,7 @@ use actix_web::http::header::{ContentDisposition, DispositionParam, DispositionT
 use actix_web::{HttpResponse, web};
 use ferry_core::{FileId, FileStatus, JobId};
 use ferry_db::files::{NewUploadedFile, StoredFile};
-use ferry_db::library::{FileDelete, FileFilter, FileUpdate, FolderScope};
+use ferry_db::store::{FileDelete, FileFilter, FileUpdate, FolderScope};
 use ferry_storage::{StorageError, file_blob_key};
 use futures::{StreamExt, TryStreamExt};
 use serde::Deserialize;

@@ -1,6 +1,6 @@
 //! The folder endpoints' bodies: what the handlers deserialize and return, and what the OpenAPI document shows.
 
-use ferry_db::library::Folder;
+use ferry_db::store::Folder;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 

@@ -1,7 +1,7 @@
 //! The folder endpoints.
 
 use actix_web::{HttpResponse, web};
-use ferry_db::library::FolderDelete;
+use ferry_db::store::FolderDelete;
 use serde::Deserialize;
 use uuid::Uuid;
 

@@ -1,0 +1,2 @@
+DROP TABLE libraries;
+ALTER TABLE api_keys DROP COLUMN scopes;
