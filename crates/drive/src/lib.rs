@@ -18,4 +18,4 @@ pub use error::{DriveError, OAuthError};
 pub use oauth::{
     AuthorizationRequest, GoogleEndpoints, GoogleOAuth, HttpTimeouts, OAuthClientConfig, TokenSet, UserInfo,
 };
-pub use types::{About, Download, DriveFile, FileList, NewDriveFile, UploadProgress};
+pub use types::{About, Change, ChangeList, Download, DriveFile, FileList, NewDriveFile, UploadProgress};

@@ -54,6 +54,26 @@ pub struct FileList {
     pub next_page_token: Option<String>,
 }
 
+/// One entry of the changes feed: the latest state of one file since the page token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    pub file_id: String,
+    /// The file is gone for this user (deleted forever, or no longer shared with them).
+    pub removed: bool,
+    /// The file as it is now; `None` when removed.
+    pub file: Option<DriveFile>,
+    /// The shared drive the change belongs to, if any.
+    pub drive_id: Option<String>,
+}
+
+/// One page of the changes feed. The last page carries `new_start_page_token`, where the next run starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChangeList {
+    pub changes: Vec<Change>,
+    pub next_page_token: Option<String>,
+    pub new_start_page_token: Option<String>,
+}
+
 /// The account behind a token, from `about.get`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct About {
@@ -166,6 +186,39 @@ pub(crate) struct WireFileList {
     pub files: Vec<WireFile>,
     #[serde(default)]
     pub next_page_token: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct WireChange {
+    #[serde(default)]
+    pub file_id: Option<String>,
+    #[serde(default)]
+    pub removed: bool,
+    #[serde(default)]
+    pub file: Option<WireFile>,
+    #[serde(default)]
+    pub drive_id: Option<String>,
+    /// `file` or `drive`; drive-level changes (a shared drive renamed) carry no file.
+    #[serde(default)]
+    pub change_type: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct WireChangeList {
+    #[serde(default)]
+    pub changes: Vec<WireChange>,
+    #[serde(default)]
+    pub next_page_token: Option<String>,
+    #[serde(default)]
+    pub new_start_page_token: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct WireStartPageToken {
+    pub start_page_token: String,
 }
 
 #[derive(Debug, Deserialize)]

@@ -503,3 +503,115 @@ async fn bad_tokens_and_dead_servers_are_classified() {
     assert!(err.is_retryable());
     assert!(!err.to_string().contains("SECRET"), "{err}");
 }
+
+/// `PATCH`es a file the way a Drive client does: metadata (rename, trash) with a JSON body, moves with
+/// `addParents`/`removeParents`, content with `uploadType=media`.
+async fn patch(env: &Env, token: &str, file_id: &str, query: &[(&str, &str)], body: serde_json::Value) {
+    let url = format!("{}/drive/v3/files/{file_id}", env.emulator.base_url());
+    let response = http().patch(url).bearer_auth(token).query(query).json(&body).send().await.expect("patch");
+    assert!(response.status().is_success(), "PATCH {file_id}: {}", response.status());
+}
+
+async fn replace_content(env: &Env, token: &str, file_id: &str, content: &[u8]) {
+    let url = format!("{}/upload/drive/v3/files/{file_id}", env.emulator.base_url());
+    let response = http()
+        .patch(url)
+        .bearer_auth(token)
+        .query(&[("uploadType", "media")])
+        .body(content.to_vec())
+        .send()
+        .await
+        .expect("upload");
+    assert!(response.status().is_success(), "content of {file_id}: {}", response.status());
+}
+
+/// Every change from `page_token` on, page by page, with the token the next run starts from.
+async fn all_changes(
+    env: &Env,
+    token: &str,
+    page_token: &str,
+    drive_id: Option<&str>,
+) -> (HashMap<String, ferry_drive::Change>, String) {
+    let mut changes = HashMap::new();
+    let mut next = page_token.to_owned();
+    loop {
+        let page = env.drive.list_changes(token, &next, drive_id, 2).await.expect("changes.list");
+        for change in page.changes {
+            changes.insert(change.file_id.clone(), change);
+        }
+        match (page.next_page_token, page.new_start_page_token) {
+            (Some(more), _) => next = more,
+            (None, Some(start)) => return (changes, start),
+            (None, None) => panic!("the last page must carry newStartPageToken"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_changes_feed_reports_renames_moves_content_trash_and_removals() {
+    let env = start().await;
+    let email = "changes@example.com";
+    let tokens = connect(&env, email).await;
+    let token = tokens.access_token.as_str();
+    let state = env.emulator.state();
+    let a = state.create_folder(email, None, "A");
+    let b = state.create_folder(email, None, "B");
+    let moved = state.create_file(email, Some(&a), "draft.txt", "text/plain", Bytes::from_static(b"v1"));
+    let binned = state.create_file(email, Some(&a), "old.txt", "text/plain", Bytes::from_static(b"old"));
+    let restored = state.create_file(email, Some(&a), "back.txt", "text/plain", Bytes::from_static(b"back"));
+    let deleted = state.create_file(email, Some(&a), "gone.txt", "text/plain", Bytes::from_static(b"gone"));
+    let untouched = state.create_file(email, Some(&a), "same.txt", "text/plain", Bytes::from_static(b"same"));
+
+    // The position is taken before the changes: every one of them is after it.
+    let start_token = env.drive.start_page_token(token, None).await.expect("start token");
+    patch(&env, token, &moved, &[], serde_json::json!({ "name": "final.txt" })).await;
+    patch(&env, token, &moved, &[("addParents", b.as_str()), ("removeParents", a.as_str())], serde_json::json!({}))
+        .await;
+    replace_content(&env, token, &moved, b"version two").await;
+    patch(&env, token, &binned, &[], serde_json::json!({ "trashed": true })).await;
+    patch(&env, token, &restored, &[], serde_json::json!({ "trashed": true })).await;
+    patch(&env, token, &restored, &[], serde_json::json!({ "trashed": false })).await;
+    let url = format!("{}/drive/v3/files/{deleted}", env.emulator.base_url());
+    assert!(http().delete(url).bearer_auth(token).send().await.expect("delete").status().is_success());
+    let added = state.create_file(email, Some(&b), "new.txt", "text/plain", Bytes::from_static(b"new"));
+
+    let (changes, next_start) = all_changes(&env, token, &start_token, None).await;
+    assert!(!changes.contains_key(&untouched), "an unchanged file is not reported");
+    let latest = |id: &str| changes.get(id).unwrap_or_else(|| panic!("no change for {id}"));
+    let file = latest(&moved).file.as_ref().expect("the moved file");
+    assert_eq!(
+        (file.name.as_str(), file.parents.clone()),
+        ("final.txt", vec![b.clone()]),
+        "one change, its latest state"
+    );
+    assert_eq!(file.md5_checksum.as_deref(), Some(md5_hex(b"version two").as_str()));
+    assert!(file.head_revision_id.is_some() && file.version.is_some());
+    assert!(latest(&binned).file.as_ref().expect("trashed file").trashed);
+    assert!(!latest(&restored).file.as_ref().expect("restored file").trashed);
+    assert!(latest(&deleted).removed && latest(&deleted).file.is_none(), "a deletion is a removal");
+    assert_eq!(latest(&added).file.as_ref().expect("added").parents, vec![b.clone()]);
+
+    // From the new start token nothing is reported until something changes again.
+    let (none, _) = all_changes(&env, token, &next_start, None).await;
+    assert!(none.is_empty(), "{none:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shared_drive_has_its_own_changes_corpus_for_its_members() {
+    let env = start().await;
+    let member = "member@example.com";
+    let tokens = connect(&env, member).await;
+    let outsider = connect(&env, "outsider@example.com").await;
+    let state = env.emulator.state();
+    let team = state.create_shared_drive("Team", &[member]);
+
+    let start_token = env.drive.start_page_token(&tokens.access_token, Some(&team)).await.expect("drive token");
+    let doc = state.create_file(member, Some(&team), "plan.txt", "text/plain", Bytes::from_static(b"plan"));
+    let mine = state.create_file(member, None, "mine.txt", "text/plain", Bytes::from_static(b"mine"));
+    let (changes, _) = all_changes(&env, &tokens.access_token, &start_token, Some(&team)).await;
+    assert_eq!(changes.get(&doc).and_then(|c| c.drive_id.clone()), Some(team.clone()));
+    assert!(!changes.contains_key(&mine), "My Drive changes are not in the shared drive's corpus");
+
+    let refused = env.drive.start_page_token(&outsider.access_token, Some(&team)).await;
+    assert!(matches!(refused, Err(DriveError::NotFound(_))), "{refused:?}");
+}

@@ -1016,8 +1016,20 @@ pub async fn about(req: HttpRequest, state: web::Data<EmulatorState>) -> Result<
 
 /// `GET /drive/v3/changes/startPageToken`
 pub async fn start_page_token(req: HttpRequest, state: web::Data<EmulatorState>) -> Result<HttpResponse, DriveError> {
-    authenticate(&req, &state)?;
-    let next = state.data().change_seq + 1;
+    let user_id = authenticate(&req, &state)?;
+    let p = Params::from_request(&req);
+    let data = state.data();
+    // A shared drive's corpus: as on Drive, only for its members and only with supportsAllDrives.
+    if let Some(drive) = p.non_empty("driveId") {
+        if !all_drives(&p) {
+            return Err(DriveError::invalid("supportsAllDrives", "supportsAllDrives must be true with driveId."));
+        }
+        if !data.is_member(&user_id, drive) {
+            return Err(shared_drive_not_found(drive));
+        }
+    }
+    // Positions are one sequence for every corpus; a corpus's feed filters by what belongs to it.
+    let next = data.change_seq + 1;
     Ok(json_response(StatusCode::OK, &json!({"kind": "drive#startPageToken", "startPageToken": next.to_string()})))
 }
 
@@ -1056,7 +1068,8 @@ pub async fn changes(req: HttpRequest, state: web::Data<EmulatorState>) -> Resul
         let visible = |c: &crate::state::Change| match (&c.drive_id, drive) {
             (Some(cd), Some(d)) => cd == d,
             (None, Some(_)) => false,
-            (None, None) => c.user_id == user_id,
+            // The user's corpus: changes to what they can see now (whoever made them), and their own removals.
+            (None, None) => data.files.get(&c.file_id).map_or(c.user_id == user_id, |f| data.can_see(&user_id, f)),
             (Some(cd), None) => include && data.is_member(&user_id, cd),
         };
         let mut latest: HashMap<&str, &crate::state::Change> = HashMap::new();

@@ -915,7 +915,11 @@ impl EmulatorState {
             Ok(id) => {
                 if let Some(f) = data.files.get_mut(&id) {
                     f.parents = vec![parent];
-                    f.drive_id = drive_id;
+                    f.drive_id = drive_id.clone();
+                }
+                // The creation was recorded before the parent was known: it belongs to the parent's corpus.
+                if let Some(change) = data.changes.iter_mut().rev().find(|c| c.file_id == id) {
+                    change.drive_id = drive_id;
                 }
                 id
             }
