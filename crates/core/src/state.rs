@@ -49,7 +49,7 @@ macro_rules! word_enum {
 
 word_enum!(
     /// What a job does.
-    JobKind, "job kind" { Import => "import", Export => "export" }
+    JobKind, "job kind" { Import => "import", Export => "export", Sync => "sync" }
 );
 
 word_enum!(

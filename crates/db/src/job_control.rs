@@ -160,7 +160,7 @@ impl TenantDb {
                     .await?;
                 return Ok(CancelOutcome::Cancelled { job, cancelled });
             }
-            if job.kind == ferry_core::JobKind::Import {
+            if job.kind != ferry_core::JobKind::Export {
                 diesel::update(
                     files::table
                         .filter(files::id.eq_any(&file_ids))

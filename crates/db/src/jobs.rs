@@ -599,7 +599,7 @@ async fn set_once_fenced(
 }
 
 #[allow(clippy::too_many_arguments)]
-async fn insert_job(
+pub(crate) async fn insert_job(
     conn: &mut AsyncPgConnection,
     job_id: &JobId,
     tenant_id: TenantId,
@@ -625,7 +625,7 @@ async fn insert_job(
         .await?)
 }
 
-async fn insert_outbox(
+pub(crate) async fn insert_outbox(
     conn: &mut AsyncPgConnection,
     command: &str,
     payloads: Vec<Vec<u8>>,
@@ -776,6 +776,10 @@ async fn count_on_job(conn: &mut AsyncPgConnection, job_id: Uuid, outcome: ItemS
         ))
         .execute(conn)
         .await?;
+    if status.is_terminal() {
+        // A sync run ends with its last transfer: its library moves on in the same transaction.
+        crate::sync::finish_run(conn, job_id).await?;
+    }
     Ok(status)
 }
 
@@ -783,7 +787,7 @@ async fn count_on_job(conn: &mut AsyncPgConnection, job_id: Uuid, outcome: ItemS
 async fn cancel_claimed_item(conn: &mut AsyncPgConnection, claim: &Claim, job: &Job) -> Result<(), DbError> {
     let message = "the job was cancelled";
     let item = finish_claimed(conn, claim, ItemStatus::Cancelled, Some("cancelled"), Some(message)).await?;
-    if job.kind == JobKind::Import {
+    if job.kind != JobKind::Export {
         fail_placeholder(conn, item.file_id, "cancelled", message).await?;
     }
     count_on_job(conn, job.id, ItemStatus::Cancelled).await?;

@@ -67,7 +67,8 @@ pub struct ReapParams<'a> {
 }
 
 impl Db {
-    /// One reaper pass over `params.kind` items. Safe to run from many processes at once (`SKIP LOCKED`).
+    /// One reaper pass over `params.kind` items (a sync job's transfers are import items). Safe to run from many
+    /// processes at once (`SKIP LOCKED`).
     pub async fn reap_items(
         &self,
         params: &ReapParams<'_>,
@@ -80,7 +81,7 @@ impl Db {
                 let mut found: Vec<RequeuedItem> = diesel::sql_query(
                     "SELECT i.id AS item_id, i.job_id, i.tenant_id, i.status, i.attempts \
                      FROM job_items i JOIN jobs j ON j.id = i.job_id \
-                     WHERE j.kind = $1 AND i.status = 'running' AND i.lease_expires_at < now() \
+                     WHERE (j.kind = $1 OR ($1 = 'import' AND j.kind = 'sync')) AND i.status = 'running' AND i.lease_expires_at < now() \
                      ORDER BY i.updated_at LIMIT $2 \
                      FOR UPDATE OF i SKIP LOCKED",
                 )
@@ -93,7 +94,7 @@ impl Db {
                     let stale: Vec<RequeuedItem> = diesel::sql_query(
                         "SELECT i.id AS item_id, i.job_id, i.tenant_id, i.status, i.attempts \
                          FROM job_items i JOIN jobs j ON j.id = i.job_id \
-                         WHERE j.kind = $1 AND i.status = 'pending' \
+                         WHERE (j.kind = $1 OR ($1 = 'import' AND j.kind = 'sync')) AND i.status = 'pending' \
                            AND i.updated_at < now() - make_interval(secs => $2) \
                          ORDER BY i.updated_at LIMIT $3 \
                          FOR UPDATE OF i SKIP LOCKED",
@@ -269,7 +270,7 @@ async fn lost_messages(
     }
     let pending: Count = diesel::sql_query(
         "SELECT count(*) AS count FROM job_items i JOIN jobs j ON j.id = i.job_id \
-         WHERE j.kind = $1 AND i.status = 'pending'",
+         WHERE (j.kind = $1 OR ($1 = 'import' AND j.kind = 'sync')) AND i.status = 'pending'",
     )
     .bind::<Text, _>(kind.as_str())
     .get_result(conn)

@@ -19,6 +19,7 @@ pub mod picker;
 pub mod resealing;
 mod schema;
 pub mod store;
+pub mod sync;
 pub mod tenant;
 pub mod tenants;
 #[cfg(feature = "test-support")]

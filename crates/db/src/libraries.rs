@@ -28,6 +28,10 @@ pub struct Library {
     pub last_sync_error: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// Where the changes feed continues; `None`: the next run lists the whole folder.
+    pub page_token: Option<String>,
+    /// The Drive account the mirror was listed with.
+    pub synced_account_id: Option<String>,
 }
 
 /// A new library; its directory is created at the top level with the library's name.
@@ -220,6 +224,7 @@ impl TenantDb {
                 libraries::drive_id.eq(None::<String>),
                 libraries::linked_at.eq(None::<DateTime<Utc>>),
                 libraries::last_sync_error.eq(None::<String>),
+                libraries::page_token.eq(None::<String>),
                 libraries::updated_at.eq(db_now()),
             ))
             .returning(Library::as_returning())
@@ -251,6 +256,8 @@ impl TenantDb {
                     libraries::drive_id.eq(link.drive_id),
                     libraries::linked_at.eq(db_now_nullable()),
                     libraries::last_sync_error.eq(None::<String>),
+                    // Another folder (or the same one again) starts from a full listing.
+                    libraries::page_token.eq(None::<String>),
                     libraries::updated_at.eq(db_now()),
                 ))
                 .returning(Library::as_returning())

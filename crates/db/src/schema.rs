@@ -37,6 +37,45 @@ diesel::table! {
         last_sync_error -> Nullable<Text>,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        page_token -> Nullable<Text>,
+        synced_account_id -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    library_entries (library_id, drive_file_id) {
+        library_id -> Uuid,
+        drive_file_id -> Text,
+        tenant_id -> Uuid,
+        is_folder -> Bool,
+        item_id -> Uuid,
+        drive_parent_id -> Text,
+        name -> Text,
+        content -> Nullable<Text>,
+        in_trash -> Bool,
+    }
+}
+
+diesel::table! {
+    sync_runs (job_id) {
+        job_id -> Uuid,
+        tenant_id -> Uuid,
+        library_id -> Uuid,
+        purge -> Bool,
+        progress -> Nullable<Text>,
+        planned -> Bool,
+        finished -> Bool,
+        lease_owner -> Nullable<Text>,
+        lease_expires_at -> Nullable<Timestamptz>,
+        attempts -> Int4,
+        next_page_token -> Nullable<Text>,
+        account_id -> Nullable<Text>,
+        renamed_files -> Int4,
+        restored_files -> Int4,
+        deleted_files -> Int4,
+        error -> Nullable<Text>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
     }
 }
 
@@ -182,6 +221,7 @@ diesel::table! {
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
         completed_at -> Nullable<Timestamptz>,
+        sync_action -> Nullable<Text>,
     }
 }
 
@@ -238,6 +278,8 @@ diesel::joinable!(job_items -> jobs (job_id));
 diesel::joinable!(job_items -> files (file_id));
 diesel::joinable!(file_versions -> files (file_id));
 diesel::joinable!(libraries -> folders (root_folder_id));
+diesel::joinable!(sync_runs -> jobs (job_id));
+diesel::joinable!(sync_runs -> libraries (library_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     tenants,
@@ -253,5 +295,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     picker_sessions,
     import_export_formats,
     document_tabs,
-    libraries
+    libraries,
+    library_entries,
+    sync_runs
 );

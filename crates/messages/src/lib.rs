@@ -11,7 +11,9 @@ pub use prost::Message;
 /// The routing key of [`StoreTask`] messages (the queue crate's `CommandKind::StoreTask`): the database writes
 /// store tasks into the outbox in the transaction that makes them necessary.
 pub const STORE_TASK_COMMAND: &str = "store.task";
-pub use v1::{DescribeVersion, ExportItem, ImportItem, RemoveBlob, StoreTask};
+/// The routing key of [`SyncRun`] messages (the queue crate's `CommandKind::SyncRun`).
+pub const SYNC_RUN_COMMAND: &str = "sync.run";
+pub use v1::{DescribeVersion, ExportItem, ImportItem, RemoveBlob, StoreTask, SyncRun};
 
 /// A payload that is not a valid message of the expected type: such a message can never succeed.
 #[derive(Debug, thiserror::Error)]
@@ -32,6 +34,10 @@ pub fn decode_export(payload: &[u8]) -> Result<ExportItem, DecodeError> {
 
 pub fn decode_store_task(payload: &[u8]) -> Result<StoreTask, DecodeError> {
     StoreTask::decode(payload).map_err(|source| DecodeError { kind: "StoreTask", source })
+}
+
+pub fn decode_sync_run(payload: &[u8]) -> Result<SyncRun, DecodeError> {
+    SyncRun::decode(payload).map_err(|source| DecodeError { kind: "SyncRun", source })
 }
 
 /// A store task that removes `blob_key` of `tenant_id` once nothing uses it.

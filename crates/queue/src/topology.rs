@@ -21,11 +21,14 @@ pub enum CommandKind {
     ExportItem,
     /// Upkeep of the store (removing unused blobs, describing images), consumed by the importer.
     StoreTask,
+    /// Plan one library sync run, consumed by the importer.
+    SyncRun,
 }
 
 impl CommandKind {
     /// Every command, for declaring topology and for metrics.
-    pub const ALL: [CommandKind; 3] = [CommandKind::ImportItem, CommandKind::ExportItem, CommandKind::StoreTask];
+    pub const ALL: [CommandKind; 4] =
+        [CommandKind::ImportItem, CommandKind::ExportItem, CommandKind::StoreTask, CommandKind::SyncRun];
 
     /// Routing key on the commands exchange, also the AMQP `type` property of the message.
     pub fn routing_key(self) -> &'static str {
@@ -33,6 +36,7 @@ impl CommandKind {
             CommandKind::ImportItem => "import.item",
             CommandKind::ExportItem => "export.item",
             CommandKind::StoreTask => ferry_messages::STORE_TASK_COMMAND,
+            CommandKind::SyncRun => ferry_messages::SYNC_RUN_COMMAND,
         }
     }
 
@@ -47,6 +51,7 @@ impl CommandKind {
             CommandKind::ImportItem => "import",
             CommandKind::ExportItem => "export",
             CommandKind::StoreTask => "store",
+            CommandKind::SyncRun => "sync",
         }
     }
 }
@@ -64,6 +69,7 @@ impl fmt::Display for CommandKind {
 /// {prefix}.commands     (direct) --import.item--> {prefix}.import  (quorum)
 ///                                 --export.item--> {prefix}.export  (quorum)
 ///                                 --store.task---> {prefix}.store   (quorum)
+///                                 --sync.run-----> {prefix}.sync    (quorum)
 /// {prefix}.dead-letter  (direct) --import.item--> {prefix}.import.dead (quorum)
 ///                                 --export.item--> {prefix}.export.dead (quorum)
 /// (default exchange) --> {prefix}.import.retry.{1,2,4,8,16,32}s (classic, TTL) --expired--> {prefix}.commands
@@ -308,7 +314,8 @@ mod tests {
         assert_eq!(topology.retry_queue(CommandKind::ImportItem, Duration::from_secs(4)), "ferry.import.retry.4s");
         assert_eq!(topology.retry_queues(CommandKind::ExportItem).len(), 6);
         assert_eq!(topology.queue(CommandKind::StoreTask), "ferry.store");
-        assert_eq!(topology.queues().len(), 24);
+        assert_eq!(topology.queue(CommandKind::SyncRun), "ferry.sync");
+        assert_eq!(topology.queues().len(), 32);
     }
 
     #[test]

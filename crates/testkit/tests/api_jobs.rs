@@ -215,7 +215,7 @@ async fn jobs_are_listed_with_status_and_type_filters() {
 
     for (query, field) in [
         ("status=done", "status"),
-        ("type=sync", "type"),
+        ("type=upload", "type"),
         ("limit=0", "limit"),
         ("limit=101", "limit"),
         ("offset=-1", "offset"),

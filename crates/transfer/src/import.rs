@@ -34,7 +34,7 @@ pub(crate) async fn import_item(ctx: &TransferContext, claimed: &ClaimedItem) ->
         drive_file_id.to_owned(),
         download.stream,
     );
-    let blob_key = file_blob_key(&claimed.job.tenant_id, &item.file_id);
+    let blob_key = blob_key_of(claimed);
     // The key is deterministic, so a retry after a crash overwrites the partial attempt instead of leaving a
     // second copy behind.
     let stored =
@@ -101,6 +101,16 @@ fn check_importable(file: &DriveFile) -> Result<(), ItemFailure> {
     Ok(())
 }
 
+/// Where an item's bytes go. The key is deterministic, so a retry overwrites its own partial attempt; a sync
+/// run's transfer may be a file's second version, so its key is the item's, never the file's first one.
+fn blob_key_of(claimed: &ClaimedItem) -> String {
+    if claimed.job.kind == ferry_core::JobKind::Sync {
+        file_blob_key(&claimed.job.tenant_id, &claimed.item.id)
+    } else {
+        file_blob_key(&claimed.job.tenant_id, &claimed.item.file_id)
+    }
+}
+
 /// Runs a Drive call with the connection's access token; when Drive answers 401 the token is refreshed once
 /// (single-flight per connection) and the call repeated. Returns the token that worked with the result.
 pub(crate) async fn with_token_retry<T, F, Fut>(
@@ -164,7 +174,7 @@ async fn import_workspace_file(
     })
     .await;
     let (_, download) = exported?;
-    let blob_key = file_blob_key(&claimed.job.tenant_id, &item.file_id);
+    let blob_key = blob_key_of(claimed);
     let progress = ctx.progress.clone();
     let exported_bytes = download.stream.inspect_ok(move |_| progress.touch());
     let stored = ctx.storage.put_stream(&blob_key, exported_bytes).await.map_err(|err| match err {

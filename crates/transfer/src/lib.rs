@@ -12,6 +12,7 @@ pub mod reaper;
 mod resume;
 pub mod service;
 mod store_tasks;
+mod sync;
 mod worker;
 
 pub use attempt::Progress;

@@ -24,10 +24,14 @@ pub struct WorkerService {
     task: tokio::task::JoinHandle<()>,
     /// The importer's store-task consumer.
     store_task: Option<tokio::task::JoinHandle<()>>,
+    /// The importer's sync-run consumer.
+    sync_task: Option<tokio::task::JoinHandle<()>>,
 }
 
 /// Store tasks handled at once by one importer (image decoding is CPU-bound; removals are quick).
 const STORE_TASK_CONCURRENCY: u16 = 2;
+/// Sync runs planned at once by one importer (each lists or reads a feed, then writes one transaction).
+const SYNC_RUN_CONCURRENCY: u16 = 2;
 
 impl WorkerService {
     /// Builds the context and starts consuming. Postgres and RabbitMQ may be down: the loop retries.
@@ -89,6 +93,19 @@ impl WorkerService {
                 |_| {},
             ))
         });
+        // And plans library sync runs, whose transfers then arrive on its own queue.
+        let sync_task = (kind == WorkerKind::Importer).then(|| {
+            tokio::spawn(run_worker(
+                context.clone(),
+                kind,
+                CommandKind::SyncRun,
+                settings.amqp.url.clone(),
+                topology.clone(),
+                SYNC_RUN_CONCURRENCY,
+                shutdown.clone(),
+                |_| {},
+            ))
+        });
         let slot = broker.clone();
         let task = tokio::spawn(run_worker(
             context.clone(),
@@ -103,7 +120,7 @@ impl WorkerService {
                 *guard = current;
             },
         ));
-        Ok(WorkerService { kind, context, broker, shutdown, task, store_task })
+        Ok(WorkerService { kind, context, broker, shutdown, task, store_task, sync_task })
     }
 
     /// Ready when the database answers and the broker connection is up.
@@ -120,11 +137,12 @@ impl WorkerService {
     pub async fn stop(self, deadline: Duration) {
         self.shutdown.cancel();
         let deadline = tokio::time::Instant::now() + deadline;
-        if let Some(mut store_task) = self.store_task {
-            // Store tasks are safe to repeat: one cut short is redelivered.
-            if tokio::time::timeout_at(deadline, &mut store_task).await.is_err() {
-                store_task.abort();
-                let _ = store_task.await;
+        // Store tasks and sync plannings are safe to repeat: one cut short is redelivered (a planning's lease
+        // lapses and the next worker takes it).
+        for mut side in [self.store_task, self.sync_task].into_iter().flatten() {
+            if tokio::time::timeout_at(deadline, &mut side).await.is_err() {
+                side.abort();
+                let _ = side.await;
             }
         }
         let mut task = self.task;

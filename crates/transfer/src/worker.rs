@@ -298,6 +298,8 @@ pub async fn run_worker(
             async move {
                 if command == CommandKind::StoreTask {
                     crate::store_tasks::handle_store_task(&ctx, delivery).await
+                } else if command == CommandKind::SyncRun {
+                    crate::sync::handle_sync_run(&ctx, delivery).await
                 } else {
                     handle_delivery(&ctx, kind, delivery).await
                 }

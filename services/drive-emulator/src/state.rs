@@ -976,6 +976,52 @@ impl EmulatorState {
         true
     }
 
+    /// Renames a file or folder, as the Drive UI would (a change in the feed).
+    pub fn rename(&self, file_id: &str, name: &str) -> bool {
+        self.touch(file_id, |f| f.name = name.to_owned())
+    }
+
+    /// Moves a file or folder under `parent_id`, as the Drive UI would (a change for it, none for what it holds).
+    pub fn move_to(&self, file_id: &str, parent_id: &str) -> bool {
+        self.touch(file_id, |f| f.parents = vec![parent_id.to_owned()])
+    }
+
+    /// New content for a binary file: a new revision, with its checksums.
+    pub fn replace_file_content(&self, file_id: &str, content: Bytes) -> bool {
+        let Ok((blob, checksums)) = self.store().put(&content) else { return false };
+        let mut data = self.data();
+        let Some(f) = data.files.get_mut(file_id) else { return false };
+        f.content = Some(blob);
+        f.checksums = Some(checksums);
+        f.version += 1;
+        f.modified = Utc::now();
+        let owner = f.owner_id.clone();
+        data.record_change(&owner, file_id);
+        true
+    }
+
+    /// Deletes a file (a folder with everything below it) for good: removals in the feed.
+    pub fn delete_forever(&self, file_id: &str) -> bool {
+        let mut data = self.data();
+        let Some(owner) = data.files.get(file_id).map(|f| f.owner_id.clone()) else { return false };
+        for gone in data.subtree(file_id) {
+            data.record_change(&owner, &gone);
+            data.files.remove(&gone);
+        }
+        true
+    }
+
+    fn touch(&self, file_id: &str, change: impl FnOnce(&mut FileEntry)) -> bool {
+        let mut data = self.data();
+        let Some(f) = data.files.get_mut(file_id) else { return false };
+        change(f);
+        f.version += 1;
+        f.modified = Utc::now();
+        let owner = f.owner_id.clone();
+        data.record_change(&owner, file_id);
+        true
+    }
+
     /// Every access token, refresh token and resumable upload id the emulator currently knows, so tests can
     /// look for them where they must never appear (a database dump, logs).
     pub fn known_secrets(&self) -> Vec<String> {

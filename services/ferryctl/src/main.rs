@@ -74,6 +74,8 @@ enum QueueName {
     Export,
     /// Store upkeep: blob removals and image descriptions.
     Store,
+    /// Library sync runs.
+    Sync,
 }
 
 impl QueueName {
@@ -82,6 +84,7 @@ impl QueueName {
             QueueName::Import => CommandKind::ImportItem,
             QueueName::Export => CommandKind::ExportItem,
             QueueName::Store => CommandKind::StoreTask,
+            QueueName::Sync => CommandKind::SyncRun,
         }
     }
 }
@@ -296,7 +299,8 @@ async fn main() -> anyhow::Result<()> {
             let kind = db.job_kind_any_tenant(job_id).await.context("reading the job")?;
             let Some(kind) = kind else { anyhow::bail!("no job {job_id}") };
             let command = match kind {
-                JobKind::Import => CommandKind::ImportItem,
+                // A sync run's transfers are import items.
+                JobKind::Import | JobKind::Sync => CommandKind::ImportItem,
                 JobKind::Export => CommandKind::ExportItem,
             };
             let requeued = db
@@ -353,6 +357,7 @@ fn describe_payload(command: CommandKind, payload: &[u8]) -> (String, String) {
             };
             ("-".to_owned(), about)
         }),
+        CommandKind::SyncRun => ferry_messages::decode_sync_run(payload).map(|m| (m.job_id, "-".to_owned())),
     };
     decoded.unwrap_or_else(|_| ("undecodable".to_owned(), "-".to_owned()))
 }
@@ -360,7 +365,7 @@ fn describe_payload(command: CommandKind, payload: &[u8]) -> (String, String) {
 fn encode_item(kind: JobKind, item: &ferry_db::leases::RequeuedItem) -> Vec<u8> {
     let (job_id, item_id, tenant_id) = (item.job_id.to_string(), item.item_id.to_string(), item.tenant_id.to_string());
     match kind {
-        JobKind::Import => {
+        JobKind::Import | JobKind::Sync => {
             ferry_messages::ImportItem { job_id, item_id, tenant_id, traceparent: String::new() }.encode_to_vec()
         }
         JobKind::Export => {

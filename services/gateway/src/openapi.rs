@@ -328,6 +328,8 @@ impl Modify for CommonResponses {
         crate::routes::libraries::handlers::link_connection,
         crate::routes::libraries::handlers::unlink_connection,
         crate::routes::libraries::handlers::account,
+        crate::routes::libraries::handlers::sync,
+        crate::routes::libraries::handlers::progress,
         crate::routes::documents::handlers::get_item,
         crate::routes::documents::handlers::create_item,
         crate::routes::documents::handlers::update_item,

@@ -46,7 +46,7 @@ pub struct ListQuery {
     pub offset: Option<i64>,
 }
 
-#[utoipa::path(operation_id = "list_jobs", get, path = "/cloud-storage/jobs", tag = "jobs", description = "List jobs, newest first.", params(("status" = Option<String>, Query, pattern = "^( *(pending|in_progress|completed|partial|failed|cancelled) *(, *(pending|in_progress|completed|partial|failed|cancelled) *)*)?$", description = "public status words, comma-separated"), ("type" = Option<String>, Query, pattern = "^(import|export)?$", description = "import or export"), ("limit" = Option<i64>, Query, minimum = 1, maximum = 100, description = "default 20"), ("offset" = Option<i64>, Query, minimum = 0, description = "default 0")), responses((status = 200, description = "Jobs", body = JobList), (status = 400, description = "Invalid request", body = crate::error::ErrorBody), (status = 401, description = "Missing or invalid API key", body = crate::error::ErrorBody)))]
+#[utoipa::path(operation_id = "list_jobs", get, path = "/cloud-storage/jobs", tag = "jobs", description = "List jobs, newest first.", params(("status" = Option<String>, Query, pattern = "^( *(pending|in_progress|completed|partial|failed|cancelled) *(, *(pending|in_progress|completed|partial|failed|cancelled) *)*)?$", description = "public status words, comma-separated"), ("type" = Option<String>, Query, pattern = "^(import|export|sync)?$", description = "import, export or sync"), ("limit" = Option<i64>, Query, minimum = 1, maximum = 100, description = "default 20"), ("offset" = Option<i64>, Query, minimum = 0, description = "default 0")), responses((status = 200, description = "Jobs", body = JobList), (status = 400, description = "Invalid request", body = crate::error::ErrorBody), (status = 401, description = "Missing or invalid API key", body = crate::error::ErrorBody)))]
 async fn list(tenant: Tenant, query: web::Query<ListQuery>) -> ApiResult<HttpResponse> {
     let (limit, offset) = paging(query.limit, query.offset, 20, 100)?;
     let statuses: Option<Vec<&'static str>> = match query.status.as_deref().filter(|s| !s.is_empty()) {
@@ -71,7 +71,7 @@ async fn list(tenant: Tenant, query: web::Query<ListQuery>) -> ApiResult<HttpRes
         None => None,
         Some(raw) => Some(
             raw.parse::<JobKind>()
-                .map_err(|_| ApiError::field("type", format!("`{raw}` is not a job type; use import or export")))?
+                .map_err(|_| ApiError::field("type", format!("`{raw}` is not a job type; use import, export or sync")))?
                 .as_str(),
         ),
     };

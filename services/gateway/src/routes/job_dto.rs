@@ -15,9 +15,9 @@ use crate::routes::timestamp;
 pub struct JobView {
     #[schema(pattern = "^job_[0-9a-f]{32}$", example = "job_0190f0d2c1e07a3b8c9d0e1f2a3b4c5d")]
     pub job_id: String,
-    /// `import` or `export`.
+    /// `import`, `export`, or `sync` (a library sync run: its transfers).
     #[serde(rename = "type")]
-    #[schema(rename = "type", value_type = String, pattern = "^(import|export)$")]
+    #[schema(rename = "type", value_type = String, pattern = "^(import|export|sync)$")]
     pub kind: String,
     /// pending | in_progress | completed | partial | failed | cancelled
     #[schema(pattern = "^(pending|in_progress|completed|partial|failed|cancelled)$")]

@@ -204,3 +204,75 @@ pub struct AccountView {
     pub display_name: Option<String>,
     pub account_id: Option<String>,
 }
+
+/// `POST /api/libraries/{id}/_sync` (an empty body is `{}`).
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SyncRequest {
+    /// List the whole folder and move to the library's trash whatever the listing lacks (default false).
+    pub purge: Option<bool>,
+    /// A name of the caller's choosing for following the run at `GET /api/progress/{progress}`.
+    #[schema(min_length = 1, max_length = 100, pattern = r"^[A-Za-z0-9._-]+$")]
+    pub progress: Option<String>,
+}
+
+/// One file a run could not bring over.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SyncErrorView {
+    /// The Drive file id.
+    pub file_id: String,
+    pub name: String,
+    pub code: String,
+    pub message: String,
+}
+
+/// A finished run's counts; each file counts once per run.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SyncResult {
+    /// Files of the library in step with Drive after the run.
+    pub synced_files: i64,
+    /// New files (and files back from Drive's trash).
+    pub added_files: i64,
+    /// Files with new content, renamed or moved.
+    pub updated_files: i64,
+    /// Files that left the folder (trashed, deleted or moved out), now in the library's trash.
+    pub deleted_files: i64,
+    pub errors: Vec<SyncErrorView>,
+    /// The job carrying the run's transfers (`GET /api/v2/cloud-storage/jobs/{jobId}`).
+    #[schema(pattern = "^job_[0-9a-f]{32}$")]
+    pub job_id: String,
+    /// completed | partial | failed | cancelled
+    pub status: String,
+}
+
+/// `202` for `Prefer: respond-async` (or a run still going when the wait ends).
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SyncAccepted {
+    #[schema(pattern = "^job_[0-9a-f]{32}$")]
+    pub job_id: String,
+    pub progress: Option<String>,
+}
+
+/// A run as it goes: `GET /api/progress/{progress}`.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SyncProgressView {
+    #[schema(pattern = "^job_[0-9a-f]{32}$")]
+    pub job_id: String,
+    #[schema(format = Uuid)]
+    pub library_id: String,
+    /// pending | in_progress | completed | partial | failed | cancelled
+    pub status: String,
+    /// The folder was read and the run's transfers are known (`totalFiles`).
+    pub planned: bool,
+    pub total_files: i32,
+    pub completed_files: i32,
+    pub failed_files: i32,
+    /// Why the run failed, when it did.
+    pub error: Option<String>,
+    /// The counts, once the run has finished.
+    pub result: Option<SyncResult>,
+}

@@ -12,7 +12,8 @@ use crate::routes::connections::handlers::{parse_connection_id, with_drive_token
 use crate::routes::libraries::dto::{
     AccountView, CreateLibraryRequest, IntegrationList, IntegrationView, LibraryConnectionView, LibraryList,
     LibraryView, LinkConnectionRequest, MAX_LIBRARY_NAME_CHARS, MAX_NATURAL_ID_CHARS, MAX_SYNC_INTERVAL_SECS,
-    MIN_SYNC_INTERVAL_SECS, SetIntegrationRequest, UpdateLibraryRequest,
+    MIN_SYNC_INTERVAL_SECS, SetIntegrationRequest, SyncAccepted, SyncErrorView, SyncProgressView, SyncRequest,
+    SyncResult, UpdateLibraryRequest,
 };
 use crate::routes::{paging, storable, timestamp};
 use crate::state::AppState;
@@ -29,7 +30,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/api/libraries/{id}/connection", web::get().to(get_connection))
         .route("/api/libraries/{id}/connection", web::put().to(link_connection))
         .route("/api/libraries/{id}/connection", web::delete().to(unlink_connection))
-        .route("/api/libraries/{id}/account", web::get().to(account));
+        .route("/api/libraries/{id}/account", web::get().to(account))
+        .route("/api/libraries/{id}/_sync", web::post().to(sync))
+        .route("/api/progress/{progress}", web::get().to(progress));
 }
 
 /// The integration this deployment's Google OAuth client forms. Its id is derived from the client id, so it is
@@ -361,5 +364,139 @@ async fn account(state: web::Data<AppState>, tenant: Tenant, path: web::Path<Str
         email: about.email,
         display_name: about.display_name,
         account_id: about.account_id,
+    }))
+}
+
+/// How long `_sync` waits for its run before answering 202 with the job (the run goes on either way).
+const SYNC_WAIT: std::time::Duration = std::time::Duration::from_secs(600);
+
+fn sync_result(report: &ferry_db::sync::SyncReport, status: &str) -> SyncResult {
+    SyncResult {
+        synced_files: report.synced_files,
+        added_files: report.added_files,
+        updated_files: report.updated_files,
+        deleted_files: report.deleted_files,
+        errors: report
+            .errors
+            .iter()
+            .map(|e| SyncErrorView {
+                file_id: e.drive_file_id.clone(),
+                name: e.name.clone(),
+                code: e.code.clone(),
+                message: e.message.clone(),
+            })
+            .collect(),
+        job_id: ferry_core::JobId(report.job.id).to_string(),
+        status: status.to_owned(),
+    }
+}
+
+fn job_status(report: &ferry_db::sync::SyncReport) -> ApiResult<String> {
+    Ok(crate::routes::job_dto::JobView::new(&report.job, "google_drive")?.status.to_owned())
+}
+
+#[utoipa::path(operation_id = "libraries_sync", post, path = "/api/libraries/{id}/_sync", tag = "libraries", description = "Sync the library with its Drive folder: Drive's changes feed since the last run (the first run, `purge`, or a connection now on another account lists the whole folder). The run is a job of type `sync` done by the workers, so it survives the caller going away. Answers 200 with the counts when the run ends (up to 10 minutes; then 202 with the job), or 202 at once with `Prefer: respond-async`. One run per library at a time.", params(("id" = String, Path, description = LIBRARY_ID, max_length = 100), ("Prefer" = Option<String>, Header, description = "`respond-async` to get 202 at once")), request_body(content = Option<SyncRequest>, content_type = "application/json"), responses((status = 200, description = "The run ended", body = SyncResult), (status = 202, description = "The run goes on", body = SyncAccepted), (status = 409, description = "No connection (`NOT_CONNECTED`), the connection needs the account again (`CONNECTION_NEEDS_REAUTH`), or a run is going (`CONFLICT`, `details.job_id`)", body = crate::error::ErrorBody)))]
+async fn sync(
+    tenant: Tenant,
+    path: web::Path<String>,
+    req: actix_web::HttpRequest,
+    body: web::Bytes,
+) -> ApiResult<HttpResponse> {
+    let found = library(&tenant, &path).await?;
+    let request: SyncRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        SyncRequest::default()
+    } else {
+        let value: serde_json::Value = serde_json::from_slice(&body)
+            .map_err(|err| ApiError::new(ErrorCode::ValidationError, format!("Invalid JSON body: {err}")))?;
+        // The body is optional: none, `null` and `{}` all mean the defaults.
+        if value.is_null() { SyncRequest::default() } else { object_body(web::Json(value)).await? }
+    };
+    if let Some(progress) = &request.progress
+        && (progress.is_empty()
+            || progress.len() > 100
+            || !progress.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+    {
+        return Err(ApiError::field("progress", "progress must be 1 to 100 letters, digits, `.`, `_` or `-`"));
+    }
+    let (connection, _) = linked_connection(&tenant, &found).await?;
+    if connection.needs_reauth {
+        return Err(reauth());
+    }
+    let tenant_id = tenant.id().0.to_string();
+    let started = tenant
+        .db()
+        .start_sync(
+            &found,
+            request.purge.unwrap_or(false),
+            request.progress.as_deref(),
+            ferry_messages::SYNC_RUN_COMMAND,
+            |job_id| {
+                use ferry_messages::Message;
+                ferry_messages::SyncRun { tenant_id, job_id: job_id.0.to_string(), traceparent: String::new() }
+                    .encode_to_vec()
+            },
+            None,
+        )
+        .await?;
+    let job = match started {
+        ferry_db::sync::StartSync::Started(job) => job,
+        ferry_db::sync::StartSync::NotConnected => {
+            return Err(ApiError::new(ErrorCode::NotConnected, "The library has no connection; PUT one first"));
+        }
+        ferry_db::sync::StartSync::Running(job_id) => {
+            return Err(ApiError::new(
+                ErrorCode::Conflict,
+                format!("The library is already syncing (job {})", ferry_core::JobId(job_id)),
+            )
+            .with_details(ErrorDetails {
+                job_id: Some(ferry_core::JobId(job_id).to_string()),
+                ..ErrorDetails::default()
+            }));
+        }
+    };
+    let accepted = || {
+        HttpResponse::Accepted()
+            .json(SyncAccepted { job_id: ferry_core::JobId(job.id).to_string(), progress: request.progress.clone() })
+    };
+    let respond_async = req
+        .headers()
+        .get_all("prefer")
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.split(',').any(|p| p.trim().eq_ignore_ascii_case("respond-async")));
+    if respond_async {
+        return Ok(accepted());
+    }
+    let deadline = tokio::time::Instant::now() + SYNC_WAIT;
+    let mut pause = std::time::Duration::from_millis(50);
+    loop {
+        let report = tenant.db().sync_report(job.id).await?.ok_or_else(|| ApiError::not_found("Sync run"))?;
+        if report.run.finished || report.job.status.is_terminal() {
+            let status = job_status(&report)?;
+            return Ok(HttpResponse::Ok().json(sync_result(&report, &status)));
+        }
+        if tokio::time::Instant::now() + pause > deadline {
+            return Ok(accepted());
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(std::time::Duration::from_millis(500));
+    }
+}
+
+#[utoipa::path(operation_id = "libraries_progress", get, path = "/api/progress/{progress}", tag = "libraries", description = "The latest sync run the caller named `progress`, live: its status, its transfers so far, and its counts once it has ended.", params(("progress" = String, Path, max_length = 100, pattern = r"^[A-Za-z0-9._-]+$")), responses((status = 200, description = "The run", body = SyncProgressView)))]
+async fn progress(tenant: Tenant, path: web::Path<String>) -> ApiResult<HttpResponse> {
+    let job_id = tenant.db().sync_by_progress(&path).await?.ok_or_else(|| ApiError::not_found("Progress"))?;
+    let report = tenant.db().sync_report(job_id).await?.ok_or_else(|| ApiError::not_found("Progress"))?;
+    let status = job_status(&report)?;
+    let ended = report.run.finished || report.job.status.is_terminal();
+    Ok(HttpResponse::Ok().json(SyncProgressView {
+        job_id: ferry_core::JobId(report.job.id).to_string(),
+        library_id: report.run.library_id.to_string(),
+        planned: report.run.planned,
+        total_files: report.job.total_files,
+        completed_files: report.job.completed_files,
+        failed_files: report.job.failed_files,
+        error: report.job.error.clone(),
+        result: ended.then(|| sync_result(&report, &status)),
+        status,
     }))
 }
