@@ -8,9 +8,10 @@ use anyhow::{Context, anyhow, bail};
 use ferry_chaos::harness::{Figures, PrivatePostgres, PrivateRabbit, Service, Stack};
 use ferry_core::ItemStatus;
 use ferry_messages::Message;
+use md5::Digest;
 use rand::Rng;
 
-const SCENARIOS: [&str; 13] = [
+const SCENARIOS: [&str; 14] = [
     "kill-importer",
     "kill-exporter",
     "rabbitmq-restart",
@@ -24,6 +25,7 @@ const SCENARIOS: [&str; 13] = [
     "backlog",
     "broker-alarm",
     "missing-file",
+    "sync-kill",
 ];
 
 struct Infra {
@@ -112,6 +114,7 @@ async fn run(name: &str, infra: &Infra) -> anyhow::Result<Figures> {
         "backlog" => backlog(infra).await,
         "broker-alarm" => broker_alarm(infra).await,
         "missing-file" => missing_file(infra).await,
+        "sync-kill" => sync_kill(infra).await,
         other => bail!("unknown scenario {other}"),
     }
 }
@@ -722,6 +725,137 @@ async fn missing_file(infra: &Infra) -> anyhow::Result<Figures> {
         missing.len(),
         job.status
     ));
+    stack.teardown().await;
+    Ok(figures)
+}
+
+/// A request to the gateway's routes outside `/api/v2` (libraries, documents).
+fn at(stack: &Stack, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+    stack.http.request(method, format!("{}{path}", stack.gateway_url)).bearer_auth(&stack.api_key)
+}
+
+async fn json_ok(request: reqwest::RequestBuilder) -> anyhow::Result<serde_json::Value> {
+    let response = request.send().await?;
+    let status = response.status();
+    let body: serde_json::Value = response.json().await?;
+    if !status.is_success() {
+        bail!("{status}: {body}");
+    }
+    Ok(body)
+}
+
+/// Starts a sync run of `library` that answers at once, kills the importer `kills` times while it runs, and
+/// returns the run's result once it ends.
+async fn sync_with_kills(
+    stack: &mut Stack,
+    library: &str,
+    progress: &str,
+    kills: usize,
+) -> anyhow::Result<serde_json::Value> {
+    let started = at(stack, reqwest::Method::POST, &format!("/api/libraries/{library}/_sync"))
+        .header("Prefer", "respond-async")
+        .json(&serde_json::json!({ "progress": progress }));
+    json_ok(started).await?;
+    for _ in 0..kills {
+        tokio::time::sleep(random_pause(200, 900)).await;
+        if let Some(mut importer) = stack.importers.pop() {
+            importer.kill9();
+        }
+        stack.start_importer()?;
+    }
+    let deadline = Instant::now() + Duration::from_secs(180);
+    loop {
+        let run = json_ok(at(stack, reqwest::Method::GET, &format!("/api/progress/{progress}"))).await?;
+        if run["result"].is_object() {
+            return Ok(run["result"].clone());
+        }
+        if Instant::now() > deadline {
+            bail!("sync run {progress} did not end: {run}");
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// The library's files (it is flat here): name → md5 of the downloaded bytes.
+async fn library_files(stack: &Stack, root_item: &str) -> anyhow::Result<std::collections::BTreeMap<String, String>> {
+    let base = format!("/internal/services/documents/v1/companies/{}", stack.tenant_id.0);
+    let listing = json_ok(at(stack, reqwest::Method::GET, &format!("{base}/item/{root_item}"))).await?;
+    let mut files = std::collections::BTreeMap::new();
+    for child in listing["children"].as_array().ok_or_else(|| anyhow!("no children in {listing}"))? {
+        let id = child["id"].as_str().unwrap_or_default();
+        let bytes =
+            at(stack, reqwest::Method::GET, &format!("{base}/item/{id}/download")).send().await?.bytes().await?;
+        let name = child["name"].as_str().unwrap_or_default().to_owned();
+        if files.insert(name.clone(), hex::encode(md5::Md5::digest(&bytes))).is_some() {
+            files.insert(format!("{name} (duplicate)"), String::new());
+        }
+    }
+    Ok(files)
+}
+
+/// Compares the library with what Drive holds and the run's counts with what was done.
+async fn check_sync(
+    stack: &Stack,
+    root_item: &str,
+    expected: &std::collections::BTreeMap<String, String>,
+    result: &serde_json::Value,
+    counts: [i64; 4],
+    figures: &mut Figures,
+) -> anyhow::Result<()> {
+    let actual = library_files(stack, root_item).await?;
+    figures.lost += expected.iter().filter(|(name, md5)| actual.get(*name) != Some(*md5)).count();
+    figures.duplicated += actual.keys().filter(|name| !expected.contains_key(*name)).count();
+    let got = ["syncedFiles", "addedFiles", "updatedFiles", "deletedFiles"].map(|k| result[k].as_i64().unwrap_or(-1));
+    if got != counts || result["errors"] != serde_json::json!([]) {
+        figures.notes.push(format!("FAIL: counts {got:?} (expected {counts:?}), errors {}", result["errors"]));
+        figures.stuck += 1;
+    }
+    Ok(())
+}
+
+/// 14. kill -9 the importer during a 300-file first sync of a library (its planning and its transfers), then
+/// during an incremental run (100 edits, 50 new files): the counts are exact and the library equals the folder.
+async fn sync_kill(infra: &Infra) -> anyhow::Result<Figures> {
+    let mut stack = stack("sync-kill", infra, latency(), &[("FERRY__IMPORTER__CONCURRENCY", "8")]).await?;
+    let drive = stack.emulator.state().clone();
+    let folder = drive.create_folder(&stack.email, None, "Synced");
+    let mut expected = std::collections::BTreeMap::new();
+    let mut ids = Vec::new();
+    for n in 0..300 {
+        let name = format!("sync-{n:04}.bin");
+        let bytes = ferry_chaos::test_bytes(4096 + (n * 7919) % 200_000, n as u64 + 1);
+        expected.insert(name.clone(), hex::encode(md5::Md5::digest(&bytes)));
+        ids.push(drive.create_file(&stack.email, Some(&folder), &name, "application/octet-stream", bytes));
+    }
+    stack.start_importer()?;
+    let library =
+        json_ok(at(&stack, reqwest::Method::POST, "/api/libraries").json(&serde_json::json!({ "name": "Synced" })))
+            .await?;
+    let library_id = library["id"].as_str().ok_or_else(|| anyhow!("no id in {library}"))?.to_owned();
+    let root_item = library["rootItemId"].as_str().ok_or_else(|| anyhow!("no rootItemId"))?.to_owned();
+    let link = serde_json::json!({ "connectionId": stack.connection_id, "folderId": folder });
+    json_ok(at(&stack, reqwest::Method::PUT, &format!("/api/libraries/{library_id}/connection")).json(&link)).await?;
+
+    let first = sync_with_kills(&mut stack, &library_id, "first", 6).await?;
+    let mut figures = Figures { files: 350, ..Figures::default() };
+    check_sync(&stack, &root_item, &expected, &first, [300, 300, 0, 0], &mut figures).await?;
+
+    for (n, id) in ids.iter().enumerate().take(100) {
+        let bytes = ferry_chaos::test_bytes(5000 + n * 13, 10_000 + n as u64);
+        expected.insert(format!("sync-{n:04}.bin"), hex::encode(md5::Md5::digest(&bytes)));
+        drive.replace_file_content(id, bytes);
+    }
+    for n in 300..350 {
+        let name = format!("sync-{n:04}.bin");
+        let bytes = ferry_chaos::test_bytes(4096 + n, n as u64 + 1);
+        expected.insert(name.clone(), hex::encode(md5::Md5::digest(&bytes)));
+        drive.create_file(&stack.email, Some(&folder), &name, "application/octet-stream", bytes);
+    }
+    let last_fault = Instant::now();
+    let second = sync_with_kills(&mut stack, &library_id, "second", 4).await?;
+    figures.recover_secs = last_fault.elapsed().as_secs_f64();
+    check_sync(&stack, &root_item, &expected, &second, [350, 50, 100, 0], &mut figures).await?;
+    figures.notes.push("kills=6+4 first=300-added second=50-added+100-updated".into());
     stack.teardown().await;
     Ok(figures)
 }

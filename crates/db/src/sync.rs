@@ -172,6 +172,7 @@ impl TenantDb {
             .filter(library_entries::library_id.eq(run.library_id))
             .filter(library_entries::in_trash.eq(false))
             .filter(files::status.eq(FileStatus::Ready.as_str()))
+            .filter(files::trashed_at.is_null())
             .count()
             .get_result(&mut conn)
             .await?;
@@ -410,6 +411,14 @@ impl Db {
             let library = libraries::table.find(run.library_id).select(Library::as_select()).first(conn).await?;
             let job = jobs::table.find(run.job_id).select(Job::as_select()).first(conn).await?;
             let transfers = apply_steps(conn, &run, &library, &job, plan.root_drive_id, &plan.steps).await?;
+            if run.purge {
+                // What was put into the library by hand (no Drive item behind it) leaves it too.
+                let extra_files = trash_untracked(conn, &library).await?;
+                diesel::update(sync_runs::table.find(run.job_id))
+                    .set(sync_runs::deleted_files.eq(sync_runs::deleted_files + extra_files))
+                    .execute(conn)
+                    .await?;
+            }
             let commands: Vec<Vec<u8>> = plan
                 .steps
                 .iter()
@@ -486,9 +495,22 @@ impl Db {
 }
 
 async fn load_entries(conn: &mut AsyncPgConnection, library_id: Uuid) -> Result<Vec<LibraryEntry>, DbError> {
-    type Row = (String, bool, Uuid, String, String, Option<String>, bool, Option<String>);
+    type Row = (
+        String,
+        bool,
+        Uuid,
+        String,
+        String,
+        Option<String>,
+        bool,
+        Option<String>,
+        Option<DateTime<Utc>>,
+        Option<Uuid>,
+        Option<DateTime<Utc>>,
+    );
     let rows: Vec<Row> = library_entries::table
         .left_join(files::table.on(files::id.eq(library_entries::item_id)))
+        .left_join(folders::table.on(folders::id.eq(library_entries::item_id)))
         .filter(library_entries::library_id.eq(library_id))
         .select((
             library_entries::drive_file_id,
@@ -499,22 +521,81 @@ async fn load_entries(conn: &mut AsyncPgConnection, library_id: Uuid) -> Result<
             library_entries::content,
             library_entries::in_trash,
             files::status.nullable(),
+            files::trashed_at.nullable(),
+            folders::id.nullable(),
+            folders::trashed_at.nullable(),
         ))
         .load(conn)
         .await?;
     Ok(rows
         .into_iter()
-        .map(|(drive_file_id, is_folder, item_id, drive_parent_id, name, content, in_trash, status)| LibraryEntry {
-            ready: is_folder || status.as_deref() == Some(FileStatus::Ready.as_str()),
-            drive_file_id,
-            is_folder,
-            item_id,
-            drive_parent_id,
-            name,
-            content,
-            in_trash,
-        })
+        .map(
+            |(
+                drive_file_id,
+                is_folder,
+                item_id,
+                drive_parent_id,
+                name,
+                content,
+                in_trash,
+                status,
+                file_bin,
+                dir,
+                dir_bin,
+            )| {
+                // An item removed from the store by hand (trashed, or deleted forever) is not in step with Drive:
+                // the next run that sees the Drive item puts it back.
+                let ready = if is_folder {
+                    dir.is_some() && dir_bin.is_none()
+                } else {
+                    status.as_deref() == Some(FileStatus::Ready.as_str()) && file_bin.is_none()
+                };
+                LibraryEntry { ready, drive_file_id, is_folder, item_id, drive_parent_id, name, content, in_trash }
+            },
+        )
         .collect())
+}
+
+/// A file's row, recreated as a placeholder when it was deleted forever by hand; untrashed otherwise. Returns
+/// the file item to transfer into.
+async fn file_to_refill(
+    conn: &mut AsyncPgConnection,
+    run: &SyncRun,
+    job: &Job,
+    entry: &LibraryEntry,
+    parent_dir: Uuid,
+) -> Result<Uuid, DbError> {
+    let revived = diesel::update(files::table.find(entry.item_id))
+        .set((files::trashed_at.eq(None::<DateTime<Utc>>), files::folder_id.eq(Some(parent_dir))))
+        .execute(conn)
+        .await?;
+    if revived == 1 {
+        return Ok(entry.item_id);
+    }
+    let id = Uuid::now_v7();
+    diesel::insert_into(files::table)
+        .values((
+            files::id.eq(id),
+            files::tenant_id.eq(run.tenant_id),
+            files::name.eq(&entry.name),
+            files::status.eq(FileStatus::Pending.as_str()),
+            files::folder_id.eq(Some(parent_dir)),
+            files::tags.eq(Vec::<String>::new()),
+            files::source_connection_id.eq(job.connection_id),
+            files::source_file_id.eq(&entry.drive_file_id),
+            files::import_job_id.eq(job.id),
+        ))
+        .execute(conn)
+        .await?;
+    diesel::update(
+        library_entries::table
+            .filter(library_entries::library_id.eq(run.library_id))
+            .filter(library_entries::drive_file_id.eq(&entry.drive_file_id)),
+    )
+    .set(library_entries::item_id.eq(id))
+    .execute(conn)
+    .await?;
+    Ok(id)
 }
 
 /// Applies the steps in order; returns how many transfers they start.
@@ -569,7 +650,7 @@ async fn apply_steps(
             {
                 let id = item_of(drive_id)?;
                 let parent_dir = directory(&directories, parent)?;
-                diesel::update(folders::table.find(id))
+                let updated = diesel::update(folders::table.find(id))
                     .set((
                         folders::name.eq(name),
                         folders::parent_id.eq(Some(parent_dir)),
@@ -578,6 +659,22 @@ async fn apply_steps(
                     ))
                     .execute(conn)
                     .await?;
+                if updated == 0 {
+                    // Deleted forever by hand: the folder is made again.
+                    let id = Uuid::now_v7();
+                    diesel::insert_into(folders::table)
+                        .values((
+                            folders::id.eq(id),
+                            folders::tenant_id.eq(tenant.0),
+                            folders::name.eq(name),
+                            folders::parent_id.eq(Some(parent_dir)),
+                        ))
+                        .execute(conn)
+                        .await?;
+                    upsert_entry(conn, run, drive_id, true, id, parent, name, None).await?;
+                    directories.insert(drive_id.clone(), id);
+                    continue;
+                }
                 diesel::update(entry.filter(library_entries::drive_file_id.eq(drive_id)))
                     .set((
                         library_entries::drive_parent_id.eq(parent),
@@ -614,7 +711,11 @@ async fn apply_steps(
                 upsert_entry(conn, run, drive_id, false, file_id.0, parent, name, content.as_deref()).await?;
             }
             SyncStep::Transfer { drive_id, name, content, mime_type, item_id, .. } => {
-                let file_id = item_of(drive_id)?;
+                let recorded = entries
+                    .get(drive_id)
+                    .ok_or_else(|| DbError::Corrupt(format!("sync plan transfers {drive_id}, which it never had")))?;
+                let parent_dir = directory(&directories, &recorded.drive_parent_id)?;
+                let file_id = file_to_refill(conn, run, job, recorded, parent_dir).await?;
                 insert_item(conn, job, *item_id, file_id, drive_id, name, mime_type.as_deref(), "update", position)
                     .await?;
                 position += 1;
@@ -666,6 +767,42 @@ async fn apply_steps(
         }
     }
     Ok(transfers)
+}
+
+/// Trashes the live items below the library's directory that no entry records; returns how many were files.
+async fn trash_untracked(conn: &mut AsyncPgConnection, library: &Library) -> Result<i32, DbError> {
+    #[derive(QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        files: i64,
+    }
+    let tree = "WITH RECURSIVE tree(id) AS ( \
+                   SELECT id FROM folders WHERE id = $1 AND tenant_id = $2 \
+                   UNION SELECT f.id FROM folders f JOIN tree t ON f.parent_id = t.id \
+                     WHERE f.tenant_id = $2 AND f.trashed_at IS NULL)";
+    let tracked = "SELECT item_id FROM library_entries WHERE library_id = $3";
+    let files: Count = diesel::sql_query(format!(
+        "{tree}, binned AS (UPDATE files SET trashed_at = now(), updated_at = now() \
+           WHERE tenant_id = $2 AND trashed_at IS NULL AND folder_id IN (SELECT id FROM tree) \
+             AND id NOT IN ({tracked}) RETURNING id) \
+         SELECT count(*) AS files FROM binned"
+    ))
+    .bind::<diesel::sql_types::Uuid, _>(library.root_folder_id)
+    .bind::<diesel::sql_types::Uuid, _>(library.tenant_id)
+    .bind::<diesel::sql_types::Uuid, _>(library.id)
+    .get_result(conn)
+    .await?;
+    diesel::sql_query(format!(
+        "{tree} UPDATE folders SET trashed_at = now(), updated_at = now() \
+           WHERE tenant_id = $2 AND trashed_at IS NULL AND id IN (SELECT id FROM tree) AND id <> $1 \
+             AND id NOT IN ({tracked})"
+    ))
+    .bind::<diesel::sql_types::Uuid, _>(library.root_folder_id)
+    .bind::<diesel::sql_types::Uuid, _>(library.tenant_id)
+    .bind::<diesel::sql_types::Uuid, _>(library.id)
+    .execute(conn)
+    .await?;
+    Ok(i32::try_from(files.files).unwrap_or(i32::MAX))
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -225,7 +225,7 @@ pub fn plan(input: Input<'_>) -> Plan {
                         }
                     }
                 } else if item.is_folder {
-                    if moved {
+                    if moved || !r.ready {
                         folder_updates.push((
                             depth,
                             Action::UpdateFolder { drive_id: id.to_owned(), parent, name: item.name.clone() },

@@ -173,6 +173,41 @@ async fn every_kind_of_drive_change_reaches_the_library_with_exact_counts() {
     assert!(actual.remove("/Plan.docx").flatten().is_some(), "the Doc was exported: {actual:?}");
     assert_eq!(actual, expected);
 
+    // Damage the library by hand: trash one file, delete another forever, add one Drive never had. A purge
+    // lists the whole folder and puts the library back as Drive has it.
+    let base = format!("/internal/services/documents/v1/companies/{}", env.tenant_id.0);
+    let child = async |parent: &str, name: &str| -> String {
+        let listing = json_of(
+            call(&env, Method::GET, &format!("{base}/item/{parent}")).send().await.expect("item"),
+            StatusCode::OK,
+        )
+        .await;
+        let found = listing["children"].as_array().expect("children").iter().find(|c| c["name"] == name);
+        found.and_then(|c| c["id"].as_str()).unwrap_or_else(|| panic!("no {name} in {listing}")).to_owned()
+    };
+    let a = child(&root_item, "a.txt").await;
+    let docs_dir = child(&root_item, "docs").await;
+    let b = child(&docs_dir, "b-renamed.txt").await;
+    for (item, times) in [(&a, 1), (&b, 2)] {
+        for _ in 0..times {
+            let response = call(&env, Method::DELETE, &format!("{base}/item/{item}")).send().await.expect("delete");
+            assert_eq!(response.status(), StatusCode::OK);
+        }
+    }
+    let form = reqwest::multipart::Form::new()
+        .text("item", json!({ "name": "intruder.txt", "parent_id": root_item }).to_string())
+        .part("file", reqwest::multipart::Part::bytes(b"not from Drive".to_vec()).file_name("intruder.txt"));
+    json_of(
+        call(&env, Method::POST, &format!("{base}/item")).multipart(form).send().await.expect("upload"),
+        StatusCode::OK,
+    )
+    .await;
+    let repaired = sync(&env, "team", json!({ "purge": true })).await;
+    assert_eq!(counts(&repaired), [7, 0, 2, 1], "{repaired}");
+    let mut actual = library_tree(&env, &root_item).await;
+    assert!(actual.remove("/Plan.docx").flatten().is_some());
+    assert_eq!(actual, expected, "purge put the library back as Drive has it");
+
     // The files that left are in the library's trash, recoverable.
     let trash = json_of(
         call(&env, Method::GET, &format!("/internal/services/documents/v1/companies/{}/item/trash", env.tenant_id.0))
@@ -185,7 +220,7 @@ async fn every_kind_of_drive_change_reaches_the_library_with_exact_counts() {
     let mut binned: Vec<&str> =
         trash["children"].as_array().expect("children").iter().filter_map(|c| c["name"].as_str()).collect();
     binned.sort_unstable();
-    assert_eq!(binned, ["c.txt", "delete-me.txt", "trash-me.txt"]);
+    assert_eq!(binned, ["c.txt", "delete-me.txt", "intruder.txt", "trash-me.txt"]);
     env.shutdown().await;
 }
 
