@@ -813,8 +813,9 @@ async fn check_sync(
     Ok(())
 }
 
-/// 14. kill -9 the importer during a 300-file first sync of a library (its planning and its transfers), then
-/// during an incremental run (100 edits, 50 new files): the counts are exact and the library equals the folder.
+/// 14. kill -9 the importer during a 300-file first sync of a library (its planning and its transfers),
+///     then during an incremental run (100 edits, 50 new files): the counts are exact and the library equals the
+///     folder.
 async fn sync_kill(infra: &Infra) -> anyhow::Result<Figures> {
     let mut stack = stack("sync-kill", infra, latency(), &[("FERRY__IMPORTER__CONCURRENCY", "8")]).await?;
     let drive = stack.emulator.state().clone();
