@@ -387,11 +387,14 @@ pub struct ImporterSettings {
     pub ops_bind: String,
     /// Items processed at the same time by one worker process.
     pub concurrency: usize,
+    /// How often the sync scheduler looks for libraries whose `syncIntervalSecs` has passed (one importer
+    /// replica at a time starts their runs).
+    pub sync_schedule_every_secs: u64,
 }
 
 impl Default for ImporterSettings {
     fn default() -> Self {
-        Self { ops_bind: "127.0.0.1:9101".into(), concurrency: 4 }
+        Self { ops_bind: "127.0.0.1:9101".into(), concurrency: 4, sync_schedule_every_secs: 15 }
     }
 }
 

@@ -117,6 +117,9 @@ pub(crate) fn problems(s: &Settings) -> Vec<String> {
 
     // workers
     p.bind("importer.ops_bind", &s.importer.ops_bind);
+    if !(1..=3600).contains(&s.importer.sync_schedule_every_secs) {
+        p.push("importer.sync_schedule_every_secs", "must be 1 to 3600");
+    }
     if s.importer.concurrency == 0 {
         p.push("importer.concurrency", "must be at least 1");
     }

@@ -909,3 +909,83 @@ pub(crate) async fn finish_run(conn: &mut AsyncPgConnection, job_id: Uuid) -> Re
         .await?;
     Ok(())
 }
+
+/// A library the scheduler found due.
+#[derive(Debug, QueryableByName)]
+struct DueLibrary {
+    #[diesel(sql_type = diesel::sql_types::Uuid)]
+    id: Uuid,
+    #[diesel(sql_type = diesel::sql_types::Uuid)]
+    tenant_id: Uuid,
+    #[diesel(sql_type = diesel::sql_types::Uuid)]
+    connection_id: Uuid,
+}
+
+/// Advisory lock key of the scheduler: whoever holds it for the transaction is the leader of that pass.
+const SCHEDULER_LOCK: i64 = 0x6665_7272_7973_796e; // "ferrysyn"
+
+impl Db {
+    /// One pass of the sync scheduler: if no other process is making one (a transaction-scoped advisory lock),
+    /// starts a run for each library whose `sync_interval_secs` has passed since its last run began (whatever that
+    /// run's outcome, so a failing library is retried once per interval, never in a loop), and whose connection
+    /// is usable. A library whose connection was disconnected or needs the account again gets that as its
+    /// `last_sync_error` and waits. Returns the runs started.
+    pub async fn start_due_syncs(
+        &self,
+        command_name: &str,
+        command: impl Fn(TenantId, JobId) -> Vec<u8> + Send + Sync,
+    ) -> Result<usize, DbError> {
+        #[derive(QueryableByName)]
+        struct Locked {
+            #[diesel(sql_type = diesel::sql_types::Bool)]
+            locked: bool,
+        }
+        let mut conn = self.conn().await?;
+        conn.transaction::<_, DbError, _>(async |conn| {
+            let leader: Locked = diesel::sql_query("SELECT pg_try_advisory_xact_lock($1) AS locked")
+                .bind::<diesel::sql_types::BigInt, _>(SCHEDULER_LOCK)
+                .get_result(conn)
+                .await?;
+            if !leader.locked {
+                return Ok(0);
+            }
+            diesel::sql_query(
+                "UPDATE libraries l SET last_sync_error = \
+                   'the connection was disconnected or needs the account connected again; scheduled syncs wait', \
+                   updated_at = now() \
+                 FROM connections c WHERE c.id = l.connection_id AND l.sync_interval_secs IS NOT NULL \
+                   AND (NOT c.is_active OR c.needs_reauth) AND l.last_sync_error IS NULL",
+            )
+            .execute(conn)
+            .await?;
+            let due: Vec<DueLibrary> = diesel::sql_query(
+                "SELECT l.id, l.tenant_id, l.connection_id FROM libraries l \
+                 JOIN connections c ON c.id = l.connection_id \
+                 WHERE l.sync_interval_secs IS NOT NULL AND c.is_active AND NOT c.needs_reauth \
+                   AND NOT EXISTS (SELECT 1 FROM sync_runs r WHERE r.library_id = l.id \
+                     AND (NOT r.finished OR r.created_at > now() - make_interval(secs => l.sync_interval_secs))) \
+                 ORDER BY l.last_sync_at NULLS FIRST LIMIT 100 \
+                 FOR UPDATE OF l SKIP LOCKED",
+            )
+            .load(conn)
+            .await?;
+            for library in &due {
+                let job_id = JobId::new();
+                let tenant = TenantId(library.tenant_id);
+                insert_job(conn, &job_id, tenant, ConnectionId(library.connection_id), JobKind::Sync, 0, None, None)
+                    .await?;
+                diesel::insert_into(sync_runs::table)
+                    .values((
+                        sync_runs::job_id.eq(job_id.0),
+                        sync_runs::tenant_id.eq(tenant.0),
+                        sync_runs::library_id.eq(library.id),
+                    ))
+                    .execute(conn)
+                    .await?;
+                insert_outbox(conn, command_name, vec![command(tenant, job_id)], None).await?;
+            }
+            Ok(due.len())
+        })
+        .await
+    }
+}

@@ -295,3 +295,72 @@ async fn one_run_at_a_time_and_only_with_the_sync_scope() {
     }
     env.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn scheduled_syncs_start_on_their_own_and_a_revoked_connection_waits_without_retrying() {
+    let env = TestEnv::start_with(Workers::ALL, &[("importer.sync_schedule_every_secs", "1")]).await.expect("env");
+    let drive = env.emulator.state();
+    let link = async |email: &str, name: &str| -> (String, String) {
+        drive.ensure_user(email, "Owner");
+        let folder = drive.create_folder(email, None, name);
+        drive.create_file(email, Some(&folder), "notes.txt", "text/plain", Bytes::from_static(b"notes"));
+        let connection =
+            env.connect_drive(email).await.expect("connect")["connection"]["id"].as_str().expect("id").to_owned();
+        let created = json_of(
+            call(&env, Method::POST, "/api/libraries").json(&json!({ "name": name })).send().await.expect("create"),
+            StatusCode::CREATED,
+        )
+        .await;
+        let id = created["id"].as_str().expect("id").to_owned();
+        json_of(
+            call(&env, Method::PUT, &format!("/api/libraries/{id}/connection"))
+                .json(&json!({ "connectionId": connection, "folderId": folder }))
+                .send()
+                .await
+                .expect("link"),
+            StatusCode::OK,
+        )
+        .await;
+        (id, created["rootItemId"].as_str().expect("root").to_owned())
+    };
+    let (healthy, healthy_root) = link("healthy@example.com", "Healthy").await;
+    let (revoked, _) = link("revoked@example.com", "Revoked").await;
+    drive.revoke_user_tokens("revoked@example.com");
+    for id in [&healthy, &revoked] {
+        json_of(
+            call(&env, Method::PATCH, &format!("/api/libraries/{id}"))
+                .json(&json!({ "syncIntervalSecs": 60 }))
+                .send()
+                .await
+                .expect("schedule"),
+            StatusCode::OK,
+        )
+        .await;
+    }
+    let library = async |id: &str| {
+        json_of(call(&env, Method::GET, &format!("/api/libraries/{id}")).send().await.expect("get"), StatusCode::OK)
+            .await
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let (a, b) = (library(&healthy).await, library(&revoked).await);
+        if a["lastSyncAt"].is_string() && b["lastSyncError"].is_string() {
+            assert!(b["lastSyncAt"].is_null(), "{b}");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no scheduled runs: {a} {b}");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert_eq!(library_tree(&env, &healthy_root).await.len(), 1, "the scheduled run brought the file over");
+
+    // Several scheduler passes later there is still one run per library: the interval has not passed, and the
+    // revoked connection waits for the account to be connected again.
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    let jobs = json_of(
+        call(&env, Method::GET, "/api/v2/cloud-storage/jobs?type=sync").send().await.expect("jobs"),
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(jobs["total_count"], 2, "{jobs}");
+    env.shutdown().await;
+}

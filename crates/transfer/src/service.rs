@@ -93,7 +93,15 @@ impl WorkerService {
                 |_| {},
             ))
         });
-        // And plans library sync runs, whose transfers then arrive on its own queue.
+        // It starts scheduled library syncs (one replica per pass)...
+        if kind == WorkerKind::Importer {
+            tokio::spawn(crate::sync::run_sync_scheduler(
+                context.db.clone(),
+                Duration::from_secs(settings.importer.sync_schedule_every_secs),
+                shutdown.clone(),
+            ));
+        }
+        // ...and plans library sync runs, whose transfers then arrive on its own queue.
         let sync_task = (kind == WorkerKind::Importer).then(|| {
             tokio::spawn(run_worker(
                 context.clone(),

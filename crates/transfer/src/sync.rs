@@ -368,3 +368,31 @@ async fn list_tree(
     }
     Ok(observed)
 }
+
+/// Starts due scheduled syncs every `every` until `shutdown` (one importer replica at a time does a pass; see
+/// [`ferry_db::Db::start_due_syncs`]).
+pub async fn run_sync_scheduler(
+    db: ferry_db::Db,
+    every: std::time::Duration,
+    shutdown: ferry_queue::CancellationToken,
+) {
+    loop {
+        let encode = |tenant: ferry_core::TenantId, job: JobId| {
+            ferry_messages::SyncRun {
+                tenant_id: tenant.0.to_string(),
+                job_id: job.0.to_string(),
+                traceparent: String::new(),
+            }
+            .encode_to_vec()
+        };
+        match db.start_due_syncs(ferry_messages::SYNC_RUN_COMMAND, encode).await {
+            Ok(0) => {}
+            Ok(started) => tracing::info!(started, "scheduled library syncs started"),
+            Err(err) => tracing::warn!(error = %err, "sync scheduler pass failed; trying again next time"),
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(every) => {}
+        }
+    }
+}
