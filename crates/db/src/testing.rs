@@ -156,3 +156,20 @@ pub async fn write_job_status_word(
         .await?;
     Ok(())
 }
+
+/// Overwrites a library's changes-feed position (a position Drive no longer accepts, for tests of the fallback
+/// to a full listing).
+pub async fn set_library_page_token_unchecked(
+    db: &crate::Db,
+    library_id: uuid::Uuid,
+    token: &str,
+) -> Result<(), crate::DbError> {
+    use diesel::prelude::*;
+    use diesel_async::RunQueryDsl;
+    let mut conn = db.conn().await?;
+    diesel::update(crate::schema::libraries::table.find(library_id))
+        .set(crate::schema::libraries::page_token.eq(token))
+        .execute(&mut conn)
+        .await?;
+    Ok(())
+}

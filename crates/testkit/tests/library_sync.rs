@@ -364,3 +364,76 @@ async fn scheduled_syncs_start_on_their_own_and_a_revoked_connection_waits_witho
     assert_eq!(jobs["total_count"], 2, "{jobs}");
     env.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_shared_drive_folder_syncs_failures_are_reported_and_a_bad_position_means_a_full_listing() {
+    let env = TestEnv::start_with(Workers::ALL, &[]).await.expect("env");
+    let drive = env.emulator.state();
+    drive.ensure_user(EMAIL, "Sync User");
+    let team = drive.create_shared_drive("Team", &[EMAIL]);
+    let handbook = drive.create_folder(EMAIL, Some(&team), "Handbook");
+    drive.create_file(EMAIL, Some(&handbook), "a.txt", "text/plain", Bytes::from_static(b"a"));
+    // A Google Form has no export format: its transfer fails for good, and the run carries on.
+    drive.create_file(EMAIL, Some(&handbook), "Survey", "application/vnd.google-apps.form", Bytes::from_static(b"q"));
+    let connection =
+        env.connect_drive(EMAIL).await.expect("connect")["connection"]["id"].as_str().expect("id").to_owned();
+    let created = json_of(
+        call(&env, Method::POST, "/api/libraries").json(&json!({ "name": "Handbook" })).send().await.expect("create"),
+        StatusCode::CREATED,
+    )
+    .await;
+    let id = created["id"].as_str().expect("id").to_owned();
+    let linked = json_of(
+        call(&env, Method::PUT, &format!("/api/libraries/{id}/connection"))
+            .json(&json!({ "connectionId": connection, "folderId": handbook }))
+            .send()
+            .await
+            .expect("link"),
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(linked["driveId"].as_str(), Some(team.as_str()));
+
+    let first = sync(&env, &id, json!({})).await;
+    assert_eq!(counts(&first), [1, 1, 0, 0], "{first}");
+    let errors = first["errors"].as_array().expect("errors");
+    assert_eq!(errors.len(), 1, "{first}");
+    assert_eq!((errors[0]["name"].as_str(), errors[0]["code"].as_str()), (Some("Survey"), Some("not_importable")));
+    assert!(errors[0]["fileId"].as_str().is_some_and(|f| !f.is_empty()));
+    assert_eq!(first["status"], "partial");
+    let job = json_of(
+        call(&env, Method::GET, &format!("/api/v2/cloud-storage/jobs/{}", first["jobId"].as_str().expect("job")))
+            .send()
+            .await
+            .expect("job"),
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!((job["job"]["type"].as_str(), job["job"]["status"].as_str()), (Some("sync"), Some("partial")));
+
+    // The shared drive's changes feed carries a new file.
+    drive.create_file(EMAIL, Some(&handbook), "b.txt", "text/plain", Bytes::from_static(b"b"));
+    let second = sync(&env, &id, json!({})).await;
+    assert_eq!(counts(&second), [2, 1, 0, 0], "{second}");
+    assert_eq!(second["errors"], json!([]), "the feed has nothing new about the form");
+
+    // A position Drive refuses: the run lists the folder instead, which retries what never arrived.
+    let library_id = uuid::Uuid::parse_str(&id).expect("uuid");
+    ferry_db::testing::set_library_page_token_unchecked(&env.database.db, library_id, "not-a-position")
+        .await
+        .expect("damage the position");
+    let third = sync(&env, &id, json!({})).await;
+    assert_eq!(counts(&third), [2, 0, 0, 0], "{third}");
+    assert_eq!(third["errors"].as_array().map(Vec::len), Some(1), "the full listing retried the form: {third}");
+
+    // A disconnected connection: nothing to sync with.
+    let disconnected = call(&env, Method::DELETE, &format!("/api/v2/cloud-storage/connections/{connection}"))
+        .send()
+        .await
+        .expect("disconnect");
+    assert!(disconnected.status().is_success());
+    let refused = call(&env, Method::POST, &format!("/api/libraries/{id}/_sync")).json(&json!({})).send().await;
+    let body = json_of(refused.expect("sync"), StatusCode::CONFLICT).await;
+    assert_eq!(body["error"]["code"], "NOT_CONNECTED");
+    env.shutdown().await;
+}
