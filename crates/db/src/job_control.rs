@@ -209,6 +209,10 @@ impl TenantDb {
                 .returning(Job::as_returning())
                 .get_result(conn)
                 .await?;
+            if status.is_terminal() {
+                // A cancelled sync run ends here too, so its library can sync again.
+                crate::sync::finish_run(conn, job_id.0).await?;
+            }
             Ok(CancelOutcome::Cancelled { job, cancelled })
         })
         .await

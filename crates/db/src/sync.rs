@@ -313,6 +313,7 @@ macro_rules! fenced {
             .filter(sync_runs::lease_owner.eq(&$claim.owner))
             .filter(sync_runs::attempts.eq($claim.attempt))
             .filter(sync_runs::planned.eq(false))
+            .filter(sync_runs::finished.eq(false))
             .filter(sync_runs::lease_expires_at.gt(db_now_nullable()))
     };
 }
@@ -716,7 +717,11 @@ async fn apply_steps(
                     .ok_or_else(|| DbError::Corrupt(format!("sync plan transfers {drive_id}, which it never had")))?;
                 let parent_dir = directory(&directories, &recorded.drive_parent_id)?;
                 let file_id = file_to_refill(conn, run, job, recorded, parent_dir).await?;
-                insert_item(conn, job, *item_id, file_id, drive_id, name, mime_type.as_deref(), "update", position)
+                // A file that never had content (its first transfer failed or was cancelled) is still an add.
+                let had_content: Option<Uuid> =
+                    files::table.find(file_id).select(files::last_version_id).first(conn).await?;
+                let action = if had_content.is_some() { "update" } else { "add" };
+                insert_item(conn, job, *item_id, file_id, drive_id, name, mime_type.as_deref(), action, position)
                     .await?;
                 position += 1;
                 transfers += 1;
@@ -876,15 +881,14 @@ async fn insert_item(
 /// Ends the run a `sync` job carries, if it does: transfers that did not arrive leave their entry without
 /// content (the next run asks again), and the library's feed position moves to where this run's changes end.
 pub(crate) async fn finish_run(conn: &mut AsyncPgConnection, job_id: Uuid) -> Result<(), DbError> {
-    let run: Option<SyncRun> = diesel::update(
-        sync_runs::table.find(job_id).filter(sync_runs::finished.eq(false)).filter(sync_runs::planned.eq(true)),
-    )
-    .set((sync_runs::finished.eq(true), sync_runs::updated_at.eq(db_now())))
-    .returning(SyncRun::as_returning())
-    .get_result(conn)
-    .await
-    .optional()?;
-    let Some(run) = run else { return Ok(()) };
+    let run: Option<SyncRun> = diesel::update(sync_runs::table.find(job_id).filter(sync_runs::finished.eq(false)))
+        .set((sync_runs::finished.eq(true), sync_runs::updated_at.eq(db_now())))
+        .returning(SyncRun::as_returning())
+        .get_result(conn)
+        .await
+        .optional()?;
+    // Not a sync job, or a run cancelled before it was planned: the library stays where it was.
+    let Some(run) = run.filter(|run| run.planned) else { return Ok(()) };
     let unfinished = job_items::table
         .filter(job_items::job_id.eq(job_id))
         .filter(job_items::status.ne(ItemStatus::Succeeded.as_str()))

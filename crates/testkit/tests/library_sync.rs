@@ -203,7 +203,9 @@ async fn every_kind_of_drive_change_reaches_the_library_with_exact_counts() {
     )
     .await;
     let repaired = sync(&env, "team", json!({ "purge": true })).await;
-    assert_eq!(counts(&repaired), [7, 0, 2, 1], "{repaired}");
+    // a.txt comes back from the trash with its content again (updated); b was deleted forever, so it is made
+    // again (added); the intruder leaves (deleted).
+    assert_eq!(counts(&repaired), [7, 1, 1, 1], "{repaired}");
     let mut actual = library_tree(&env, &root_item).await;
     assert!(actual.remove("/Plan.docx").flatten().is_some());
     assert_eq!(actual, expected, "purge put the library back as Drive has it");
@@ -278,21 +280,29 @@ async fn one_run_at_a_time_and_only_with_the_sync_scope() {
     let running = call(&env, Method::POST, &format!("/api/libraries/{id}/_sync")).json(&json!({})).send().await;
     let body = json_of(running.expect("second"), StatusCode::CONFLICT).await;
     assert_eq!(body["error"]["details"]["job_id"], accepted["jobId"], "{body}");
-    drive.update_faults(|faults| *faults = Default::default()).expect("faults");
 
-    // The accepted run finishes on its own; its progress says so.
+    // Cancelling the run ends it (whatever it had planned is dropped), and the library can sync again.
+    let job_id = accepted["jobId"].as_str().expect("job id");
+    let cancelled = call(&env, Method::POST, &format!("/api/v2/cloud-storage/jobs/{job_id}/cancel")).send().await;
+    assert!(cancelled.expect("cancel").status().is_success());
+    drive.update_faults(|faults| *faults = Default::default()).expect("faults");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     loop {
         let progress =
             json_of(call(&env, Method::GET, "/api/progress/slow").send().await.expect("progress"), StatusCode::OK)
                 .await;
         if progress["result"].is_object() {
-            assert_eq!(progress["result"]["addedFiles"], 1, "{progress}");
+            // A transfer already running when the cancel came finishes; the rest are cancelled.
+            assert_eq!(progress["status"], "cancelled", "{progress}");
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "the run never finished: {progress}");
+        assert!(std::time::Instant::now() < deadline, "the cancelled run never ended: {progress}");
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
+    // Whatever the cancelled run did not bring over, the next one does.
+    let next = sync(&env, &id, json!({})).await;
+    assert_eq!((counts(&next)[0], counts(&next)[2], counts(&next)[3]), (1, 0, 0), "{next}");
+    assert_eq!(next["errors"], json!([]));
     env.shutdown().await;
 }
 
@@ -413,18 +423,23 @@ async fn a_shared_drive_folder_syncs_failures_are_reported_and_a_bad_position_me
 
     // The shared drive's changes feed carries a new file.
     drive.create_file(EMAIL, Some(&handbook), "b.txt", "text/plain", Bytes::from_static(b"b"));
+    let feed_reads = || drive.request_counts().get("/drive/v3/changes").copied().unwrap_or(0);
+    let before = feed_reads();
     let second = sync(&env, &id, json!({})).await;
     assert_eq!(counts(&second), [2, 1, 0, 0], "{second}");
-    assert_eq!(second["errors"], json!([]), "the feed has nothing new about the form");
+    assert_eq!(second["errors"].as_array().map(Vec::len), Some(1), "the form is asked for again: {second}");
+    assert!(feed_reads() > before, "a later run reads the changes feed");
 
-    // A position Drive refuses: the run lists the folder instead, which retries what never arrived.
+    // A position Drive refuses: the run lists the folder instead (no second read of the feed).
     let library_id = uuid::Uuid::parse_str(&id).expect("uuid");
     ferry_db::testing::set_library_page_token_unchecked(&env.database.db, library_id, "not-a-position")
         .await
         .expect("damage the position");
+    drive.create_file(EMAIL, Some(&handbook), "c.txt", "text/plain", Bytes::from_static(b"c"));
+    let reads = feed_reads();
     let third = sync(&env, &id, json!({})).await;
-    assert_eq!(counts(&third), [2, 0, 0, 0], "{third}");
-    assert_eq!(third["errors"].as_array().map(Vec::len), Some(1), "the full listing retried the form: {third}");
+    assert_eq!(counts(&third), [3, 1, 0, 0], "{third}");
+    assert_eq!(feed_reads(), reads + 1, "one refused read, then the listing: {third}");
 
     // A disconnected connection: nothing to sync with.
     let disconnected = call(&env, Method::DELETE, &format!("/api/v2/cloud-storage/connections/{connection}"))

@@ -20,6 +20,8 @@ use crate::worker::TransferContext;
 
 /// Page size of listings and of the changes feed.
 const PAGE_SIZE: u32 = 1000;
+/// Files whose last transfer did not arrive, asked about again in one incremental run (the rest wait for the next).
+const MAX_RETRIED_PER_RUN: usize = 1000;
 /// A folder tree deeper than this is not listed further (Drive allows about 100 levels).
 const MAX_DEPTH: usize = 200;
 
@@ -168,6 +170,34 @@ async fn plan_and_record(ctx: &TransferContext, claimed: &ClaimedSync) -> Result
             // An expired or foreign position: start over from a full listing.
             Err(PlanFailure::Fail { code: "invalid_page_token", .. }) => full = true,
             Err(err) => return Err(err),
+        }
+    }
+    if !full {
+        // Transfers that did not arrive last time are asked for again, though the feed has nothing new on them.
+        let reported: HashSet<String> = observed
+            .iter()
+            .map(|o| match o {
+                Observation::Present(seen) => seen.drive_id.clone(),
+                Observation::Removed(id) => id.clone(),
+            })
+            .collect();
+        let unfinished = claimed
+            .entries
+            .iter()
+            .filter(|e| !e.is_folder && !e.ready && !e.in_trash && !reported.contains(&e.drive_file_id))
+            .take(MAX_RETRIED_PER_RUN);
+        for entry in unfinished {
+            let id = entry.drive_file_id.clone();
+            match with_token_retry(ctx, connection, |token| {
+                let id = id.clone();
+                async move { ctx.drive.get_file(&token, &id).await }
+            })
+            .await
+            {
+                Ok((_, file)) => observed.push(Observation::Present(seen(&file))),
+                Err(ItemFailure::Permanent { code: "drive_not_found", .. }) => observed.push(Observation::Removed(id)),
+                Err(err) => return Err(err.into()),
+            }
         }
     }
     if full {

@@ -391,8 +391,9 @@ fn sync_result(report: &ferry_db::sync::SyncReport, status: &str) -> SyncResult 
     }
 }
 
-fn job_status(report: &ferry_db::sync::SyncReport) -> ApiResult<String> {
-    Ok(crate::routes::job_dto::JobView::new(&report.job, "google_drive")?.status.to_owned())
+/// The run's status in the jobs API's words.
+fn job_status(report: &ferry_db::sync::SyncReport) -> String {
+    report.job.status.api_name().to_owned()
 }
 
 #[utoipa::path(operation_id = "libraries_sync", post, path = "/api/libraries/{id}/_sync", tag = "libraries", description = "Sync the library with its Drive folder: Drive's changes feed since the last run (the first run, `purge`, or a connection now on another account lists the whole folder). The run is a job of type `sync` done by the workers, so it survives the caller going away. Answers 200 with the counts when the run ends (up to 10 minutes; then 202 with the job), or 202 at once with `Prefer: respond-async`. One run per library at a time.", params(("id" = String, Path, description = LIBRARY_ID, max_length = 100), ("Prefer" = Option<String>, Header, description = "`respond-async` to get 202 at once")), request_body(content = Option<SyncRequest>, content_type = "application/json"), responses((status = 200, description = "The run ended", body = SyncResult), (status = 202, description = "The run goes on", body = SyncAccepted), (status = 409, description = "No connection (`NOT_CONNECTED`), the connection needs the account again (`CONNECTION_NEEDS_REAUTH`), or a run is going (`CONFLICT`, `details.job_id`)", body = crate::error::ErrorBody)))]
@@ -471,7 +472,7 @@ async fn sync(
     loop {
         let report = tenant.db().sync_report(job.id).await?.ok_or_else(|| ApiError::not_found("Sync run"))?;
         if report.run.finished || report.job.status.is_terminal() {
-            let status = job_status(&report)?;
+            let status = job_status(&report);
             return Ok(HttpResponse::Ok().json(sync_result(&report, &status)));
         }
         if tokio::time::Instant::now() + pause > deadline {
@@ -486,7 +487,7 @@ async fn sync(
 async fn progress(tenant: Tenant, path: web::Path<String>) -> ApiResult<HttpResponse> {
     let job_id = tenant.db().sync_by_progress(&path).await?.ok_or_else(|| ApiError::not_found("Progress"))?;
     let report = tenant.db().sync_report(job_id).await?.ok_or_else(|| ApiError::not_found("Progress"))?;
-    let status = job_status(&report)?;
+    let status = job_status(&report);
     let ended = report.run.finished || report.job.status.is_terminal();
     Ok(HttpResponse::Ok().json(SyncProgressView {
         job_id: ferry_core::JobId(report.job.id).to_string(),
