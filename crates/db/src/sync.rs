@@ -633,16 +633,7 @@ async fn apply_steps(
         match step {
             SyncStep::CreateFolder { drive_id, parent, name } => {
                 let parent_dir = directory(&directories, parent)?;
-                let id = Uuid::now_v7();
-                diesel::insert_into(folders::table)
-                    .values((
-                        folders::id.eq(id),
-                        folders::tenant_id.eq(tenant.0),
-                        folders::name.eq(name),
-                        folders::parent_id.eq(Some(parent_dir)),
-                    ))
-                    .execute(conn)
-                    .await?;
+                let id = new_directory(conn, tenant, name, parent_dir).await?;
                 upsert_entry(conn, run, drive_id, true, id, parent, name, None).await?;
                 directories.insert(drive_id.clone(), id);
             }
@@ -662,28 +653,12 @@ async fn apply_steps(
                     .await?;
                 if updated == 0 {
                     // Deleted forever by hand: the folder is made again.
-                    let id = Uuid::now_v7();
-                    diesel::insert_into(folders::table)
-                        .values((
-                            folders::id.eq(id),
-                            folders::tenant_id.eq(tenant.0),
-                            folders::name.eq(name),
-                            folders::parent_id.eq(Some(parent_dir)),
-                        ))
-                        .execute(conn)
-                        .await?;
+                    let id = new_directory(conn, tenant, name, parent_dir).await?;
                     upsert_entry(conn, run, drive_id, true, id, parent, name, None).await?;
                     directories.insert(drive_id.clone(), id);
                     continue;
                 }
-                diesel::update(entry.filter(library_entries::drive_file_id.eq(drive_id)))
-                    .set((
-                        library_entries::drive_parent_id.eq(parent),
-                        library_entries::name.eq(name),
-                        library_entries::in_trash.eq(false),
-                    ))
-                    .execute(conn)
-                    .await?;
+                record_position(conn, library.id, drive_id, parent, name).await?;
             }
             SyncStep::UpdateFolder { drive_id, .. } => {
                 return Err(DbError::Corrupt(format!("sync plan updates {drive_id}, which is not a folder")));
@@ -742,14 +717,7 @@ async fn apply_steps(
                     ))
                     .execute(conn)
                     .await?;
-                diesel::update(entry.filter(library_entries::drive_file_id.eq(drive_id)))
-                    .set((
-                        library_entries::drive_parent_id.eq(parent),
-                        library_entries::name.eq(name),
-                        library_entries::in_trash.eq(false),
-                    ))
-                    .execute(conn)
-                    .await?;
+                record_position(conn, library.id, drive_id, parent, name).await?;
             }
             SyncStep::Trash { drive_id } => {
                 let id = item_of(drive_id)?;
@@ -808,6 +776,49 @@ async fn trash_untracked(conn: &mut AsyncPgConnection, library: &Library) -> Res
     .execute(conn)
     .await?;
     Ok(i32::try_from(files.files).unwrap_or(i32::MAX))
+}
+
+/// A directory of the library, made for a Drive folder.
+async fn new_directory(
+    conn: &mut AsyncPgConnection,
+    tenant: TenantId,
+    name: &str,
+    parent_dir: Uuid,
+) -> Result<Uuid, DbError> {
+    let id = Uuid::now_v7();
+    diesel::insert_into(folders::table)
+        .values((
+            folders::id.eq(id),
+            folders::tenant_id.eq(tenant.0),
+            folders::name.eq(name),
+            folders::parent_id.eq(Some(parent_dir)),
+        ))
+        .execute(conn)
+        .await?;
+    Ok(id)
+}
+
+/// Records where a Drive item now is (and that it is out of the mirror's trash).
+async fn record_position(
+    conn: &mut AsyncPgConnection,
+    library_id: Uuid,
+    drive_id: &str,
+    parent: &str,
+    name: &str,
+) -> Result<(), DbError> {
+    diesel::update(
+        library_entries::table
+            .filter(library_entries::library_id.eq(library_id))
+            .filter(library_entries::drive_file_id.eq(drive_id)),
+    )
+    .set((
+        library_entries::drive_parent_id.eq(parent),
+        library_entries::name.eq(name),
+        library_entries::in_trash.eq(false),
+    ))
+    .execute(conn)
+    .await?;
+    Ok(())
 }
 
 #[allow(clippy::too_many_arguments)]
