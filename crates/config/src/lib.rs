@@ -430,8 +430,13 @@ pub struct ReliabilitySettings {
     pub stale_pending_secs: u64,
     /// Claims of one item (across messages, retries and reaps) before a transient failure fails it for good.
     pub max_item_attempts: u32,
-    /// Drive requests per second per connection, per worker process (token bucket).
+    /// Drive requests per second per Google user, per process, used only while Postgres does not answer the
+    /// shared pacer (which otherwise paces every process together; see `drive_pacer_max_rate`).
     pub drive_requests_per_sec: u32,
+    /// Where the shared adaptive pacer starts each Google user, and the most it ever grants one, in requests
+    /// per second across every process (Google documents 12 000 queries per minute per user). Refusals for rate
+    /// cut it; it recovers while requests flow.
+    pub drive_pacer_max_rate: u32,
     /// Time in-flight items get after SIGTERM before the worker gives them back and exits.
     pub shutdown_deadline_secs: u64,
     /// A transfer attempt that moves no bytes (and finishes no Drive call) for this long is aborted; the item is
@@ -450,6 +455,7 @@ impl Default for ReliabilitySettings {
             stale_pending_secs: 900,
             max_item_attempts: 12,
             drive_requests_per_sec: 20,
+            drive_pacer_max_rate: 200,
             shutdown_deadline_secs: 25,
             stall_timeout_secs: 60,
             confirm_timeout_secs: 15,

@@ -158,6 +158,9 @@ pub(crate) fn problems(s: &Settings) -> Vec<String> {
     if r.drive_requests_per_sec == 0 {
         p.push("reliability.drive_requests_per_sec", "must be at least 1");
     }
+    if r.drive_pacer_max_rate == 0 {
+        p.push("reliability.drive_pacer_max_rate", "must be at least 1");
+    }
 
     // items
     if !(1..=86_400).contains(&s.items.download_token_ttl_secs) {

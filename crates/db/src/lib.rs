@@ -15,6 +15,7 @@ pub mod maintenance;
 pub mod oauth_states;
 pub mod operator;
 pub mod outbox;
+pub mod pacer;
 pub mod picker;
 pub mod resealing;
 mod schema;

@@ -539,8 +539,15 @@ async fn json_body<T: serde::de::DeserializeOwned>(resp: Response) -> Result<T, 
 /// Reads at most [`MAX_ERROR_BODY`] bytes of an error response and classifies it.
 async fn error_from(resp: Response) -> DriveError {
     let status = resp.status();
+    // Google sends delay-seconds; an HTTP date is not worth parsing here (the pacer backs off anyway).
+    let retry_after = resp
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.trim().parse::<u64>().ok())
+        .map(|secs| std::time::Duration::from_secs(secs.min(3600)));
     let body = read_bounded(resp, MAX_ERROR_BODY).await;
-    classify_drive_error(status, &body)
+    classify_drive_error(status, &body, retry_after)
 }
 
 async fn read_bounded(mut resp: Response, limit: usize) -> Vec<u8> {

@@ -56,9 +56,10 @@ pub enum DriveError {
     /// The access token is missing, invalid or expired: refresh it and retry once.
     #[error("drive rejected the access token")]
     Unauthorized,
-    /// 429, or 403 with `userRateLimitExceeded` / `rateLimitExceeded`: back off and retry.
+    /// 429, or 403 with `userRateLimitExceeded` / `rateLimitExceeded`: back off and retry, not before
+    /// `retry_after` when the answer had a `Retry-After` header (in seconds).
     #[error("drive rate limit ({reason})")]
-    RateLimited { reason: String },
+    RateLimited { reason: String, retry_after: Option<std::time::Duration> },
     /// A daily cap (for example the 750 GB/day upload limit): defer, do not retry in a loop.
     #[error("drive daily limit reached ({reason})")]
     DailyLimit { reason: String },
@@ -111,7 +112,7 @@ impl DriveError {
         match self {
             DriveError::NotFound(_) => "notFound",
             DriveError::Unauthorized => "authError",
-            DriveError::RateLimited { reason }
+            DriveError::RateLimited { reason, .. }
             | DriveError::DailyLimit { reason }
             | DriveError::Forbidden { reason, .. }
             | DriveError::BadRequest { reason, .. } => reason_label(reason),
@@ -171,7 +172,13 @@ struct GoogleErrorItem {
 const MAX_MESSAGE_LEN: usize = 300;
 
 /// Turns a non-success Drive response into a typed error. `body` is the (bounded) error body.
-pub(crate) fn classify_drive_error(status: StatusCode, body: &[u8]) -> DriveError {
+///
+/// `retry_after` is the answer's `Retry-After`, kept on rate-limit refusals.
+pub(crate) fn classify_drive_error(
+    status: StatusCode,
+    body: &[u8],
+    retry_after: Option<std::time::Duration>,
+) -> DriveError {
     // A non-JSON body (proxy error page) still classifies by status.
     let parsed: GoogleErrorBody = serde_json::from_slice(body).unwrap_or_default();
     let first = parsed.error.errors.first();
@@ -190,9 +197,9 @@ pub(crate) fn classify_drive_error(status: StatusCode, body: &[u8]) -> DriveErro
         401 => DriveError::Unauthorized,
         404 => DriveError::NotFound(if message.is_empty() { "not found".to_owned() } else { message }),
         409 => DriveError::AlreadyExists,
-        429 => DriveError::RateLimited { reason: reason_or("rateLimitExceeded") },
+        429 => DriveError::RateLimited { reason: reason_or("rateLimitExceeded"), retry_after },
         403 => match reason.as_str() {
-            "userRateLimitExceeded" | "rateLimitExceeded" => DriveError::RateLimited { reason },
+            "userRateLimitExceeded" | "rateLimitExceeded" => DriveError::RateLimited { reason, retry_after },
             "dailyLimitExceeded" | "uploadLimitExceeded" | "dailyLimitExceededUnreg" | "quotaExceeded" => {
                 DriveError::DailyLimit { reason }
             }
@@ -270,11 +277,14 @@ mod tests {
     #[test]
     fn classifies_google_error_table() {
         let c = |code: u16, reason: &str| {
-            classify_drive_error(StatusCode::from_u16(code).expect("status"), &body(code, reason, "msg"))
+            classify_drive_error(StatusCode::from_u16(code).expect("status"), &body(code, reason, "msg"), None)
         };
         assert_eq!(c(404, "notFound"), DriveError::NotFound("msg".into()));
         assert_eq!(c(401, "authError"), DriveError::Unauthorized);
-        assert_eq!(c(403, "userRateLimitExceeded"), DriveError::RateLimited { reason: "userRateLimitExceeded".into() });
+        assert_eq!(
+            c(403, "userRateLimitExceeded"),
+            DriveError::RateLimited { reason: "userRateLimitExceeded".into(), retry_after: None }
+        );
         assert!(c(403, "rateLimitExceeded").is_retryable());
         assert!(c(429, "rateLimitExceeded").is_retryable());
         assert_eq!(c(403, "uploadLimitExceeded"), DriveError::DailyLimit { reason: "uploadLimitExceeded".into() });
@@ -293,11 +303,11 @@ mod tests {
     #[test]
     fn non_json_bodies_classify_by_status() {
         assert_eq!(
-            classify_drive_error(StatusCode::BAD_GATEWAY, b"<html>bad gateway</html>"),
+            classify_drive_error(StatusCode::BAD_GATEWAY, b"<html>bad gateway</html>", None),
             DriveError::Backend { status: 502 }
         );
         assert_eq!(
-            classify_drive_error(StatusCode::FORBIDDEN, b""),
+            classify_drive_error(StatusCode::FORBIDDEN, b"", None),
             DriveError::Forbidden { reason: "forbidden".into(), message: String::new() }
         );
     }

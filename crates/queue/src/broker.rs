@@ -6,6 +6,13 @@ use lapin::{Channel, Connection, ConnectionProperties, options::QueueDeclareOpti
 
 use crate::QueueError;
 
+/// The longest [`Broker::connect`] takes, lapin's own retries included, before it gives up with
+/// [`QueueError::Deadline`]: a broker that is starting can accept TCP connections and never finish the AMQP
+/// handshake.
+pub const CONNECT_DEADLINE: Duration = Duration::from_secs(60);
+/// The longest opening a channel or closing the connection waits for the broker's answer.
+pub const ANSWER_DEADLINE: Duration = Duration::from_secs(15);
+
 /// One AMQP connection (cheap to clone: clones share it). Channels are opened from it per
 /// publisher, per consumer and per short topology operation.
 #[derive(Clone)]
@@ -20,7 +27,7 @@ struct Inner {
 
 impl Broker {
     /// Connects, retrying the first attempt with a short backoff (about 0.5 s, 1 s, 2 s, 4 s, then every 5 s;
-    /// 10 attempts).
+    /// 10 attempts), all within [`CONNECT_DEADLINE`].
     ///
     /// lapin's automatic recovery is deliberately off: when the broker restarted several times in a row, a
     /// recovered connection could come back with its consumer never re-registered and no error ever reported,
@@ -39,10 +46,13 @@ impl Broker {
                     .with_max_times(10)
                     .with_jitter()
             });
-        let connection = Connection::connect(url, properties).await.map_err(|source| QueueError::Connect {
-            connection_name: connection_name.to_owned(),
-            source: Box::new(source),
-        })?;
+        let connection = tokio::time::timeout(CONNECT_DEADLINE, Connection::connect(url, properties))
+            .await
+            .map_err(|_| QueueError::Deadline { what: "connecting to RabbitMQ", waited: CONNECT_DEADLINE })?
+            .map_err(|source| QueueError::Connect {
+                connection_name: connection_name.to_owned(),
+                source: Box::new(source),
+            })?;
         tracing::info!(connection_name, "connected to RabbitMQ");
         Ok(Broker { inner: Arc::new(Inner { connection, name: connection_name.to_owned() }) })
     }
@@ -58,14 +68,23 @@ impl Broker {
         self.inner.connection.status().blocked()
     }
 
-    /// Closes the connection politely (reply code 200). Errors are only logged: closing is
-    /// best effort and usually happens at shutdown.
+    /// Closes the connection politely (reply code 200), waiting at most [`ANSWER_DEADLINE`] for the broker's
+    /// close-ok (a half-dead connection never sends one). Errors are only logged: closing is best effort and
+    /// usually happens at shutdown or before reconnecting.
     pub async fn close(&self) {
         if self.inner.connection.status().closed() {
             return;
         }
-        if let Err(error) = self.inner.connection.close(200, "OK".into()).await {
-            tracing::debug!(connection_name = %self.inner.name, %error, "closing the RabbitMQ connection");
+        match tokio::time::timeout(ANSWER_DEADLINE, self.inner.connection.close(200, "OK".into())).await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => {
+                tracing::debug!(connection_name = %self.inner.name, %error, "closing the RabbitMQ connection")
+            }
+            Err(_) => tracing::warn!(
+                connection_name = %self.inner.name,
+                waited = ?ANSWER_DEADLINE,
+                "the broker did not acknowledge closing the connection; dropping it"
+            ),
         }
     }
 
@@ -75,10 +94,9 @@ impl Broker {
     }
 
     pub(crate) async fn channel(&self, what: &'static str) -> Result<Channel, QueueError> {
-        self.inner
-            .connection
-            .create_channel()
+        tokio::time::timeout(ANSWER_DEADLINE, self.inner.connection.create_channel())
             .await
+            .map_err(|_| QueueError::Deadline { what, waited: ANSWER_DEADLINE })?
             .map_err(|source| QueueError::Channel { what, source: Box::new(source) })
     }
 }
@@ -113,10 +131,23 @@ pub async fn queue_depth(broker: &Broker, queue: &str) -> Result<u32, QueueError
 }
 
 /// Closes a channel we are done with; a channel the broker already closed is fine.
+/// Runs one request that waits for the broker's answer, giving up after [`ANSWER_DEADLINE`].
+pub(crate) async fn answered<T>(
+    what: &'static str,
+    request: impl std::future::Future<Output = Result<T, QueueError>>,
+) -> Result<T, QueueError> {
+    tokio::time::timeout(ANSWER_DEADLINE, request)
+        .await
+        .unwrap_or(Err(QueueError::Deadline { what, waited: ANSWER_DEADLINE }))
+}
+
 pub(crate) async fn close_channel(channel: &Channel) {
-    if channel.status().connected()
-        && let Err(error) = channel.close(200, "OK".into()).await
-    {
-        tracing::debug!(%error, "closing a channel");
+    if !channel.status().connected() {
+        return;
+    }
+    match tokio::time::timeout(ANSWER_DEADLINE, channel.close(200, "OK".into())).await {
+        Ok(Ok(())) => {}
+        Ok(Err(error)) => tracing::debug!(%error, "closing a channel"),
+        Err(_) => tracing::warn!(waited = ?ANSWER_DEADLINE, "the broker did not acknowledge closing a channel"),
     }
 }

@@ -116,10 +116,13 @@ where
         None
     } else {
         let retry_channel = broker.channel("opening the retry channel").await?;
-        retry_channel.confirm_select(ConfirmSelectOptions::default()).await.map_err(|source| QueueError::Channel {
-            what: "enabling confirms for retries",
-            source: Box::new(source),
-        })?;
+        crate::broker::answered("enabling confirms for retries", async {
+            retry_channel.confirm_select(ConfirmSelectOptions::default()).await.map_err(|source| QueueError::Channel {
+                what: "enabling confirms for retries",
+                source: Box::new(source),
+            })
+        })
+        .await?;
         Some(Arc::new(RetrySink { channel: retry_channel, queues: config.retry_queues.clone() }))
     };
     let result = consume(&channel, &config, &shutdown, Arc::new(handler), retry.clone()).await;
@@ -148,19 +151,25 @@ where
     Fut: Future<Output = Outcome> + Send + 'static,
 {
     let consume_error = |source| QueueError::Consume { queue: config.queue.clone(), source: Box::new(source) };
-    channel
-        .basic_qos(config.prefetch, BasicQosOptions::default())
-        .await
-        .map_err(|source| QueueError::Channel { what: "setting the prefetch count", source: Box::new(source) })?;
-    let mut consumer = channel
-        .basic_consume(
-            config.queue.as_str().into(),
-            config.consumer_tag.as_str().into(),
-            BasicConsumeOptions::default(),
-            FieldTable::default(),
-        )
-        .await
-        .map_err(consume_error)?;
+    crate::broker::answered("setting the prefetch count", async {
+        channel
+            .basic_qos(config.prefetch, BasicQosOptions::default())
+            .await
+            .map_err(|source| QueueError::Channel { what: "setting the prefetch count", source: Box::new(source) })
+    })
+    .await?;
+    let mut consumer = crate::broker::answered("starting to consume", async {
+        channel
+            .basic_consume(
+                config.queue.as_str().into(),
+                config.consumer_tag.as_str().into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .map_err(consume_error)
+    })
+    .await?;
     tracing::info!(queue = %config.queue, prefetch = config.prefetch, "consuming");
 
     // qos already bounds unacknowledged deliveries; the semaphore also bounds handlers that

@@ -63,6 +63,10 @@ pub enum QueueError {
     /// The broker cancelled our consumer (for example because the queue was deleted).
     #[error("the broker cancelled the consumer on queue {queue:?}")]
     ConsumerCancelled { queue: String },
+    /// A step that talks to the broker did not finish within its deadline (a broker that accepted the TCP
+    /// connection but stopped answering, typically while it starts or stops). The caller reconnects.
+    #[error("{what} did not finish within {waited:?}")]
+    Deadline { what: &'static str, waited: std::time::Duration },
     /// A configuration value this crate cannot work with.
     #[error("invalid queue configuration: {0}")]
     InvalidConfig(String),

@@ -29,7 +29,7 @@ pub use tokio_util::sync::CancellationToken;
 pub use topology::{CommandKind, Topology};
 
 /// `error: cause: cause` on one line, for logs.
-pub(crate) fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {

@@ -175,7 +175,9 @@ impl Topology {
     pub async fn declare(&self, broker: &Broker) -> Result<(), QueueError> {
         // A failed declare closes the channel, so topology work gets a throwaway channel.
         let channel = broker.channel("declaring the topology").await?;
-        let result = self.declare_on(&channel).await;
+        let result = tokio::time::timeout(DECLARE_DEADLINE, self.declare_on(&channel))
+            .await
+            .unwrap_or(Err(QueueError::Deadline { what: "declaring the topology", waited: DECLARE_DEADLINE }));
         close_channel(&channel).await;
         result
     }
@@ -292,6 +294,10 @@ impl Topology {
 }
 
 /// Retry tier delays in seconds.
+/// The longest declaring the whole topology may take (about a hundred declares and binds, each normally a
+/// millisecond or two).
+const DECLARE_DEADLINE: Duration = Duration::from_secs(30);
+
 const RETRY_TIER_SECS: [u64; 6] = [1, 2, 4, 8, 16, 32];
 
 fn long_string(value: &str) -> AMQPValue {

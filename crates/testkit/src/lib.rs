@@ -164,6 +164,13 @@ impl TestEnv {
         Ok(env)
     }
 
+    /// Starts one more worker of `kind` on the same settings: to Postgres, RabbitMQ and Drive another process (its
+    /// own pools, broker connections, worker id and pacer). [`TestEnv::restart_services`] does not restart it.
+    pub fn start_another_worker(&mut self, kind: WorkerKind) -> anyhow::Result<()> {
+        self.workers.push(WorkerService::start(&self.settings, kind)?);
+        Ok(())
+    }
+
     /// Stops the gateway and workers and starts them again on the same database, queues, blob store and
     /// emulator with `overrides` applied to the settings (a configuration change, such as a new token key).
     pub async fn restart_services(&mut self, overrides: &[(&str, &str)]) -> anyhow::Result<()> {

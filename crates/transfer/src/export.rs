@@ -138,8 +138,12 @@ pub(crate) async fn export_item(ctx: &TransferContext, claimed: &ClaimedItem) ->
                 let take = buffer.len().min(ctx.upload_chunk_size);
                 let chunk: Bytes = buffer.split_to(take).freeze();
                 let sent_end = offset + chunk.len() as u64;
-                ctx.rate_limiter.acquire(connection_id).await;
-                let uploaded = ctx.drive.upload_chunk(&session, offset, chunk, total).await?;
+                ctx.pacer.acquire(connection_id).await;
+                let uploaded = ctx.drive.upload_chunk(&session, offset, chunk, total).await;
+                if let Err(DriveError::RateLimited { retry_after, .. }) = &uploaded {
+                    ctx.pacer.refused(connection_id, *retry_after).await;
+                }
+                let uploaded = uploaded?;
                 ctx.progress.touch();
                 match uploaded {
                     UploadProgress::Complete(created) => {

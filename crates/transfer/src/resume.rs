@@ -26,9 +26,12 @@ where
 {
     let mut retry = 0;
     loop {
-        ctx.rate_limiter.acquire(connection_id).await;
+        ctx.pacer.acquire(connection_id).await;
         let result = call().await;
         ctx.progress.touch();
+        if let Err(DriveError::RateLimited { retry_after, .. }) = &result {
+            ctx.pacer.refused(connection_id, *retry_after).await;
+        }
         match result {
             Err(err) if err.is_retryable() && retry < CALL_RETRIES => {
                 let delay = call_retry_delay(retry);

@@ -11,7 +11,6 @@ use ferry_db::Db;
 use ferry_queue::{Broker, CancellationToken, CommandKind, Topology};
 use ferry_storage::BlobStore;
 
-use crate::limits::ConnectionRateLimiter;
 use crate::reaper::{ReaperConfig, run_reaper};
 use crate::worker::{TransferContext, WorkerKind, run_worker};
 
@@ -46,6 +45,7 @@ impl WorkerService {
             WorkerKind::Importer => settings.importer.concurrency,
             WorkerKind::Exporter => settings.exporter.concurrency,
         };
+        let pacer_db = db.clone();
         let context = TransferContext {
             credentials: Credentials::new(db.clone(), oauth, cipher),
             db,
@@ -55,7 +55,11 @@ impl WorkerService {
             lease: Duration::from_secs(reliability.lease_secs),
             upload_chunk_size: usize::try_from(settings.exporter.chunk_size_bytes).unwrap_or(8 * 1024 * 1024),
             max_attempts: reliability.max_item_attempts,
-            rate_limiter: ConnectionRateLimiter::new(reliability.drive_requests_per_sec),
+            pacer: ferry_pacer::DrivePacer::new(
+                pacer_db,
+                ferry_pacer::PacerPolicy::with_max_rate(reliability.drive_pacer_max_rate),
+                reliability.drive_requests_per_sec,
+            ),
             topology: topology.clone(),
             stall_timeout: Duration::from_secs(reliability.stall_timeout_secs),
             progress: crate::attempt::Progress::new(),

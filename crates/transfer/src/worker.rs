@@ -53,8 +53,8 @@ pub struct TransferContext {
     /// Claims of one item (its `attempts` in Postgres, across messages, retries and reaps) after which a
     /// transient failure fails it instead of retrying.
     pub max_attempts: u32,
-    /// Paces Drive calls per connection.
-    pub rate_limiter: crate::limits::ConnectionRateLimiter,
+    /// Paces Drive calls per Google user, shared with every other process that calls Drive.
+    pub pacer: ferry_pacer::DrivePacer,
     /// The broker's delivery limit: a message requeued on its final delivery is dead-lettered.
     pub topology: Topology,
     /// An attempt that moves no bytes for this long is aborted and retried later.
@@ -267,11 +267,16 @@ pub async fn run_worker(
     on_broker: impl Fn(Option<Broker>) + Send + Sync + 'static,
 ) {
     let mut backoff = Duration::from_millis(500);
+    let mut attempt: u32 = 0;
     while !shutdown.is_cancelled() {
+        attempt += 1;
+        tracing::info!(%command, attempt, "connecting to RabbitMQ");
+        // Each broker step below has its own deadline (ferry_queue), so a broker that stops answering mid-way
+        // sends this loop round again instead of parking the worker.
         let broker = match Broker::connect(&amqp_url, &format!("{}-{}-{command}", kind.name(), ctx.worker_id)).await {
             Ok(broker) => broker,
             Err(err) => {
-                tracing::warn!(error = %err, "cannot connect to RabbitMQ; retrying");
+                tracing::warn!(%command, attempt, error = %ferry_queue::error_chain(&err), "cannot connect to RabbitMQ; retrying");
                 on_broker(None);
                 wait_or_shutdown(&shutdown, backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(10));
@@ -279,12 +284,13 @@ pub async fn run_worker(
             }
         };
         if let Err(err) = topology.declare(&broker).await {
-            tracing::warn!(error = %err, "cannot declare the topology; retrying");
+            tracing::warn!(%command, attempt, error = %ferry_queue::error_chain(&err), "cannot declare the topology; retrying");
             broker.close().await;
             wait_or_shutdown(&shutdown, backoff).await;
             continue;
         }
         backoff = Duration::from_millis(500);
+        attempt = 0;
         on_broker(Some(broker.clone()));
         let config = ConsumerConfig {
             queue: topology.queue(command),

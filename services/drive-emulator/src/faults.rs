@@ -78,8 +78,12 @@ pub struct Faults {
     /// Latency and error rates apply only to these endpoints (`files.get.media`, `upload.resumable.chunk`,
     /// ... as in the counters); empty: to every request.
     pub endpoints: Vec<String>,
-    /// Drive requests per second per user; beyond it 403 userRateLimitExceeded.
+    /// Drive requests per second per user (per calendar second, refused requests included); beyond it 403
+    /// userRateLimitExceeded.
     pub user_requests_per_second: Option<u32>,
+    /// `Retry-After` (seconds) on the refusals of `user_requests_per_second`; `None`: no header, as Google
+    /// usually answers.
+    pub retry_after_secs: Option<u64>,
     /// Bytes each user may upload per UTC day; beyond it 403 uploadLimitExceeded.
     pub daily_upload_bytes: Option<u64>,
     /// Bytes each user may download (media and exports) per UTC day; beyond it 403 downloadQuotaExceeded.
@@ -281,7 +285,11 @@ impl FaultState {
             slot.1 += 1;
             if slot.1 > limit {
                 self.injected("user_requests_per_second", user);
-                plan.error = Some(user_rate_limited());
+                let mut refusal = user_rate_limited();
+                if let Some(secs) = self.faults.retry_after_secs {
+                    refusal = refusal.with_header(actix_web::http::header::RETRY_AFTER, secs.to_string());
+                }
+                plan.error = Some(refusal);
                 return plan;
             }
         }

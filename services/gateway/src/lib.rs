@@ -85,7 +85,13 @@ pub fn build_state(settings: Settings) -> anyhow::Result<(AppState, Db)> {
         ferry_credentials::ProviderClients::from_settings(&settings)?;
     let credentials = Credentials::new(db.clone(), oauth.clone(), cipher);
     let signers = routes::documents::access::DocumentSigners::from_settings(&settings)?;
+    let pacer = ferry_pacer::DrivePacer::new(
+        db.clone(),
+        ferry_pacer::PacerPolicy::with_max_rate(settings.reliability.drive_pacer_max_rate),
+        settings.reliability.drive_requests_per_sec,
+    );
     let state = AppState {
+        pacer,
         signers,
         settings,
         db: ApiDb::new(db.clone()),

@@ -13,6 +13,8 @@ pub struct AppState {
     pub storage: BlobStore,
     pub oauth: GoogleOAuth,
     pub drive: DriveClient,
+    /// Paces Drive calls per Google user, shared with the workers and the other gateways.
+    pub pacer: ferry_pacer::DrivePacer,
     pub credentials: Credentials,
     /// Command names written to the outbox (the queue's routing keys).
     pub import_command: &'static str,

@@ -92,11 +92,19 @@ where
     F: Fn(String) -> Fut,
     Fut: std::future::Future<Output = Result<T, DriveError>>,
 {
+    let paced = |token: String| async {
+        state.pacer.acquire(connection_id).await;
+        let result = call(token).await;
+        if let Err(DriveError::RateLimited { retry_after, .. }) = &result {
+            state.pacer.refused(connection_id, *retry_after).await;
+        }
+        result
+    };
     let token = state.credentials.access_token(connection_id).await?;
-    match call(token.clone()).await {
+    match paced(token.clone()).await {
         Err(DriveError::Unauthorized) => {
             let token = state.credentials.refresh_after_rejection(connection_id, &token).await?;
-            Ok(call(token).await?)
+            Ok(paced(token).await?)
         }
         other => Ok(other?),
     }
