@@ -159,13 +159,9 @@ async fn kill_importer(infra: &Infra) -> anyhow::Result<Figures> {
     Ok(figures)
 }
 
-/// 2. The same for the exporter: 200 files including 30 MiB ones, exported in 1 MiB chunks.
+/// 2. The same for the exporter: 200 files including 30 MiB ones, each one streaming upload resumed after a kill.
 async fn kill_exporter(infra: &Infra) -> anyhow::Result<Figures> {
-    let extra = [
-        ("FERRY__EXPORTER__CONCURRENCY", "8"),
-        ("FERRY__EXPORTER__CHUNK_SIZE_BYTES", "1048576"),
-        ("FERRY__IMPORTER__CONCURRENCY", "8"),
-    ];
+    let extra = [("FERRY__EXPORTER__CONCURRENCY", "8"), ("FERRY__IMPORTER__CONCURRENCY", "8")];
     let mut stack = stack("kill-exporter", infra, drive_emulator::Faults::default(), &extra).await?;
     let big = 30 * 1024 * 1024;
     let files = stack.seed_files(200, |n| if n % 50 == 0 { big } else { 2048 + (n * 7919) % 200_000 });
@@ -468,7 +464,7 @@ async fn drive_stall(infra: &Infra) -> anyhow::Result<Figures> {
     let mut figures = Figures { files: files.len(), ..Figures::default() };
     stack.check_import(&import_id, &image_ids, &files, &mut figures).await?;
 
-    // Six uploads stall for good after 100 KB of their chunk.
+    // Six uploads stall for good after 100 KB.
     let stalls = drive_emulator::Faults {
         stall_upload_after_bytes: Some(100_000),
         stall_times: Some(6),

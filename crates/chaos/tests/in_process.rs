@@ -219,7 +219,7 @@ async fn a_worker_stopped_past_its_deadline_hands_its_items_back() {
         "no item left leased by the stopped worker: {counts:?}"
     );
 
-    drive.update_faults(|faults| faults.latency_ms = 0).expect("faults");
+    drive.update_faults(|faults| faults.stall_upload_after_bytes = None).expect("faults");
     let next = WorkerService::start(&env.settings, WorkerKind::Importer).expect("worker");
     let finished = env.wait_for_job(&job_id, Duration::from_secs(60)).await.expect("job finishes");
     assert_eq!(finished["status"], "completed", "{finished}");
@@ -284,11 +284,7 @@ async fn daily_caps_and_missing_files_fail_at_once_without_a_retry_loop() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_interrupted_export_resumes_its_upload_session_instead_of_starting_over() {
-    let overrides = [
-        ("exporter.chunk_size_bytes", "262144"),
-        ("reliability.lease_secs", "3"),
-        ("reliability.reaper_interval_secs", "1"),
-    ];
+    let overrides = [("reliability.lease_secs", "3"), ("reliability.reaper_interval_secs", "1")];
     let env = TestEnv::start_with(Workers::NONE, &overrides).await.expect("env");
     let drive = env.emulator.state();
     let email = "resume@example.com";
@@ -301,8 +297,13 @@ async fn an_interrupted_export_resumes_its_upload_session_instead_of_starting_ov
     env.wait_for_job(&import_id, Duration::from_secs(60)).await.expect("import finishes");
     importer.stop(Duration::from_secs(5)).await;
 
-    // 17 chunks of 256 KiB at 200 ms each: the exporter is stopped (past a 10 ms deadline) part-way through.
-    drive.update_faults(|faults| faults.latency_ms = 200).expect("faults");
+    // Drive stops reading the upload after 1 MiB: the exporter is stopped (past a 10 ms deadline) part-way through.
+    drive
+        .update_faults(|faults| {
+            faults.stall_upload_after_bytes = Some(1024 * 1024);
+            faults.stall_for_ms = None;
+        })
+        .expect("faults");
     drive.reset_counters();
     let response = env
         .api(Method::POST, "/cloud-storage/export")
@@ -323,14 +324,15 @@ async fn an_interrupted_export_resumes_its_upload_session_instead_of_starting_ov
     assert!(uploaded_before >= 1024 * 1024, "the upload was under way");
     first.stop(Duration::from_millis(10)).await;
 
-    drive.update_faults(|faults| faults.latency_ms = 0).expect("faults");
+    drive.update_faults(|faults| faults.stall_upload_after_bytes = None).expect("faults");
     let second = WorkerService::start(&env.settings, WorkerKind::Exporter).expect("exporter");
     let job = env.wait_for_job(&export_id, Duration::from_secs(60)).await.expect("export finishes");
     assert_eq!(job["status"], "completed", "{job}");
     let uploaded = drive.counters().users.get(email).map_or(0, |u| u.uploaded_bytes);
     println!("uploaded {uploaded} bytes for a {}-byte file (stopped after {uploaded_before})", bytes.len());
-    // Starting over would send the bytes before the interruption twice; resuming sends at most one chunk again.
-    assert!(uploaded <= bytes.len() as u64 + 262_144, "{uploaded} bytes uploaded for {} ", bytes.len());
+    // Starting over would send the bytes before the interruption twice; resuming asks Drive what it holds and
+    // sends only the rest.
+    assert_eq!(uploaded, bytes.len() as u64, "{uploaded} bytes uploaded for {}", bytes.len());
     let root = drive.root_folder_id(email);
     let folder = drive.children(&root).into_iter().find(|f| f.name == "Resumed").expect("export folder");
     let exported = drive.children(&folder.id);

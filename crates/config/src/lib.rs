@@ -40,9 +40,6 @@ const KIB: u64 = 1024;
 const MIB: u64 = 1024 * KIB;
 const GIB: u64 = 1024 * MIB;
 
-/// Drive resumable uploads require chunks in multiples of 256 KiB.
-pub const DRIVE_CHUNK_GRANULARITY: u64 = 256 * KIB;
-
 /// Errors from loading or validating settings.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -403,15 +400,14 @@ impl Default for ImporterSettings {
 pub struct ExporterSettings {
     /// Listen address of the /livez, /readyz, /metrics endpoints.
     pub ops_bind: String,
-    /// Items processed at the same time by one worker process.
+    /// Items processed at the same time by one worker process. Each item is one streaming upload, so memory
+    /// does not grow with file size.
     pub concurrency: usize,
-    /// Resumable upload chunk size; Drive requires a multiple of 256 KiB.
-    pub chunk_size_bytes: u64,
 }
 
 impl Default for ExporterSettings {
     fn default() -> Self {
-        Self { ops_bind: "127.0.0.1:9102".into(), concurrency: 4, chunk_size_bytes: 8 * MIB }
+        Self { ops_bind: "127.0.0.1:9102".into(), concurrency: 4 }
     }
 }
 

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use base64::Engine as _;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 
-use crate::{DRIVE_CHUNK_GRANULARITY, S3Settings, Secret, Settings, StorageBackend};
+use crate::{S3Settings, Secret, Settings, StorageBackend};
 
 pub(crate) fn problems(s: &Settings) -> Vec<String> {
     let mut p = Problems::default();
@@ -126,13 +126,6 @@ pub(crate) fn problems(s: &Settings) -> Vec<String> {
     p.bind("exporter.ops_bind", &s.exporter.ops_bind);
     if s.exporter.concurrency == 0 {
         p.push("exporter.concurrency", "must be at least 1");
-    }
-    let chunk = s.exporter.chunk_size_bytes;
-    if chunk == 0 || !chunk.is_multiple_of(DRIVE_CHUNK_GRANULARITY) {
-        p.push(
-            "exporter.chunk_size_bytes",
-            format!("{chunk} must be a positive multiple of 262144 (256 KiB), as Drive resumable uploads require"),
-        );
     }
 
     // reliability

@@ -40,7 +40,7 @@ fn defaults_load_and_validate() {
     assert!(s.crypto.uses_dev_only_key());
     assert_eq!(s.importer.ops_bind, "127.0.0.1:9101");
     assert_eq!(s.exporter.ops_bind, "127.0.0.1:9102");
-    assert_eq!(s.exporter.chunk_size_bytes, 8 * 1024 * 1024);
+    assert_eq!(s.exporter.concurrency, 4);
     assert_eq!(s.telemetry.log_format, LogFormat::Json);
     assert_eq!(s.telemetry.log_filter, "info");
 }
@@ -74,7 +74,7 @@ fn environment_variables_use_double_underscore_paths() {
         .env_vars([
             ("FERRY__DATABASE__URL", "postgres://postgres@10.0.0.5:5432/ferry"),
             ("FERRY__AMQP__DELIVERY_LIMIT", "9"),
-            ("FERRY__EXPORTER__CHUNK_SIZE_BYTES", "524288"),
+            ("FERRY__EXPORTER__CONCURRENCY", "7"),
             ("FERRY__GOOGLE__SCOPES", "openid email"),
             ("FERRY__GOOGLE__CLIENT_SECRET", "s3cret"),
             ("FERRY_TEST_DATABASE_URL", "ignored: single underscore"),
@@ -85,7 +85,7 @@ fn environment_variables_use_double_underscore_paths() {
     s.validate().expect("valid");
     assert_eq!(s.database.url, "postgres://postgres@10.0.0.5:5432/ferry");
     assert_eq!(s.amqp.delivery_limit, 9);
-    assert_eq!(s.exporter.chunk_size_bytes, 512 * 1024);
+    assert_eq!(s.exporter.concurrency, 7);
     assert_eq!(s.google.scopes, vec!["openid", "email"]);
     assert_eq!(s.google.client_secret.expose(), "s3cret");
 }
@@ -152,7 +152,7 @@ fn unknown_enum_values_are_rejected() {
 fn validation_lists_every_problem_clearly() {
     let s = Settings::from_sources(&[
         ("database.url", "mysql://nope"),
-        ("exporter.chunk_size_bytes", "1000000"),
+        ("exporter.concurrency", "0"),
         ("crypto.token_key", "c2hvcnQ="),
         ("google.drive_root_url", "http://127.0.0.1:8088"),
         ("gateway.popup_origin", "http://127.0.0.1:8080/popup"),
@@ -166,7 +166,7 @@ fn validation_lists_every_problem_clearly() {
     let all = problems.join("\n");
     for key in [
         "database.url",
-        "exporter.chunk_size_bytes",
+        "exporter.concurrency",
         "crypto.token_key",
         "google.drive_root_url",
         "gateway.popup_origin",
@@ -177,7 +177,7 @@ fn validation_lists_every_problem_clearly() {
     ] {
         assert!(problems.iter().any(|p| p.starts_with(key)), "no problem for {key} in:\n{all}");
     }
-    assert!(all.contains("262144 (256 KiB)"), "{all}");
+    assert!(all.contains("exporter.concurrency: must be at least 1"), "{all}");
     assert!(all.contains("exactly 32 bytes, got 5 bytes"), "{all}");
     let display = ConfigError::Invalid { problems }.to_string();
     assert!(display.starts_with("invalid configuration:\n  - "), "{display}");

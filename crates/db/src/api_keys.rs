@@ -1,6 +1,6 @@
 //! Operator views of API keys: list a tenant's keys (by their display prefix, never the key) and revoke them.
-//! The gateway looks every request's key up with `revoked_at IS NULL` (see `tenants.rs`), so a revoked
-//! key is refused from the next request on.
+//! The gateway looks keys up with `revoked_at IS NULL` (see `tenants.rs`) and trusts an answer for a few seconds
+//! (`ferry_gateway::auth::API_KEY_CACHE_TTL`), so a revoked key is refused within seconds.
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;

@@ -794,6 +794,16 @@ async fn cancel_claimed_item(conn: &mut AsyncPgConnection, claim: &Claim, job: &
     Ok(())
 }
 
+/// What [`TenantDb::job_status`] reads.
+#[derive(Debug, Clone)]
+pub struct JobStatusView {
+    pub job: Job,
+    /// The provider of the job's connection (`None` if the connection row is gone).
+    pub provider: Option<String>,
+    /// Exports only: the Drive ids of the files uploaded so far, in item order.
+    pub exported_drive_ids: Option<Vec<String>>,
+}
+
 impl TenantDb {
     /// Writes an export job, its items and their outbox rows in one transaction.
     pub async fn create_export_job(&self, new: NewExportJob) -> Result<Job, DbError> {
@@ -849,6 +859,37 @@ impl TenantDb {
     /// A job of this tenant (another tenant's id is simply not found).
     pub async fn get_job(&self, id: JobId) -> Result<Option<Job>, DbError> {
         self.db.get_job(self.tenant, id).await
+    }
+
+    /// Everything a job's status shows, in one query: the job, its connection's provider, and for an export the
+    /// Drive ids of its uploaded files in item order (`None` for other kinds).
+    pub async fn job_status(&self, id: JobId) -> Result<Option<JobStatusView>, DbError> {
+        use crate::schema::connections;
+        use diesel::sql_types::{Array, Nullable, Text};
+        let exported = format!(
+            "(SELECT array_agg(i.drive_file_id ORDER BY i.position) FROM job_items i \
+              WHERE i.job_id = jobs.id AND i.tenant_id = jobs.tenant_id AND i.status = '{}' \
+                AND i.drive_file_id IS NOT NULL AND jobs.kind = '{}')",
+            ItemStatus::Succeeded.as_str(),
+            JobKind::Export.as_str()
+        );
+        let mut conn = self.conn().await?;
+        let found: Option<(Job, Option<String>, Option<Vec<String>>)> = jobs::table
+            .left_join(connections::table)
+            .filter(jobs::id.eq(id.0))
+            .filter(jobs::tenant_id.eq(self.tenant.0))
+            .select((
+                Job::as_select(),
+                connections::provider.nullable(),
+                diesel::dsl::sql::<Nullable<Array<Text>>>(&exported),
+            ))
+            .first(&mut conn)
+            .await
+            .optional()?;
+        Ok(found.map(|(job, provider, exported)| {
+            let exported_drive_ids = (job.kind == JobKind::Export).then(|| exported.unwrap_or_default());
+            JobStatusView { job, provider, exported_drive_ids }
+        }))
     }
 
     /// The `provider_metadata` of this tenant's import jobs among `job_ids` (jobs without any are absent).

@@ -369,6 +369,42 @@ impl DriveClient {
         result
     }
 
+    /// Sends bytes `offset..total_size` of a resumable upload as one streaming request (Ferry reads them from its
+    /// own store, so nothing needs buffering to be sent again: after an interruption, ask
+    /// [`DriveClient::upload_status`] what Drive holds and stream the rest). `body` must yield exactly
+    /// `total_size - offset` bytes; an error from it aborts the request.
+    pub async fn upload_stream<E>(
+        &self,
+        session_uri: &str,
+        offset: u64,
+        total_size: u64,
+        body: futures::stream::BoxStream<'static, Result<Bytes, E>>,
+    ) -> Result<UploadProgress, DriveError>
+    where
+        E: Into<Box<dyn std::error::Error + Send + Sync>> + 'static,
+    {
+        if offset >= total_size {
+            return Err(DriveError::BadRequest {
+                reason: "invalid_chunk".to_owned(),
+                message: format!("nothing to send from offset {offset} of a {total_size}-byte upload"),
+            });
+        }
+        debug!(offset, total_size, "drive resumable upload stream");
+        let started = Instant::now();
+        let span = drive_span("upload.stream");
+        let req = self
+            .http
+            .put(session_uri)
+            .header(CONTENT_RANGE, format!("bytes {offset}-{}/{total_size}", total_size - 1))
+            .header(CONTENT_LENGTH, (total_size - offset).to_string())
+            .body(reqwest::Body::wrap_stream(body));
+        let resp = transmit("upload.stream", started, req, &span).await?;
+        let status = resp.status();
+        let result = upload_progress(resp).await;
+        observe(&span, "upload.stream", started, Some(status), result.as_ref().err());
+        result
+    }
+
     /// Asks how many bytes of a resumable upload the server holds (after a failed chunk or a
     /// restart).
     pub async fn upload_status(&self, session_uri: &str, total_size: u64) -> Result<UploadProgress, DriveError> {

@@ -68,7 +68,7 @@ impl TestEnv {
         Self::start_with(Workers::ALL, &[]).await
     }
 
-    /// Starts everything; `overrides` are extra settings (`("exporter.chunk_size_bytes", "262144")`).
+    /// Starts everything; `overrides` are extra settings (`("reliability.lease_secs", "3")`).
     pub async fn start_with(workers: Workers, overrides: &[(&str, &str)]) -> anyhow::Result<Self> {
         Self::start_on(Storage::Local, workers, overrides).await
     }

@@ -1,7 +1,7 @@
 //! Export: upload one stored file to Drive with the resumable protocol, spoken directly so that an
 //! interrupted upload resumes from the bytes Drive already holds (the session URI is persisted, sealed).
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use ferry_core::{ConnectionId, FileStatus, ItemId, JobId};
 use ferry_db::jobs::ClaimedItem;
 use ferry_drive::{DriveError, DriveFile, NewDriveFile, UploadProgress};
@@ -123,55 +123,46 @@ pub(crate) async fn export_item(ctx: &TransferContext, claimed: &ClaimedItem) ->
         }
     };
 
+    // One streaming PUT of everything Drive does not hold yet. After an interruption Drive is asked what it
+    // committed and the rest is streamed from the store again: nothing is buffered to be resent.
+    let mut interruptions = 0;
     loop {
-        let read = ctx.storage.get_stream(&blob_key, (total > 0).then_some(offset..total)).await?;
-        let mut stream = read.stream;
-        let mut buffer = BytesMut::new();
-        let mut restart_from = None;
-        loop {
-            let next = stream.next().await.transpose()?;
-            if let Some(bytes) = &next {
-                buffer.extend_from_slice(bytes);
-            }
-            let at_end = next.is_none();
-            while buffer.len() >= ctx.upload_chunk_size || (at_end && (!buffer.is_empty() || total == 0)) {
-                let take = buffer.len().min(ctx.upload_chunk_size);
-                let chunk: Bytes = buffer.split_to(take).freeze();
-                let sent_end = offset + chunk.len() as u64;
-                ctx.pacer.acquire(connection_id).await;
-                let uploaded = ctx.drive.upload_chunk(&session, offset, chunk, total).await;
-                if let Err(DriveError::RateLimited { retry_after, .. }) = &uploaded {
-                    ctx.pacer.refused(connection_id, *retry_after).await;
-                }
-                let uploaded = uploaded?;
-                ctx.progress.touch();
-                match uploaded {
-                    UploadProgress::Complete(created) => {
-                        metrics::counter!("ferry_export_bytes_total").increment(total);
-                        crate::observe::transfer_size(crate::worker::WorkerKind::Exporter, total);
-                        return finish(ctx, claimed, file.md5.as_deref(), created).await;
-                    }
-                    UploadProgress::Incomplete { committed } if committed == sent_end => offset = committed,
-                    UploadProgress::Incomplete { committed } => {
-                        // Drive kept less than was sent: continue from what it holds.
-                        restart_from = Some(committed);
-                        break;
-                    }
-                }
-                if total == 0 {
-                    break;
-                }
-            }
-            if restart_from.is_some() || at_end {
-                break;
-            }
+        ctx.pacer.acquire(connection_id).await;
+        let uploaded = if total == 0 {
+            ctx.drive.upload_chunk(&session, 0, Bytes::new(), 0).await
+        } else {
+            let read = ctx.storage.get_stream(&blob_key, Some(offset..total)).await?;
+            let progress = ctx.progress.clone();
+            let body = read.stream.inspect(move |_| progress.touch()).boxed();
+            ctx.drive.upload_stream(&session, offset, total, body).await
+        };
+        ctx.progress.touch();
+        if let Err(DriveError::RateLimited { retry_after, .. }) = &uploaded {
+            ctx.pacer.refused(connection_id, *retry_after).await;
         }
-        match restart_from {
-            Some(committed) => offset = committed,
-            None => {
+        let progress = match uploaded {
+            Ok(progress) => progress,
+            Err(err) if err.is_retryable() && interruptions < crate::resume::CALL_RETRIES => {
+                let delay = crate::limits::call_retry_delay(interruptions);
+                interruptions += 1;
+                tracing::info!(error = %err, offset, ?delay, "upload interrupted; asking Drive what it holds");
+                metrics::counter!("ferry_export_upload_resumes_total").increment(1);
+                tokio::time::sleep(delay).await;
+                crate::resume::paced(ctx, connection_id, || ctx.drive.upload_status(&session, total)).await?
+            }
+            Err(err) => return Err(err.into()),
+        };
+        match progress {
+            UploadProgress::Complete(created) => {
+                metrics::counter!("ferry_export_bytes_total").increment(total);
+                crate::observe::transfer_size(crate::worker::WorkerKind::Exporter, total);
+                return finish(ctx, claimed, file.md5.as_deref(), created).await;
+            }
+            UploadProgress::Incomplete { committed } if committed < total => offset = committed,
+            UploadProgress::Incomplete { committed } => {
                 return Err(ItemFailure::transient(
                     "upload_incomplete",
-                    format!("Drive holds {offset} of {total} bytes after the last chunk"),
+                    format!("Drive holds {committed} of {total} bytes but did not finish the upload"),
                 ));
             }
         }

@@ -53,7 +53,6 @@ impl WorkerService {
             drive,
             worker_id: format!("{}-{}", kind.name(), uuid::Uuid::new_v4().simple()),
             lease: Duration::from_secs(reliability.lease_secs),
-            upload_chunk_size: usize::try_from(settings.exporter.chunk_size_bytes).unwrap_or(8 * 1024 * 1024),
             max_attempts: reliability.max_item_attempts,
             pacer: ferry_pacer::DrivePacer::new(
                 pacer_db,

@@ -48,8 +48,6 @@ pub struct TransferContext {
     pub worker_id: String,
     /// How long a claim lasts without a heartbeat; heartbeats renew it every third of this.
     pub lease: Duration,
-    /// Resumable upload chunk size (a multiple of 256 KiB).
-    pub upload_chunk_size: usize,
     /// Claims of one item (its `attempts` in Postgres, across messages, retries and reaps) after which a
     /// transient failure fails it instead of retrying.
     pub max_attempts: u32,

@@ -45,6 +45,9 @@ struct Args {
     /// Fault injection: Drive requests per second per user (beyond: 403 userRateLimitExceeded).
     #[arg(long, env = "EMULATOR_USER_RPS")]
     user_rps: Option<u32>,
+    /// Fault injection: a `Retry-After` (seconds) on the refusals of --user-rps.
+    #[arg(long, env = "EMULATOR_RETRY_AFTER_SECS")]
+    retry_after_secs: Option<u64>,
     /// Fault injection: bytes each user may upload per day (beyond: 403 uploadLimitExceeded).
     #[arg(long, env = "EMULATOR_DAILY_UPLOAD_BYTES")]
     daily_upload_bytes: Option<u64>,
@@ -117,6 +120,7 @@ async fn main() -> anyhow::Result<()> {
         latency_ms: args.latency_ms,
         jitter_ms: args.jitter_ms,
         user_requests_per_second: args.user_rps,
+        retry_after_secs: args.retry_after_secs,
         daily_upload_bytes: args.daily_upload_bytes,
         daily_download_bytes: args.daily_download_bytes,
         cut_download_after_bytes: args.cut_download_after,

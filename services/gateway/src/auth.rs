@@ -1,11 +1,15 @@
 //! API key authentication: `Authorization: Bearer fry_...` resolves to the tenant every query is scoped to.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
 use ferry_core::{Scope, TenantId};
 use ferry_db::TenantDb;
+use ferry_db::tenants::ApiKeyOwner;
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -58,7 +62,16 @@ impl FromRequest for Tenant {
                 },
             };
             let hash = ferry_crypto::hash_api_key(&key);
-            let owner = state.db.find_api_key(&hash).await?;
+            let owner = match state.api_keys.get(&hash) {
+                Some(owner) => Some(owner),
+                None => {
+                    let found = state.db.find_api_key(&hash).await?;
+                    if let Some(owner) = &found {
+                        state.api_keys.put(hash, owner.clone());
+                    }
+                    found
+                }
+            };
             match owner {
                 Some(owner) if ferry_crypto::verify_api_key(&key, &owner.key_hash) => {
                     if let (Some(scopes), Some(required)) = (&owner.scopes, required)
@@ -74,6 +87,37 @@ impl FromRequest for Tenant {
                 _ => Err(ApiError::unauthorized("Invalid or revoked API key")),
             }
         })
+    }
+}
+
+/// How long a gateway trusts an API key it looked up before asking Postgres again: a revoked key (or a changed
+/// scope list) is refused at most this long after the change.
+pub const API_KEY_CACHE_TTL: Duration = Duration::from_secs(3);
+/// The most keys one gateway remembers; past it the memory is cleared (keys are looked up again).
+const API_KEY_CACHE_CAPACITY: usize = 10_000;
+
+/// Recently seen valid API keys by hash, so a client polling a job costs one query per request, not two. Only
+/// keys Postgres accepted are kept; unknown keys are always looked up.
+#[derive(Default)]
+pub struct ApiKeyCache {
+    keys: Mutex<HashMap<String, (Instant, ApiKeyOwner)>>,
+}
+
+impl ApiKeyCache {
+    fn get(&self, hash: &str) -> Option<ApiKeyOwner> {
+        let keys = self.keys.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        keys.get(hash).filter(|(seen, _)| seen.elapsed() < API_KEY_CACHE_TTL).map(|(_, owner)| owner.clone())
+    }
+
+    fn put(&self, hash: String, owner: ApiKeyOwner) {
+        let mut keys = self.keys.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if keys.len() >= API_KEY_CACHE_CAPACITY {
+            keys.retain(|_, (seen, _)| seen.elapsed() < API_KEY_CACHE_TTL);
+            if keys.len() >= API_KEY_CACHE_CAPACITY {
+                keys.clear();
+            }
+        }
+        keys.insert(hash, (Instant::now(), owner));
     }
 }
 

@@ -95,6 +95,7 @@ pub fn build_state(settings: Settings) -> anyhow::Result<(AppState, Db)> {
         signers,
         settings,
         db: ApiDb::new(db.clone()),
+        api_keys: crate::auth::ApiKeyCache::default(),
         storage,
         oauth,
         drive,

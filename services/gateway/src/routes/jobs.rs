@@ -14,7 +14,7 @@ use crate::auth::Tenant;
 use crate::error::{ApiError, ApiResult, ErrorCode, ErrorDetails};
 use crate::routes::connections::{active_connection, mark_used, parse_connection_id, with_drive_token};
 use crate::routes::job_dto::{
-    ExportRequest, ExportResponse, ImageId, ImportRequest, ImportResponse, JobResponse, Tag, full_job_view, provider_of,
+    ExportRequest, ExportResponse, ImageId, ImportRequest, ImportResponse, JobResponse, JobView, Tag,
 };
 use crate::routes::{is_blank, path_id, storable};
 use crate::state::AppState;
@@ -411,7 +411,12 @@ async fn export(state: web::Data<AppState>, tenant: Tenant, body: web::Json<Expo
 #[utoipa::path(operation_id = "get_job", get, path = "/cloud-storage/jobs/{job_id}", tag = "jobs", description = "A job's status and counts.", params(("job_id" = String, Path, pattern = "^job_[0-9a-f]{32}$", example = "job_0190f0d2c1e07a3b8c9d0e1f2a3b4c5d")), responses((status = 200, description = "The job", body = JobResponse), (status = 400, description = "Invalid request", body = crate::error::ErrorBody), (status = 401, description = "Missing or invalid API key", body = crate::error::ErrorBody), (status = 404, description = "Not found (also another tenant's object)", body = crate::error::ErrorBody)))]
 async fn get_job(tenant: Tenant, path: web::Path<String>) -> ApiResult<HttpResponse> {
     let job_id = path_id(JobId::parse(&path), "Job")?;
-    let job = tenant.db().get_job(job_id).await?.ok_or_else(|| ApiError::not_found("Job"))?;
-    let provider = provider_of(tenant.db(), &job).await?;
-    Ok(HttpResponse::Ok().json(JobResponse { job: full_job_view(tenant.db(), &job, &provider).await? }))
+    // One query: the job, its provider and an export's Drive ids (status polling is the hottest read).
+    let found = tenant.db().job_status(job_id).await?.ok_or_else(|| ApiError::not_found("Job"))?;
+    let provider = found.provider.unwrap_or_else(|| "google_drive".to_owned());
+    let mut view = JobView::new(&found.job, &provider)?;
+    if let Some(exported) = found.exported_drive_ids {
+        view.cloud_file_ids = Some(found.job.status.is_terminal().then_some(exported));
+    }
+    Ok(HttpResponse::Ok().json(JobResponse { job: view }))
 }
