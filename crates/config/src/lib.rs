@@ -184,6 +184,9 @@ pub struct GatewaySettings {
     pub max_upload_bytes: u64,
     /// The outbox relay is woken by LISTEN/NOTIFY; this poll only catches notifications lost while reconnecting.
     pub outbox_poll_interval_secs: u64,
+    /// Job event streams are woken by LISTEN/NOTIFY when their job changes; this poll only catches notifications
+    /// lost while the listener reconnects.
+    pub event_poll_interval_secs: u64,
 }
 
 impl Default for GatewaySettings {
@@ -196,6 +199,7 @@ impl Default for GatewaySettings {
             oauth_state_ttl_secs: 600,
             max_upload_bytes: GIB,
             outbox_poll_interval_secs: 5,
+            event_poll_interval_secs: 5,
         }
     }
 }
@@ -207,6 +211,10 @@ impl GatewaySettings {
 
     pub fn outbox_poll_interval(&self) -> Duration {
         Duration::from_secs(self.outbox_poll_interval_secs)
+    }
+
+    pub fn event_poll_interval(&self) -> Duration {
+        Duration::from_secs(self.event_poll_interval_secs)
     }
 }
 

@@ -44,6 +44,9 @@ pub(crate) fn problems(s: &Settings) -> Vec<String> {
     if s.gateway.outbox_poll_interval_secs == 0 {
         p.push("gateway.outbox_poll_interval_secs", "must be at least 1");
     }
+    if s.gateway.event_poll_interval_secs == 0 {
+        p.push("gateway.event_poll_interval_secs", "must be at least 1");
+    }
     if s.gateway.oauth_state_ttl_secs == 0 {
         p.push("gateway.oauth_state_ttl_secs", "must be at least 1");
     }

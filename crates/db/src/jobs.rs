@@ -911,3 +911,39 @@ impl TenantDb {
         Ok(rows.into_iter().filter_map(|(id, metadata)| Some((id, metadata?))).collect())
     }
 }
+
+/// The channel a job row's changes are announced on (payload: the job's UUID), by a trigger.
+pub const JOB_CHANGES_CHANNEL: &str = "ferry_jobs";
+
+/// A dedicated connection LISTENing for job changes (for the gateway's event streams).
+pub struct JobChangeListener {
+    conn: AsyncPgConnection,
+}
+
+impl JobChangeListener {
+    pub async fn connect(url: &str) -> Result<Self, DbError> {
+        let mut conn = AsyncPgConnection::establish(url)
+            .await
+            .map_err(|err| DbError::Unavailable(format!("cannot open the job change listener: {err}")))?;
+        diesel::sql_query(format!("LISTEN {JOB_CHANGES_CHANNEL}")).execute(&mut conn).await?;
+        Ok(JobChangeListener { conn })
+    }
+
+    /// The next changed job, or `None` when `timeout` passed first. `Err` when the connection died (the caller
+    /// reconnects, and should assume anything changed meanwhile).
+    pub async fn next(&mut self, timeout: Duration) -> Result<Option<JobId>, DbError> {
+        use futures::StreamExt;
+        let mut stream = std::pin::pin!(self.conn.notifications_stream());
+        loop {
+            match tokio::time::timeout(timeout, stream.next()).await {
+                Err(_) => return Ok(None),
+                Ok(Some(Ok(notification))) => match Uuid::parse_str(&notification.payload) {
+                    Ok(id) => return Ok(Some(JobId(id))),
+                    Err(_) => continue,
+                },
+                Ok(Some(Err(err))) => return Err(DbError::from(err)),
+                Ok(None) => return Err(DbError::Unavailable("job change listener connection closed".into())),
+            }
+        }
+    }
+}

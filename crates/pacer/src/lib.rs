@@ -39,7 +39,9 @@ struct Inner {
     lanes: Mutex<HashMap<ConnectionId, Arc<tokio::sync::Mutex<Lane>>>>,
 }
 
-/// Slots this process holds for one connection's user.
+/// Slots this process holds for one connection's user. Leased slots are usable from `next` at once: a burst of
+/// at most one lease window, while the shared timeline keeps the user's average rate. Local fallback slots are
+/// spaced by `interval`.
 struct Lane {
     next: Instant,
     remaining: u32,
@@ -144,7 +146,7 @@ impl DrivePacer {
             Some(grant) => {
                 metrics::counter!("ferry_drive_pacer_leases_total").increment(1);
                 lane.next = now + grant.start_in;
-                lane.interval = grant.interval;
+                lane.interval = Duration::ZERO;
                 lane.remaining = grant.granted;
             }
             None => {

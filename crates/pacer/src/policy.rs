@@ -16,7 +16,7 @@ const FAR_CUT: f64 = 0.5;
 const KNEE: f64 = 0.9;
 const FAST_GROWTH_PER_SEC: f64 = 1.0;
 /// ... and above it additively, by this share of that rate per second.
-const SLOW_GROWTH_PER_SEC: f64 = 0.02;
+const SLOW_GROWTH_PER_SEC: f64 = 0.01;
 /// Refusals reported within this long of a cut were caused by the same burst: one cut is enough.
 const CUT_WINDOW: Duration = Duration::from_millis(250);
 /// Recovery accrues only while slots are being leased: an idle user does not come back at full speed.
@@ -270,9 +270,9 @@ mod tests {
         // Capped at the knee (0.9 × 40 = 36).
         policy.lease(&mut row, at(1_500));
         assert!((row.rate - 36.0).abs() < 1e-9, "{}", row.rate);
-        // Then 2% of the ceiling per second: +0.8 in one second.
+        // Then 1% of the ceiling per second: +0.4 in one second.
         policy.lease(&mut row, at(2_500));
-        assert!((row.rate - 36.8).abs() < 1e-9, "{}", row.rate);
+        assert!((row.rate - 36.4).abs() < 1e-9, "{}", row.rate);
     }
 
     #[test]
@@ -281,7 +281,7 @@ mod tests {
         let mut row = PacerRow { rate: 36.0, ceiling: Some(40.0), ..fresh(&policy) };
         // An hour without leases counts as one second.
         policy.lease(&mut row, at(3_600_000));
-        assert!((row.rate - 36.8).abs() < 1e-9, "{}", row.rate);
+        assert!((row.rate - 36.4).abs() < 1e-9, "{}", row.rate);
         let mut row = PacerRow { rate: 199.0, ceiling: Some(400.0), ..fresh(&policy) };
         policy.lease(&mut row, at(1_000));
         assert_eq!(row.rate, 200.0);

@@ -109,6 +109,8 @@ impl TestEnv {
             ("telemetry.log_format".into(), "pretty".into()),
             // The relay must be woken by LISTEN/NOTIFY: a job that waited for this poll would time out.
             ("gateway.outbox_poll_interval_secs".into(), "3600".into()),
+            // Likewise job event streams: progress that waited for this poll would never arrive in a test.
+            ("gateway.event_poll_interval_secs".into(), "3600".into()),
         ];
         let s3 = match storage {
             Storage::Local => None,

@@ -177,6 +177,8 @@ pub async fn spawn_prepared(
             .configure(routes)
     })
     .workers(workers)
+    // Nagle's algorithm would hold a response's body behind its headers until the client's delayed ACK (~40 ms).
+    .tcp_nodelay(true)
     // Google's front ends keep idle connections open for minutes; a short server keep-alive would race clients
     // that reuse a pooled connection just as it closes ("connection closed before message completed").
     .keep_alive(Duration::from_secs(EMULATOR_KEEP_ALIVE_SECS))

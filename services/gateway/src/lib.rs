@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod console;
 pub mod error;
+pub mod job_changes;
 pub mod openapi;
 pub mod relay;
 pub mod routes;
@@ -95,6 +96,7 @@ pub fn build_state(settings: Settings) -> anyhow::Result<(AppState, Db)> {
         signers,
         settings,
         db: ApiDb::new(db.clone()),
+        job_changes: job_changes::JobChanges::default(),
         api_keys: crate::auth::ApiKeyCache::default(),
         storage,
         oauth,
@@ -121,6 +123,7 @@ pub fn start(settings: Settings, listener: TcpListener) -> anyhow::Result<Runnin
     let state = web::Data::new(state);
     let shutdown = CancellationToken::new();
 
+    tokio::spawn(state.job_changes.clone().run(system_db.url().to_owned(), shutdown.clone()));
     let broker_slot: relay::SharedBroker = Arc::new(Mutex::new(None));
     let store = relay::PgOutbox::start(system_db, shutdown.clone());
     let relay = tokio::spawn(relay::run(
@@ -182,6 +185,8 @@ pub fn start(settings: Settings, listener: TcpListener) -> anyhow::Result<Runnin
             )
             .default_service(web::to(not_found))
     })
+    // Nagle's algorithm would hold a response's body behind its headers until the client's delayed ACK (~40 ms).
+    .tcp_nodelay(true)
     .listen(listener)
     .context("listening")?
     .shutdown_timeout(shutdown_deadline)

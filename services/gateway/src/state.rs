@@ -10,6 +10,8 @@ pub struct AppState {
     pub settings: Settings,
     /// Finds the tenant (API key, OAuth state); tenant data only through [`crate::auth::Tenant::db`].
     pub db: ApiDb,
+    /// Which jobs changed, for the event streams.
+    pub job_changes: crate::job_changes::JobChanges,
     /// API keys looked up in the last few seconds (see [`crate::auth::API_KEY_CACHE_TTL`]).
     pub api_keys: crate::auth::ApiKeyCache,
     pub storage: BlobStore,

@@ -18,8 +18,6 @@ use crate::routes::job_dto::{
 };
 use crate::routes::{Page, paging, path_id};
 
-/// How often the event stream reads the job again.
-const EVENT_POLL: Duration = Duration::from_millis(500);
 /// A comment line is sent after this much silence so proxies keep the stream open.
 const EVENT_KEEPALIVE: Duration = Duration::from_secs(15);
 
@@ -159,8 +157,15 @@ fn sse_frame<T: serde::Serialize>(id: u64, event: &'static str, data: &T) -> Byt
 /// Streams `progress` events (the job object) whenever the job changes, then one `end` event with the final
 /// job and closes. A client that reconnects simply gets the current state first.
 #[utoipa::path(operation_id = "job_events", get, path = "/cloud-storage/jobs/{job_id}/events", tag = "jobs", description = "Server-sent events: `progress` with `{\"job\": ...}` on every change, then one `end` event, then the stream closes.", params(("job_id" = String, Path, pattern = "^job_[0-9a-f]{32}$", example = "job_0190f0d2c1e07a3b8c9d0e1f2a3b4c5d")), responses((status = 200, description = "Event stream: one `JobEvent` per event", content_type = "text/event-stream", body = JobEvent), (status = 400, description = "Invalid request", body = crate::error::ErrorBody), (status = 401, description = "Missing or invalid API key", body = crate::error::ErrorBody), (status = 404, description = "Not found (also another tenant's object)", body = crate::error::ErrorBody)))]
-async fn events(tenant: Tenant, path: web::Path<String>) -> ApiResult<HttpResponse> {
+async fn events(
+    tenant: Tenant,
+    path: web::Path<String>,
+    state: web::Data<crate::state::AppState>,
+) -> ApiResult<HttpResponse> {
     let job_id = path_id(JobId::parse(&path), "Job")?;
+    // Subscribed before the first read, so a change between the two is not missed.
+    let mut changes = state.job_changes.subscribe();
+    let poll = state.settings.gateway.event_poll_interval();
     let job = tenant.db().get_job(job_id).await?.ok_or_else(|| ApiError::not_found("Job"))?;
     let provider = provider_of(tenant.db(), &job).await?;
     let (mut sender, receiver) = futures::channel::mpsc::channel::<Result<Bytes, actix_web::Error>>(4);
@@ -206,8 +211,25 @@ async fn events(tenant: Tenant, path: web::Path<String>) -> ApiResult<HttpRespon
                 }
                 quiet = Duration::ZERO;
             }
-            tokio::time::sleep(EVENT_POLL).await;
-            quiet += EVENT_POLL;
+            // Read again when this job changed (or anything may have), after the safety poll, or to send a
+            // keep-alive, whichever comes first.
+            let waited = tokio::time::Instant::now();
+            let limit = poll.min(EVENT_KEEPALIVE.saturating_sub(quiet)).max(Duration::from_millis(10));
+            let deadline = waited + limit;
+            loop {
+                use crate::job_changes::JobChange;
+                match tokio::time::timeout_at(deadline, changes.recv()).await {
+                    Err(_) => break,
+                    Ok(Ok(JobChange::Job(changed))) if changed != job_id => continue,
+                    // This job, anything, or the stream fell behind (lagged): read again.
+                    Ok(Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_))) => break,
+                    Ok(Err(tokio::sync::broadcast::error::RecvError::Closed)) => {
+                        tokio::time::sleep_until(deadline).await;
+                        break;
+                    }
+                }
+            }
+            quiet += waited.elapsed();
         }
     });
     Ok(HttpResponse::Ok()
