@@ -12,6 +12,7 @@
 pub mod policy;
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -36,12 +37,16 @@ struct Inner {
     policy: PacerPolicy,
     /// The spacing used while Postgres does not answer.
     fallback_interval: Duration,
-    lanes: Mutex<HashMap<ConnectionId, Arc<tokio::sync::Mutex<Lane>>>>,
+    lanes: Mutex<HashMap<ConnectionId, Arc<LaneEntry>>>,
 }
 
-/// Slots this process holds for one connection's user. Leased slots are usable from `next` at once: a burst of
-/// at most one lease window, while the shared timeline keeps the user's average rate. Local fallback slots are
-/// spaced by `interval`.
+struct LaneEntry {
+    /// Requests waiting for this lane's lock: how many slots the next lease asks for.
+    waiting: AtomicU32,
+    lane: tokio::sync::Mutex<Lane>,
+}
+
+/// Slots this process holds for one connection's user: the next at `next`, then one every `interval`.
 struct Lane {
     next: Instant,
     remaining: u32,
@@ -57,15 +62,17 @@ impl DrivePacer {
 
     /// Waits for the next slot of the connection's Google user, and takes it.
     pub async fn acquire(&self, connection: ConnectionId) {
-        let lane = self.lane(connection);
+        let entry = self.lane(connection);
         let slot = {
-            let mut lane = lane.lock().await;
+            entry.waiting.fetch_add(1, Ordering::Relaxed);
+            let mut lane = entry.lane.lock().await;
+            let wanted = entry.waiting.fetch_sub(1, Ordering::Relaxed);
             // Slots well in the past were not used in time; spending them now would burst past the rate.
             if lane.remaining > 0 && lane.next + self.inner.policy.lease_window < Instant::now() {
                 lane.remaining = 0;
             }
             if lane.remaining == 0 {
-                self.refill(connection, &mut lane).await;
+                self.refill(connection, &mut lane, wanted).await;
             }
             let slot = lane.next;
             let interval = lane.interval;
@@ -85,8 +92,8 @@ impl DrivePacer {
     pub async fn refused(&self, connection: ConnectionId, retry_after: Option<Duration>) {
         metrics::counter!("ferry_drive_pacer_refusals_total").increment(1);
         {
-            let lane = self.lane(connection);
-            let mut lane = lane.lock().await;
+            let entry = self.lane(connection);
+            let mut lane = entry.lane.lock().await;
             lane.remaining = 0;
             if let Some(wait) = retry_after {
                 lane.next = lane.next.max(Instant::now() + wait);
@@ -106,26 +113,30 @@ impl DrivePacer {
         }
     }
 
-    fn lane(&self, connection: ConnectionId) -> Arc<tokio::sync::Mutex<Lane>> {
+    fn lane(&self, connection: ConnectionId) -> Arc<LaneEntry> {
         let mut lanes = self.inner.lanes.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         lanes
             .entry(connection)
             .or_insert_with(|| {
-                Arc::new(tokio::sync::Mutex::new(Lane {
-                    next: Instant::now(),
-                    remaining: 0,
-                    interval: self.inner.fallback_interval,
-                }))
+                Arc::new(LaneEntry {
+                    waiting: AtomicU32::new(0),
+                    lane: tokio::sync::Mutex::new(Lane {
+                        next: Instant::now(),
+                        remaining: 0,
+                        interval: self.inner.fallback_interval,
+                    }),
+                })
             })
             .clone()
     }
 
-    async fn refill(&self, connection: ConnectionId, lane: &mut Lane) {
+    /// Leases as many slots as requests are waiting here (`wanted`): a process never holds back slots another one
+    /// could use.
+    async fn refill(&self, connection: ConnectionId, lane: &mut Lane, wanted: u32) {
         let policy = &self.inner.policy;
-        let lease = self
-            .inner
-            .db
-            .change_drive_pacer(PacerKey::Connection(connection), policy.max_rate, |row, now| policy.lease(row, now));
+        let lease = self.inner.db.change_drive_pacer(PacerKey::Connection(connection), policy.max_rate, |row, now| {
+            policy.lease(row, now, wanted)
+        });
         let leased = match tokio::time::timeout(DB_DEADLINE, lease).await {
             Ok(Ok(Some(grant))) => Some(grant),
             Ok(Ok(None)) => {
@@ -145,8 +156,8 @@ impl DrivePacer {
         match leased {
             Some(grant) => {
                 metrics::counter!("ferry_drive_pacer_leases_total").increment(1);
-                lane.next = now + grant.start_in;
-                lane.interval = Duration::ZERO;
+                lane.next = (now + grant.start_in).checked_sub(grant.start_ago).unwrap_or(now);
+                lane.interval = grant.interval;
                 lane.remaining = grant.granted;
             }
             None => {

@@ -48,12 +48,15 @@ impl Default for PacerPolicy {
     }
 }
 
-/// Slots leased to one process: `granted` requests, the first at `start_at`, then one every `interval`.
+/// Slots leased to one process: `granted` requests, the first at `start_at`, then one every `interval`. Slots
+/// whose time has passed are usable at once: a user idle for a while may burst up to one lease window's worth.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Grant {
     pub start_at: DateTime<Utc>,
-    /// `start_at` less the database's time of the lease (zero when the slot is due now).
+    /// How long after the database's time of the lease the first slot is (zero when it is due or past).
     pub start_in: Duration,
+    /// How long before the database's time of the lease the first slot was (zero when it is in the future).
+    pub start_ago: Duration,
     pub interval: Duration,
     pub granted: u32,
 }
@@ -64,11 +67,13 @@ impl PacerPolicy {
         PacerPolicy { max_rate: f64::from(max_rate.max(1)), ..PacerPolicy::default() }
     }
 
-    /// Leases the next slots of the user's timeline at `now` (recovering the rate first).
-    pub fn lease(&self, row: &mut PacerRow, now: DateTime<Utc>) -> Grant {
+    /// Leases the next slots of the user's timeline at `now` (recovering the rate first): as many as `wanted`
+    /// (the requests waiting in the calling process), at most one lease window's worth. The timeline may lag `now`
+    /// by one lease window (unused capacity a burst may spend, as a token bucket's), never more.
+    pub fn lease(&self, row: &mut PacerRow, now: DateTime<Utc>, wanted: u32) -> Grant {
         self.recover(row, now);
         roll_window(row, now);
-        let mut start_at = row.next_slot_at.max(now);
+        let mut start_at = row.next_slot_at.max(now - delta(self.lease_window));
         match row.blocked_until {
             Some(until) if until > now => start_at = start_at.max(until),
             Some(_) => row.blocked_until = None,
@@ -77,12 +82,13 @@ impl PacerPolicy {
         let interval = Duration::from_secs_f64(1.0 / row.rate);
         let batch = (row.rate * self.lease_window.as_secs_f64()).floor();
         // The float is finite and positive (rate ≥ min_rate > 0), and clamped before the cast.
-        let granted = batch.clamp(1.0, f64::from(MAX_BATCH)) as u32;
+        let granted = (batch.clamp(1.0, f64::from(MAX_BATCH)) as u32).min(wanted.max(1));
         row.next_slot_at = start_at + delta(interval * granted);
         row.leased += i64::from(granted);
         row.window_leased += i64::from(granted);
         let start_in = (start_at - now).to_std().unwrap_or_default();
-        Grant { start_at, start_in, interval, granted }
+        let start_ago = (now - start_at).to_std().unwrap_or_default();
+        Grant { start_at, start_in, start_ago, interval, granted }
     }
 
     /// Records a refusal for rate (429, or 403 `userRateLimitExceeded` / `rateLimitExceeded`) seen at `now`:
@@ -190,24 +196,30 @@ mod tests {
     fn leases_follow_one_timeline_whoever_takes_them() {
         let policy = policy();
         let mut row = fresh(&policy);
-        let first = policy.lease(&mut row, at(0));
+        let first = policy.lease(&mut row, at(0), 100);
         assert_eq!((first.start_at, first.granted, first.interval), (at(0), 20, Duration::from_millis(5)));
         // A second process leasing at the same moment gets the slots after the first one's.
-        let second = policy.lease(&mut row, at(0));
+        let second = policy.lease(&mut row, at(0), 100);
         assert_eq!((second.start_at, second.start_in), (at(100), Duration::from_millis(100)));
-        // Nobody leases for a while: the timeline restarts at now, not in the past.
-        let later = policy.lease(&mut row, at(5_000));
-        assert_eq!((later.start_at, later.start_in), (at(5_000), Duration::ZERO));
+        // Nobody leases for a while: the timeline restarts one window before now (a burst may spend it), no earlier.
+        let later = policy.lease(&mut row, at(5_000), 100);
+        assert_eq!(
+            (later.start_at, later.start_in, later.start_ago),
+            (at(4_900), Duration::ZERO, Duration::from_millis(100))
+        );
         assert_eq!(row.leased, 60);
+        // A process with two requests waiting leases two slots, not the whole window.
+        let small = policy.lease(&mut row, at(5_000), 2);
+        assert_eq!((small.start_at, small.granted), (at(5_000), 2));
     }
 
     #[test]
     fn a_slow_rate_still_leases_one_slot_at_a_time() {
         let policy = PacerPolicy { max_rate: 2.0, ..policy() };
         let mut row = fresh(&policy);
-        let grant = policy.lease(&mut row, at(0));
+        let grant = policy.lease(&mut row, at(0), 10);
         assert_eq!((grant.granted, grant.interval), (1, Duration::from_millis(500)));
-        assert_eq!(policy.lease(&mut row, at(0)).start_at, at(500));
+        assert_eq!(policy.lease(&mut row, at(0), 10).start_at, at(500));
     }
 
     #[test]
@@ -215,10 +227,10 @@ mod tests {
         let policy = policy();
         let mut row = fresh(&policy);
         policy.refuse(&mut row, at(0), Some(Duration::from_secs(3)));
-        let grant = policy.lease(&mut row, at(10));
+        let grant = policy.lease(&mut row, at(10), 1);
         assert_eq!((grant.start_at, grant.start_in), (at(3_000), Duration::from_millis(2_990)));
         // Once it has passed, it is forgotten.
-        policy.lease(&mut row, at(10_000));
+        policy.lease(&mut row, at(10_000), 1);
         assert_eq!(row.blocked_until, None);
     }
 
@@ -265,13 +277,13 @@ mod tests {
         let policy = policy();
         let mut row = PacerRow { rate: 20.0, ceiling: Some(40.0), ..fresh(&policy) };
         // Half a second doubles... by half: 20 → 30.
-        policy.lease(&mut row, at(500));
+        policy.lease(&mut row, at(500), 1);
         assert!((row.rate - 30.0).abs() < 1e-9, "{}", row.rate);
         // Capped at the knee (0.9 × 40 = 36).
-        policy.lease(&mut row, at(1_500));
+        policy.lease(&mut row, at(1_500), 1);
         assert!((row.rate - 36.0).abs() < 1e-9, "{}", row.rate);
         // Then 1% of the ceiling per second: +0.4 in one second.
-        policy.lease(&mut row, at(2_500));
+        policy.lease(&mut row, at(2_500), 1);
         assert!((row.rate - 36.4).abs() < 1e-9, "{}", row.rate);
     }
 
@@ -280,10 +292,10 @@ mod tests {
         let policy = policy();
         let mut row = PacerRow { rate: 36.0, ceiling: Some(40.0), ..fresh(&policy) };
         // An hour without leases counts as one second.
-        policy.lease(&mut row, at(3_600_000));
+        policy.lease(&mut row, at(3_600_000), 1);
         assert!((row.rate - 36.4).abs() < 1e-9, "{}", row.rate);
         let mut row = PacerRow { rate: 199.0, ceiling: Some(400.0), ..fresh(&policy) };
-        policy.lease(&mut row, at(1_000));
+        policy.lease(&mut row, at(1_000), 1);
         assert_eq!(row.rate, 200.0);
         let mut row = PacerRow { rate: 1.5, ..fresh(&policy) };
         policy.refuse(&mut row, at(0), None);

@@ -32,7 +32,7 @@ async fn connection_of(db: &Db, tenant: &str, google_user: &str) -> ConnectionId
 }
 
 async fn lease(db: &Db, policy: &PacerPolicy, connection: ConnectionId) -> Grant {
-    db.change_drive_pacer(PacerKey::Connection(connection), policy.max_rate, |row, now| policy.lease(row, now))
+    db.change_drive_pacer(PacerKey::Connection(connection), policy.max_rate, |row, now| policy.lease(row, now, 5))
         .await
         .expect("lease")
         .expect("the connection exists")
