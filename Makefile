@@ -4,6 +4,7 @@
 #   make lint   rustfmt check, clippy with warnings as errors, crate dependency boundaries
 #   make demo   walk through the API against a running stack (scripts/demo.sh)
 #   make chaos  kill, restart and starve real service processes; fail on any lost or duplicated file
+#   make bench  release binaries against the machine's Postgres and RabbitMQ; each figure beside its reference
 
 SHELL := /bin/bash
 CARGO ?= cargo
@@ -12,7 +13,7 @@ CARGO ?= cargo
 export FERRY_TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432
 export FERRY_TEST_AMQP_URL ?= amqp://guest:guest@127.0.0.1:5672/%2f
 
-.PHONY: run test lint demo bootstrap build chaos
+.PHONY: run test lint demo bootstrap build chaos bench
 
 bootstrap:
 	@scripts/bootstrap.sh
@@ -44,3 +45,9 @@ demo:
 # other tests use. Sequential; under 10 minutes. `make chaos ARGS="backlog drive-stall"` runs some scenarios.
 chaos: bootstrap
 	@scripts/chaos/run.sh $(ARGS)
+
+# Release binaries on the machine's Postgres and RabbitMQ (a fresh database and queue prefix per group of figures,
+# removed afterwards). Under 10 minutes with the defaults; a full run writes docs/benchmarks.md and
+# docs/benchmarks.svg. `make bench ARGS="B1 B3"` runs some figures, `ARGS="--help"` lists the parameters.
+bench: bootstrap
+	@scripts/bench/run.sh $(ARGS)

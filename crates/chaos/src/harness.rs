@@ -1,6 +1,7 @@
 //! The chaos harness: private Postgres and RabbitMQ servers (so restarting them never disturbs anything else on
 //! the machine), and per-scenario stacks of real service processes with their own database, queue prefix, blob
-//! directory and Drive emulator.
+//! directory and Drive emulator. `make bench` (crates/bench) runs the same stacks on the machine's own servers
+//! with the release binaries and the default reliability settings ([`Purpose::Bench`]).
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -209,6 +210,8 @@ impl Service {
 pub struct Proc {
     pub service: Service,
     pub child: Child,
+    /// Where its stdout and stderr go.
+    pub log: PathBuf,
 }
 
 impl Proc {
@@ -289,6 +292,7 @@ impl Figures {
 /// One scenario's system: database, queue prefix, blobs, emulator, and the service processes.
 pub struct Stack {
     pub name: String,
+    pub purpose: Purpose,
     pub db: ferry_db::Db,
     pub db_url: String,
     admin_url: String,
@@ -312,6 +316,24 @@ pub struct Stack {
     _blobs: tempfile::TempDir,
 }
 
+/// What a stack is for. It names the stack's database (`ferry_{word}_…`), queue prefix, tenant, log directory
+/// (`{word}-logs/` beside the binaries) and `FERRY_ENV`; chaos stacks also shorten the reliability timings
+/// (lease, reaper, shutdown) so faults recover within a scenario, while bench stacks keep the defaults.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    Chaos,
+    Bench,
+}
+
+impl Purpose {
+    pub fn word(self) -> &'static str {
+        match self {
+            Purpose::Chaos => "chaos",
+            Purpose::Bench => "bench",
+        }
+    }
+}
+
 impl Stack {
     /// Starts the emulator, a gateway, and connects a Drive account. `extra` are more `FERRY__…` settings.
     pub async fn start(
@@ -321,9 +343,49 @@ impl Stack {
         faults: drive_emulator::Faults,
         extra: &[(&str, &str)],
     ) -> anyhow::Result<Stack> {
-        let db_name = format!("ferry_chaos_{}_{}", name.replace('-', "_"), uuid::Uuid::new_v4().simple());
+        Self::start_for(Purpose::Chaos, name, pg_url, amqp_url, faults, extra).await
+    }
+
+    /// [`Stack::start`] for a [`Purpose`]. If anything fails after the database was created, the database and
+    /// any queues the gateway declared are removed again (the processes started so far are killed on drop).
+    pub async fn start_for(
+        purpose: Purpose,
+        name: &str,
+        pg_url: &str,
+        amqp_url: &str,
+        faults: drive_emulator::Faults,
+        extra: &[(&str, &str)],
+    ) -> anyhow::Result<Stack> {
+        let word = purpose.word();
+        let db_name = format!("ferry_{word}_{}_{}", name.replace('-', "_"), uuid::Uuid::new_v4().simple());
         let db_url = format!("{pg_url}/{db_name}");
+        let prefix = format!("{word}-{name}-{}", uuid::Uuid::new_v4().simple());
         ferry_db::create_database_if_missing(&db_url).await.context("creating the run database")?;
+        match Self::assemble(purpose, name, &db_url, &prefix, pg_url, amqp_url, faults, extra).await {
+            Ok(stack) => Ok(stack),
+            Err(err) => {
+                if let Ok(broker) = ferry_queue::Broker::connect(amqp_url, "stack-cleanup").await {
+                    let _ = ferry_queue::Topology::new(prefix.clone(), 5).delete(&broker).await;
+                    broker.close().await;
+                }
+                let _ = ferry_db::drop_database(&db_url).await;
+                Err(err)
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn assemble(
+        purpose: Purpose,
+        name: &str,
+        db_url: &str,
+        prefix: &str,
+        pg_url: &str,
+        amqp_url: &str,
+        faults: drive_emulator::Faults,
+        extra: &[(&str, &str)],
+    ) -> anyhow::Result<Stack> {
+        let (db_url, prefix) = (db_url.to_owned(), prefix.to_owned());
         ferry_db::run_migrations(&db_url).await.context("migrating")?;
         let db = ferry_db::Db::connect(&db_url, 4)?;
         let emulator = drive_emulator::spawn(
@@ -335,7 +397,6 @@ impl Stack {
         let blobs = tempfile::Builder::new().prefix("ferry-chaos-blobs").tempdir()?;
         let gateway_bind = format!("127.0.0.1:{}", free_port()?);
         let gateway_url = format!("http://{gateway_bind}");
-        let prefix = format!("chaos-{name}-{}", uuid::Uuid::new_v4().simple());
         let emu = emulator.base_url().to_owned();
         let mut env: Vec<(String, String)> = vec![
             ("FERRY__DATABASE__URL".into(), db_url.clone()),
@@ -357,21 +418,25 @@ impl Stack {
             ("FERRY__IMPORTER__OPS_BIND".into(), "127.0.0.1:0".into()),
             ("FERRY__EXPORTER__OPS_BIND".into(), "127.0.0.1:0".into()),
             ("FERRY__TELEMETRY__LOG_FORMAT".into(), "json".into()),
-            ("FERRY__RELIABILITY__LEASE_SECS".into(), "6".into()),
-            ("FERRY__RELIABILITY__REAPER_INTERVAL_SECS".into(), "1".into()),
-            ("FERRY__RELIABILITY__STALE_PENDING_SECS".into(), "40".into()),
-            ("FERRY__RELIABILITY__SHUTDOWN_DEADLINE_SECS".into(), "5".into()),
-            ("FERRY__GATEWAY__OUTBOX_POLL_INTERVAL_SECS".into(), "2".into()),
         ];
+        if purpose == Purpose::Chaos {
+            env.extend([
+                ("FERRY__RELIABILITY__LEASE_SECS".into(), "6".into()),
+                ("FERRY__RELIABILITY__REAPER_INTERVAL_SECS".into(), "1".into()),
+                ("FERRY__RELIABILITY__STALE_PENDING_SECS".into(), "40".into()),
+                ("FERRY__RELIABILITY__SHUTDOWN_DEADLINE_SECS".into(), "5".into()),
+                ("FERRY__GATEWAY__OUTBOX_POLL_INTERVAL_SECS".into(), "2".into()),
+            ]);
+        }
         for (key, value) in extra {
             env.retain(|(k, _)| k != key);
             env.push(((*key).to_owned(), (*value).to_owned()));
         }
         let bin_dir = std::env::current_exe()?.parent().map(Path::to_path_buf).unwrap_or_default();
-        let log_dir = bin_dir.join("chaos-logs").join(name);
+        let log_dir = bin_dir.join(format!("{}-logs", purpose.word())).join(name);
         let _ = std::fs::remove_dir_all(&log_dir);
         std::fs::create_dir_all(&log_dir)?;
-        let tenant = db.ensure_tenant("chaos").await?;
+        let tenant = db.ensure_tenant(purpose.word()).await?;
         let api_key = ferry_crypto::generate_api_key();
         db.insert_api_key(
             TenantId(tenant.id),
@@ -387,6 +452,7 @@ impl Stack {
         emulator.state().ensure_user(&email, name);
         let mut stack = Stack {
             name: name.to_owned(),
+            purpose,
             db,
             db_url,
             admin_url: pg_url.to_owned(),
@@ -411,7 +477,7 @@ impl Stack {
         };
         stack.start_gateway()?;
         stack.wait_ready(Duration::from_secs(60)).await?;
-        stack.connection_id = stack.connect_drive().await?;
+        stack.connection_id = stack.connect_drive(&stack.email).await?;
         Ok(stack)
     }
 
@@ -419,19 +485,19 @@ impl Stack {
     pub fn spawn(&mut self, service: Service) -> anyhow::Result<Proc> {
         self.spawned += 1;
         let log = self.log_dir.join(format!("{}-{}.log", service.binary(), self.spawned));
-        let out = std::fs::File::create(&log)?;
+        let out = std::fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?;
         let err = out.try_clone()?;
         let child = Command::new(self.bin_dir.join(service.binary()))
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .env("FERRY__GATEWAY__BIND", &self.gateway_bind)
-            .env("FERRY_ENV", "chaos")
+            .env("FERRY_ENV", self.purpose.word())
             .current_dir(&self.log_dir)
             .stdin(Stdio::null())
             .stdout(out)
             .stderr(err)
             .spawn()
             .with_context(|| format!("starting {} (build it first: cargo build --bins)", service.binary()))?;
-        Ok(Proc { service, child })
+        Ok(Proc { service, child, log })
     }
 
     pub fn start_gateway(&mut self) -> anyhow::Result<()> {
@@ -470,10 +536,17 @@ impl Stack {
         self.http.request(method, format!("{}/api/v2{path}", self.gateway_url)).bearer_auth(&self.api_key)
     }
 
-    async fn connect_drive(&self) -> anyhow::Result<String> {
+    /// Connects another Drive user (created in the emulator if new) to the stack's tenant; returns the
+    /// connection id.
+    pub async fn connect_user(&self, email: &str) -> anyhow::Result<String> {
+        self.emulator.state().ensure_user(email, email.split('@').next().unwrap_or(email));
+        self.connect_drive(email).await
+    }
+
+    async fn connect_drive(&self, email: &str) -> anyhow::Result<String> {
         let started: Value = self
             .api(reqwest::Method::POST, "/cloud-storage/auth/google_drive")
-            .json(&json!({ "provider": "google_drive", "login_hint": self.email }))
+            .json(&json!({ "provider": "google_drive", "login_hint": email }))
             .send()
             .await?
             .error_for_status()?
