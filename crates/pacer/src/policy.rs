@@ -35,7 +35,9 @@ pub struct PacerPolicy {
     /// Where a user starts and the most it is ever granted, in requests per second. Google documents 12 000
     /// queries per minute per user (200 per second).
     pub max_rate: f64,
-    /// The least a user is ever granted, whatever Drive says.
+    /// The least a user is ever granted, whatever Drive says. Refusals that have nothing to do with the user's
+    /// rate (Google also throttles at random under load) would otherwise cut a busy user down to nothing; below
+    /// this floor the per-call backoff and the delay tiers take over.
     pub min_rate: f64,
     /// How much of the timeline one lease takes (`rate × lease_window` slots, at least one): the longer, the fewer
     /// database round trips; the shorter, the sooner a cut reaches the other processes.
@@ -44,7 +46,7 @@ pub struct PacerPolicy {
 
 impl Default for PacerPolicy {
     fn default() -> Self {
-        PacerPolicy { max_rate: 200.0, min_rate: 1.0, lease_window: Duration::from_millis(100) }
+        PacerPolicy { max_rate: 200.0, min_rate: 10.0, lease_window: Duration::from_millis(100) }
     }
 }
 
@@ -64,7 +66,9 @@ pub struct Grant {
 impl PacerPolicy {
     /// The default policy with another `max_rate` (configuration's `reliability.drive_pacer_max_rate`).
     pub fn with_max_rate(max_rate: u32) -> Self {
-        PacerPolicy { max_rate: f64::from(max_rate.max(1)), ..PacerPolicy::default() }
+        let max_rate = f64::from(max_rate.max(1));
+        let default = PacerPolicy::default();
+        PacerPolicy { max_rate, min_rate: default.min_rate.min(max_rate), ..default }
     }
 
     /// Leases the next slots of the user's timeline at `now` (recovering the rate first): as many as `wanted`
@@ -211,6 +215,15 @@ mod tests {
         // A process with two requests waiting leases two slots, not the whole window.
         let small = policy.lease(&mut row, at(5_000), 2);
         assert_eq!((small.start_at, small.granted), (at(5_000), 2));
+    }
+
+    #[test]
+    fn a_configured_rate_below_the_floor_lowers_the_floor() {
+        let policy = PacerPolicy::with_max_rate(4);
+        assert_eq!((policy.max_rate, policy.min_rate), (4.0, 4.0));
+        let mut row = fresh(&policy);
+        policy.refuse(&mut row, at(0), None);
+        assert_eq!(row.rate, 4.0);
     }
 
     #[test]
