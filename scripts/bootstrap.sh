@@ -56,26 +56,8 @@ wait_for() { # name check-function
     say "$name is up"
 }
 
-can_install() {
-    command -v apt-get >/dev/null 2>&1 || return 1
-    [ "$(id -u)" = 0 ] && return 0
-    [ "${FERRY_ALLOW_INSTALL:-0}" = 1 ] && command -v sudo >/dev/null 2>&1
-}
-
-as_root() {
-    if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi
-}
-
-APT_UPDATED=0
-apt_install() {
-    if [ "$APT_UPDATED" = 0 ]; then
-        say "apt-get update"
-        as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
-        APT_UPDATED=1
-    fi
-    say "installing $* (distribution packages)"
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
-}
+# shellcheck source=scripts/lib/packages.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/packages.sh"
 
 explain_and_fail() { # what
     cat >&2 <<EOF
