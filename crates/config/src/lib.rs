@@ -385,13 +385,21 @@ impl CryptoSettings {
     }
 }
 
+/// Files up to this size move without a worker's transfer slot: their bytes fit in one buffer, so memory stays
+/// bounded by `items_in_flight` of them, and they do not queue behind large transfers.
+pub const SMALL_FILE_BYTES: u64 = 256 * 1024;
+
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ImporterSettings {
     /// Listen address of the /livez, /readyz, /metrics endpoints.
     pub ops_bind: String,
-    /// Items processed at the same time by one worker process.
+    /// Files larger than [`SMALL_FILE_BYTES`] moved at the same time by one worker process (what bounds its
+    /// memory).
     pub concurrency: usize,
+    /// Items handled at the same time by one worker process (the queue prefetch). Small files need no transfer
+    /// slot, so many of them move while `concurrency` large ones run.
+    pub items_in_flight: usize,
     /// How often the sync scheduler looks for libraries whose `syncIntervalSecs` has passed (one importer
     /// replica at a time starts their runs).
     pub sync_schedule_every_secs: u64,
@@ -399,7 +407,7 @@ pub struct ImporterSettings {
 
 impl Default for ImporterSettings {
     fn default() -> Self {
-        Self { ops_bind: "127.0.0.1:9101".into(), concurrency: 4, sync_schedule_every_secs: 15 }
+        Self { ops_bind: "127.0.0.1:9101".into(), concurrency: 4, items_in_flight: 16, sync_schedule_every_secs: 15 }
     }
 }
 
@@ -408,14 +416,16 @@ impl Default for ImporterSettings {
 pub struct ExporterSettings {
     /// Listen address of the /livez, /readyz, /metrics endpoints.
     pub ops_bind: String,
-    /// Items processed at the same time by one worker process. Each item is one streaming upload, so memory
-    /// does not grow with file size.
+    /// Files larger than [`SMALL_FILE_BYTES`] moved at the same time by one worker process. Each is one
+    /// streaming upload, so memory does not grow with file size.
     pub concurrency: usize,
+    /// Items handled at the same time by one worker process (the queue prefetch); small files need no slot.
+    pub items_in_flight: usize,
 }
 
 impl Default for ExporterSettings {
     fn default() -> Self {
-        Self { ops_bind: "127.0.0.1:9102".into(), concurrency: 4 }
+        Self { ops_bind: "127.0.0.1:9102".into(), concurrency: 4, items_in_flight: 16 }
     }
 }
 

@@ -123,13 +123,18 @@ pub(crate) fn problems(s: &Settings) -> Vec<String> {
     if !(1..=3600).contains(&s.importer.sync_schedule_every_secs) {
         p.push("importer.sync_schedule_every_secs", "must be 1 to 3600");
     }
-    if s.importer.concurrency == 0 {
-        p.push("importer.concurrency", "must be at least 1");
+    for (section, concurrency, in_flight) in [
+        ("importer", s.importer.concurrency, s.importer.items_in_flight),
+        ("exporter", s.exporter.concurrency, s.exporter.items_in_flight),
+    ] {
+        if concurrency == 0 {
+            p.push(&format!("{section}.concurrency"), "must be at least 1");
+        }
+        if !(1..=1000).contains(&in_flight) {
+            p.push(&format!("{section}.items_in_flight"), "must be 1 to 1000");
+        }
     }
     p.bind("exporter.ops_bind", &s.exporter.ops_bind);
-    if s.exporter.concurrency == 0 {
-        p.push("exporter.concurrency", "must be at least 1");
-    }
 
     // reliability
     let r = &s.reliability;

@@ -23,7 +23,7 @@ pub const FOLDER_MIME_TYPE: &str = "application/vnd.google-apps.folder";
 pub const GOOGLE_APPS_MIME_PREFIX: &str = "application/vnd.google-apps.";
 
 /// Fields requested for every File: without a mask Drive returns only kind, id, name, mimeType.
-const FILE_FIELDS: &str = "id,name,mimeType,size,md5Checksum,modifiedTime,createdTime,parents,webViewLink,thumbnailLink,trashed,driveId,\
+const FILE_FIELDS: &str = "id,name,mimeType,size,md5Checksum,sha256Checksum,modifiedTime,createdTime,parents,webViewLink,thumbnailLink,trashed,driveId,\
      headRevisionId,version";
 /// Error bodies are small JSON documents; cap what we read from a misbehaving server.
 const MAX_ERROR_BODY: usize = 64 * 1024;

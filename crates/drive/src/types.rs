@@ -19,6 +19,8 @@ pub struct DriveFile {
     /// Bytes of binary content; `None` for folders, shortcuts and Google Workspace files.
     pub size: Option<u64>,
     pub md5_checksum: Option<String>,
+    /// Lowercase hex SHA-256 of binary content, when Drive reports it (binary files only).
+    pub sha256_checksum: Option<String>,
     pub modified_time: Option<DateTime<Utc>>,
     pub created_time: Option<DateTime<Utc>>,
     pub parents: Vec<String>,
@@ -139,6 +141,8 @@ pub(crate) struct WireFile {
     #[serde(default)]
     md5_checksum: Option<String>,
     #[serde(default)]
+    sha256_checksum: Option<String>,
+    #[serde(default)]
     modified_time: Option<DateTime<Utc>>,
     #[serde(default)]
     created_time: Option<DateTime<Utc>>,
@@ -166,6 +170,7 @@ impl From<WireFile> for DriveFile {
             mime_type: w.mime_type,
             size: w.size,
             md5_checksum: w.md5_checksum,
+            sha256_checksum: w.sha256_checksum,
             modified_time: w.modified_time,
             created_time: w.created_time,
             parents: w.parents,

@@ -105,6 +105,14 @@ pub struct StoredBlob {
     pub md5_hex: String,
 }
 
+/// What [`BlobStore::put_stream_sha256`] stored: the content hashed once, with SHA-256 only.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredSha256 {
+    pub size: u64,
+    /// Lowercase hex SHA-256 of the content.
+    pub sha256_hex: String,
+}
+
 /// A blob being read.
 pub struct BlobRead {
     /// Size of the whole object.
@@ -213,7 +221,19 @@ impl BlobStore {
     where
         S: Stream<Item = Result<Bytes, E>>,
     {
-        self.put_stream_inner(key, stream, None).await
+        let (size, sha256_hex, md5) = self.put_stream_inner(key, stream, None, Some(Md5::new())).await?;
+        Ok(StoredBlob { size, sha256_hex, md5_hex: md5.unwrap_or_default() })
+    }
+
+    /// Like [`BlobStore::put_stream`], hashing each byte once (SHA-256, which this machine's CPU may accelerate)
+    /// for a caller that learns the MD5 elsewhere: an importer whose Drive file reports both checksums verifies
+    /// the SHA-256 and takes Drive's MD5 for the same bytes.
+    pub async fn put_stream_sha256<S, E>(&self, key: &str, stream: S) -> Result<StoredSha256, StorageError<E>>
+    where
+        S: Stream<Item = Result<Bytes, E>>,
+    {
+        let (size, sha256_hex, _) = self.put_stream_inner(key, stream, None, None).await?;
+        Ok(StoredSha256 { size, sha256_hex })
     }
 
     /// Like [`BlobStore::put_stream`], failing with [`StorageError::TooLarge`] (and aborting) as
@@ -227,7 +247,8 @@ impl BlobStore {
     where
         S: Stream<Item = Result<Bytes, E>>,
     {
-        self.put_stream_inner(key, stream, Some(max_bytes)).await
+        let (size, sha256_hex, md5) = self.put_stream_inner(key, stream, Some(max_bytes), Some(Md5::new())).await?;
+        Ok(StoredBlob { size, sha256_hex, md5_hex: md5.unwrap_or_default() })
     }
 
     async fn put_stream_inner<S, E>(
@@ -235,7 +256,8 @@ impl BlobStore {
         key: &str,
         stream: S,
         limit: Option<u64>,
-    ) -> Result<StoredBlob, StorageError<E>>
+        mut md5: Option<Md5>,
+    ) -> Result<(u64, String, Option<String>), StorageError<E>>
     where
         S: Stream<Item = Result<Bytes, E>>,
     {
@@ -244,7 +266,6 @@ impl BlobStore {
         let mut writer = AbortOnDrop(Some(WriteMultipart::new_with_chunk_size(upload, self.part_size)));
 
         let mut sha256 = Sha256::new();
-        let mut md5 = Md5::new();
         let mut size: u64 = 0;
         let mut stream = pin!(stream);
 
@@ -263,7 +284,9 @@ impl BlobStore {
                 break Some(StorageError::TooLarge { key: key.to_owned(), limit });
             }
             sha256.update(&chunk);
-            md5.update(&chunk);
+            if let Some(md5) = md5.as_mut() {
+                md5.update(&chunk);
+            }
             let Some(w) = writer.0.as_mut() else { unreachable!("writer is present until finish/abort") };
             // Back-pressure: never buffer more than MAX_PARTS_IN_FLIGHT parts beyond the current one.
             if let Err(e) = w.wait_for_capacity(MAX_PARTS_IN_FLIGHT).await {
@@ -282,7 +305,7 @@ impl BlobStore {
         // `finish` aborts the upload itself when completing fails.
         w.finish().await.map_err(|e| StorageError::backend("put", key, e))?;
 
-        Ok(StoredBlob { size, sha256_hex: hex::encode(sha256.finalize()), md5_hex: hex::encode(md5.finalize()) })
+        Ok((size, hex::encode(sha256.finalize()), md5.map(|md5| hex::encode(md5.finalize()))))
     }
 
     /// Opens `key` for streaming, optionally only `range` (end exclusive; an end past the object

@@ -125,6 +125,7 @@ pub(crate) async fn export_item(ctx: &TransferContext, claimed: &ClaimedItem) ->
 
     // One streaming PUT of everything Drive does not hold yet. After an interruption Drive is asked what it
     // committed and the rest is streamed from the store again: nothing is buffered to be resent.
+    let _slot = ctx.slots.acquire(Some(total.saturating_sub(offset)), &ctx.progress).await;
     let mut interruptions = 0;
     loop {
         ctx.pacer.acquire(connection_id).await;

@@ -24,6 +24,7 @@ pub(crate) async fn import_item(ctx: &TransferContext, claimed: &ClaimedItem) ->
         return import_workspace_file(ctx, claimed, connection_id, &metadata).await;
     }
     check_importable(&metadata)?;
+    let _slot = ctx.slots.acquire(metadata.size, &ctx.progress).await;
 
     let download = crate::resume::paced(ctx, connection_id, || ctx.drive.download(&token, drive_file_id, 0)).await?;
     // A cut download continues from the last byte received (Range) instead of starting over.
@@ -37,26 +38,7 @@ pub(crate) async fn import_item(ctx: &TransferContext, claimed: &ClaimedItem) ->
     let blob_key = blob_key_of(claimed);
     // The key is deterministic, so a retry after a crash overwrites the partial attempt instead of leaving a
     // second copy behind.
-    let stored =
-        ctx.storage.put_stream(&blob_key, stream.map_err(|err: DriveError| err)).await.map_err(|err| match err {
-            StorageError::Source { source, .. } => ItemFailure::from(source),
-            other => ItemFailure::from(other),
-        })?;
-
-    if let Some(size) = metadata.size
-        && size != stored.size
-    {
-        return Err(ItemFailure::transient(
-            "size_mismatch",
-            format!("Drive reported {size} bytes but {} arrived", stored.size),
-        ));
-    }
-    if let Some(expected) = metadata.md5_checksum.as_deref()
-        && !expected.eq_ignore_ascii_case(&stored.md5_hex)
-    {
-        return Err(ItemFailure::transient("checksum_mismatch", "the downloaded bytes do not match Drive's MD5"));
-    }
-
+    let stored = store_verified(ctx, &blob_key, &metadata, stream).await?;
     let size_bytes = i64::try_from(stored.size)
         .map_err(|_| ItemFailure::permanent("file_too_large", "file size does not fit in 63 bits"))?;
     let finish = ctx
@@ -83,6 +65,55 @@ pub(crate) async fn import_item(ctx: &TransferContext, claimed: &ClaimedItem) ->
     crate::observe::transfer_size(crate::worker::WorkerKind::Importer, stored.size);
     crate::observe::item_finished(&ctx.db, item.item_id(), &finish).await;
     Ok(())
+}
+
+/// Streams a binary file into `blob_key` and checks it against what Drive reported: the size, and the SHA-256
+/// when Drive has one (each byte is then hashed once, and Drive's MD5 of the same bytes is kept), else the MD5.
+async fn store_verified(
+    ctx: &TransferContext,
+    blob_key: &str,
+    metadata: &DriveFile,
+    stream: impl futures::Stream<Item = Result<bytes::Bytes, DriveError>>,
+) -> Result<ferry_storage::StoredBlob, ItemFailure> {
+    let source_failure = |err| match err {
+        StorageError::Source { source, .. } => ItemFailure::from(source),
+        other => ItemFailure::from(other),
+    };
+    let stored = match (metadata.sha256_checksum.as_deref(), metadata.md5_checksum.as_deref()) {
+        (Some(sha256), Some(md5)) => {
+            let stored = ctx.storage.put_stream_sha256(blob_key, stream).await.map_err(source_failure)?;
+            if !sha256.eq_ignore_ascii_case(&stored.sha256_hex) {
+                return Err(checksum_mismatch("SHA-256"));
+            }
+            ferry_storage::StoredBlob {
+                size: stored.size,
+                sha256_hex: stored.sha256_hex,
+                md5_hex: md5.to_ascii_lowercase(),
+            }
+        }
+        (_, md5) => {
+            let stored = ctx.storage.put_stream(blob_key, stream).await.map_err(source_failure)?;
+            if let Some(expected) = md5
+                && !expected.eq_ignore_ascii_case(&stored.md5_hex)
+            {
+                return Err(checksum_mismatch("MD5"));
+            }
+            stored
+        }
+    };
+    if let Some(size) = metadata.size
+        && size != stored.size
+    {
+        return Err(ItemFailure::transient(
+            "size_mismatch",
+            format!("Drive reported {size} bytes but {} arrived", stored.size),
+        ));
+    }
+    Ok(stored)
+}
+
+fn checksum_mismatch(algorithm: &str) -> ItemFailure {
+    ItemFailure::transient("checksum_mismatch", format!("the downloaded bytes do not match Drive's {algorithm}"))
 }
 
 fn check_importable(file: &DriveFile) -> Result<(), ItemFailure> {
@@ -164,6 +195,8 @@ async fn import_workspace_file(
         )
     })?;
     let id = metadata.id.as_str();
+    // An export's size is unknown until it arrives.
+    let _slot = ctx.slots.acquire(None, &ctx.progress).await;
     let exported = with_token_retry(ctx, connection_id, |token| async move {
         match ctx.drive.export(&token, id, target).await {
             Err(DriveError::Forbidden { reason, .. }) if reason == "exportSizeLimitExceeded" => {

@@ -41,9 +41,9 @@ impl WorkerService {
         let ProviderClients { oauth, drive, cipher } = ProviderClients::from_settings(settings)?;
         let reliability = &settings.reliability;
         let topology = Topology::new(settings.amqp.queue_prefix.clone(), settings.amqp.delivery_limit);
-        let concurrency = match kind {
-            WorkerKind::Importer => settings.importer.concurrency,
-            WorkerKind::Exporter => settings.exporter.concurrency,
+        let (concurrency, items_in_flight) = match kind {
+            WorkerKind::Importer => (settings.importer.concurrency, settings.importer.items_in_flight),
+            WorkerKind::Exporter => (settings.exporter.concurrency, settings.exporter.items_in_flight),
         };
         let pacer_db = db.clone();
         let context = TransferContext {
@@ -61,6 +61,7 @@ impl WorkerService {
             ),
             topology: topology.clone(),
             stall_timeout: Duration::from_secs(reliability.stall_timeout_secs),
+            slots: crate::TransferSlots::new(concurrency, ferry_config::SMALL_FILE_BYTES),
             progress: crate::attempt::Progress::new(),
         };
         let shutdown = CancellationToken::new();
@@ -124,7 +125,7 @@ impl WorkerService {
             kind.command(),
             settings.amqp.url.clone(),
             topology,
-            u16::try_from(concurrency).unwrap_or(u16::MAX),
+            u16::try_from(items_in_flight).unwrap_or(u16::MAX),
             shutdown.clone(),
             move |current| {
                 let mut guard = slot.lock().unwrap_or_else(|poisoned| poisoned.into_inner());

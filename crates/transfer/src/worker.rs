@@ -57,6 +57,8 @@ pub struct TransferContext {
     pub topology: Topology,
     /// An attempt that moves no bytes for this long is aborted and retried later.
     pub stall_timeout: Duration,
+    /// How many large files this process moves at once, shared by its items in flight.
+    pub slots: crate::TransferSlots,
     /// The current attempt's progress clock: each attempt gets a fresh one (see [`crate::attempt::guarded`]).
     pub progress: crate::attempt::Progress,
 }

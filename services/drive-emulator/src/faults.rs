@@ -102,6 +102,9 @@ pub struct Faults {
     pub stall_for_ms: Option<u64>,
     /// How many transfers to stall; `None` stalls every one. Counts down as transfers are stalled.
     pub stall_times: Option<u64>,
+    /// The next this many downloads (`alt=media`) arrive with their first byte flipped, so they no longer match
+    /// the file's size-preserving checksums (a corruption on the way). Counts down.
+    pub corrupt_downloads: Option<u64>,
 }
 
 /// Which way a stalled transfer was going.
@@ -220,7 +223,7 @@ pub struct Counters {
     pub endpoints: BTreeMap<String, u64>,
     pub users: BTreeMap<String, UserCounters>,
     /// Injected errors by kind (`rate_limit_429`, ..., `user_requests_per_second`, `daily_upload_bytes`,
-    /// `daily_download_bytes`, `cut_download`).
+    /// `daily_download_bytes`, `cut_download`, `corrupt_download`).
     pub injected: BTreeMap<String, u64>,
 }
 
@@ -375,6 +378,16 @@ impl FaultState {
         Some(Stall { after_bytes, duration: self.faults.stall_for_ms.map(Duration::from_millis) })
     }
 
+    /// Whether to corrupt the next download (consumes one of `corrupt_downloads`).
+    pub fn take_corruption(&mut self, email: Option<&str>) -> bool {
+        match &mut self.faults.corrupt_downloads {
+            Some(n) if *n > 0 => *n -= 1,
+            _ => return false,
+        }
+        self.injected("corrupt_download", email);
+        true
+    }
+
     /// Where to cut the next download, if anywhere (consumes one of `cut_download_times`).
     pub fn take_cut(&mut self, email: Option<&str>) -> Option<u64> {
         let after = self.faults.cut_download_after_bytes?;
@@ -485,5 +498,14 @@ mod tests {
         });
         assert_eq!(s.take_cut(None), Some(10));
         assert_eq!(s.take_cut(None), None);
+    }
+
+    #[test]
+    fn corruptions_count_down() {
+        let mut s = FaultState::new(Faults { corrupt_downloads: Some(2), ..Faults::default() });
+        assert!(s.take_corruption(None));
+        assert!(s.take_corruption(None));
+        assert!(!s.take_corruption(None));
+        assert!(!FaultState::new(Faults::default()).take_corruption(None));
     }
 }

@@ -514,12 +514,20 @@ pub fn stream_body(
 
 /// A body read from a stored blob: `count` bytes from `start`, cut after `cut` bytes if asked, and silent for a
 /// while after `stall.after_bytes` if asked.
+/// What to do to one download's body (fault injection).
+pub struct BodyFaults {
+    /// End the body with an error after this many bytes.
+    pub cut: Option<u64>,
+    pub stall: Option<crate::faults::Stall>,
+    /// Flip the first byte: damaged on the way, length unchanged.
+    pub corrupt: bool,
+}
+
 pub async fn blob_body(
     path: Option<std::path::PathBuf>,
     start: u64,
     count: u64,
-    cut: Option<u64>,
-    stall: Option<crate::faults::Stall>,
+    BodyFaults { cut, stall, corrupt }: BodyFaults,
 ) -> Result<SizedStream<BoxStream<'static, Result<Bytes, std::io::Error>>>, DriveError> {
     let stop = cut.map_or(count, |c| c.min(count));
     let mut stream: BoxStream<'static, Result<Bytes, std::io::Error>> = match path {
@@ -552,6 +560,19 @@ pub async fn blob_body(
     if stop < count {
         let cut_error = std::io::Error::new(std::io::ErrorKind::ConnectionAborted, "download cut (fault injection)");
         stream = stream.chain(futures::stream::once(async move { Err(cut_error) })).boxed();
+    }
+    if corrupt {
+        let mut first = true;
+        stream = stream
+            .map_ok(move |chunk| {
+                if !std::mem::take(&mut first) || chunk.is_empty() {
+                    return chunk;
+                }
+                let mut damaged = chunk.to_vec();
+                damaged[0] ^= 0xff;
+                Bytes::from(damaged)
+            })
+            .boxed();
     }
     Ok(SizedStream::new(count, stream))
 }
@@ -593,16 +614,19 @@ async fn download(
     state.charge_download(user_id, served)?;
     let cut = if served > 0 { state.take_download_cut(user_id) } else { None };
     let stall = if served > 0 { state.take_stall(user_id, crate::faults::StallKind::Download) } else { None };
+    let corrupt = served > 0 && state.take_download_corruption(user_id);
+    let faults = BodyFaults { cut, stall, corrupt };
+    let body = |start, count| blob_body(path, start, count, faults);
     match range {
         RangeRequest::Whole => Ok(HttpResponse::Ok()
             .insert_header((CONTENT_TYPE, mime))
             .insert_header((ACCEPT_RANGES, "bytes"))
-            .body(blob_body(path, 0, len, cut, stall).await?)),
+            .body(body(0, len).await?)),
         RangeRequest::Part(start, end) => Ok(HttpResponse::PartialContent()
             .insert_header((CONTENT_TYPE, mime))
             .insert_header((ACCEPT_RANGES, "bytes"))
             .insert_header((CONTENT_RANGE, format!("bytes {start}-{end}/{len}")))
-            .body(blob_body(path, start, served, cut, stall).await?)),
+            .body(body(start, served).await?)),
         RangeRequest::Unsatisfiable => Err(DriveError::new(
             StatusCode::RANGE_NOT_SATISFIABLE,
             "requestedRangeNotSatisfiable",

@@ -72,6 +72,9 @@ struct Args {
     /// Fault injection: only stall this many transfers (default: all).
     #[arg(long, env = "EMULATOR_STALL_TIMES")]
     stall_times: Option<u64>,
+    /// Fault injection: flip the first byte of this many downloads (they no longer match their checksums).
+    #[arg(long, env = "EMULATOR_CORRUPT_DOWNLOADS")]
+    corrupt_downloads: Option<u64>,
     /// Keep file contents and state in this directory, so they survive a restart (default: a temporary directory).
     #[arg(long, env = "EMULATOR_DATA_DIR")]
     data_dir: Option<std::path::PathBuf>,
@@ -129,6 +132,7 @@ async fn main() -> anyhow::Result<()> {
         stall_upload_after_bytes: args.stall_upload_after,
         stall_for_ms: args.stall_for_ms,
         stall_times: args.stall_times,
+        corrupt_downloads: args.corrupt_downloads,
         error_count: args.error_count,
         endpoints: args.fault_endpoints.clone(),
         ..Faults::default()

@@ -802,6 +802,12 @@ impl EmulatorState {
         self.fault_state().take_stall(kind, email.as_deref())
     }
 
+    /// Whether to corrupt this download, if the faults say so.
+    pub(crate) fn take_download_corruption(&self, user_id: &str) -> bool {
+        let email = self.email_of(user_id);
+        self.fault_state().take_corruption(email.as_deref())
+    }
+
     /// Where to cut this download, if the faults say so.
     pub(crate) fn take_download_cut(&self, user_id: &str) -> Option<u64> {
         let email = self.email_of(user_id);

@@ -415,6 +415,8 @@ async fn binary_flags_set_faults() {
             "600",
             "--stall-times",
             "3",
+            "--corrupt-downloads",
+            "4",
             "--log-filter",
             "warn",
         ])
@@ -456,6 +458,7 @@ async fn binary_flags_set_faults() {
             "stall_upload_after_bytes": 500,
             "stall_for_ms": 600,
             "stall_times": 3,
+            "corrupt_downloads": 4,
         })
     );
 }
