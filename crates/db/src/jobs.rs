@@ -916,33 +916,23 @@ impl TenantDb {
 pub const JOB_CHANGES_CHANNEL: &str = "ferry_jobs";
 
 /// A dedicated connection LISTENing for job changes (for the gateway's event streams).
-pub struct JobChangeListener {
-    conn: AsyncPgConnection,
-}
+pub struct JobChangeListener(crate::listen::Listener);
 
 impl JobChangeListener {
     pub async fn connect(url: &str) -> Result<Self, DbError> {
-        let mut conn = AsyncPgConnection::establish(url)
-            .await
-            .map_err(|err| DbError::Unavailable(format!("cannot open the job change listener: {err}")))?;
-        diesel::sql_query(format!("LISTEN {JOB_CHANGES_CHANNEL}")).execute(&mut conn).await?;
-        Ok(JobChangeListener { conn })
+        crate::listen::Listener::connect(url, JOB_CHANGES_CHANNEL).await.map(JobChangeListener)
     }
 
     /// The next changed job, or `None` when `timeout` passed first. `Err` when the connection died (the caller
     /// reconnects, and should assume anything changed meanwhile).
     pub async fn next(&mut self, timeout: Duration) -> Result<Option<JobId>, DbError> {
-        use futures::StreamExt;
-        let mut stream = std::pin::pin!(self.conn.notifications_stream());
+        let deadline = tokio::time::Instant::now() + timeout;
         loop {
-            match tokio::time::timeout(timeout, stream.next()).await {
-                Err(_) => return Ok(None),
-                Ok(Some(Ok(notification))) => match Uuid::parse_str(&notification.payload) {
-                    Ok(id) => return Ok(Some(JobId(id))),
-                    Err(_) => continue,
-                },
-                Ok(Some(Err(err))) => return Err(DbError::from(err)),
-                Ok(None) => return Err(DbError::Unavailable("job change listener connection closed".into())),
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let Some(payload) = self.0.next(left).await? else { return Ok(None) };
+            // The trigger sends the job's UUID; anything else on the channel is not for us.
+            if let Ok(id) = Uuid::parse_str(&payload) {
+                return Ok(Some(JobId(id)));
             }
         }
     }

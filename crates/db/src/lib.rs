@@ -11,6 +11,7 @@ pub mod job_control;
 pub mod jobs;
 pub mod leases;
 pub mod libraries;
+pub mod listen;
 pub mod maintenance;
 pub mod oauth_states;
 pub mod operator;

@@ -5,7 +5,6 @@ use std::time::Duration;
 
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
-use futures::StreamExt;
 
 use crate::schema::outbox;
 use crate::{Db, DbError};
@@ -185,28 +184,16 @@ impl Db {
 }
 
 /// A dedicated connection LISTENing on the outbox channel.
-pub struct OutboxListener {
-    conn: AsyncPgConnection,
-}
+pub struct OutboxListener(crate::listen::Listener);
 
 impl OutboxListener {
     pub async fn connect(url: &str) -> Result<Self, DbError> {
-        let mut conn = AsyncPgConnection::establish(url)
-            .await
-            .map_err(|err| DbError::Unavailable(format!("cannot open the outbox listener: {err}")))?;
-        diesel::sql_query(format!("LISTEN {OUTBOX_CHANNEL}")).execute(&mut conn).await?;
-        Ok(OutboxListener { conn })
+        crate::listen::Listener::connect(url, OUTBOX_CHANNEL).await.map(OutboxListener)
     }
 
     /// Waits until a notification arrives or `timeout` passes. Returns `Err` when the connection died
     /// (the caller reconnects).
     pub async fn wait(&mut self, timeout: Duration) -> Result<bool, DbError> {
-        let mut stream = std::pin::pin!(self.conn.notifications_stream());
-        match tokio::time::timeout(timeout, stream.next()).await {
-            Err(_) => Ok(false),
-            Ok(Some(Ok(_))) => Ok(true),
-            Ok(Some(Err(err))) => Err(DbError::from(err)),
-            Ok(None) => Err(DbError::Unavailable("outbox listener connection closed".into())),
-        }
+        Ok(self.0.next(timeout).await?.is_some())
     }
 }

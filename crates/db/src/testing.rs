@@ -49,19 +49,18 @@ impl Drop for TestDatabase {
     }
 }
 
-/// A tenant named `name` with one Google Drive connection holding placeholder sealed tokens.
-pub async fn tenant_with_connection(
+/// A Google Drive connection of `tenant` to the Google user `google_user`, holding placeholder sealed tokens.
+pub async fn drive_connection(
     db: &Db,
-    name: &str,
-) -> Result<(ferry_core::TenantId, ferry_core::ConnectionId), DbError> {
-    use ferry_core::{ConnectionId, TenantId};
-    let tenant = TenantId(db.ensure_tenant(name).await?.id);
+    tenant: ferry_core::TenantId,
+    google_user: &str,
+) -> Result<ferry_core::ConnectionId, DbError> {
     let (connection, _) = db
         .upsert_connection(crate::connections::ConnectionUpsert {
-            id: ConnectionId::new(),
+            id: ferry_core::ConnectionId::new(),
             tenant_id: tenant,
             provider: "google_drive",
-            provider_user_id: "sub-1",
+            provider_user_id: google_user,
             provider_email: Some("a@example.com"),
             provider_display_name: Some("A"),
             access_token_sealed: "sealed-access",
@@ -70,7 +69,16 @@ pub async fn tenant_with_connection(
             scopes: None,
         })
         .await?;
-    Ok((tenant, ConnectionId(connection.id)))
+    Ok(ferry_core::ConnectionId(connection.id))
+}
+
+/// A tenant named `name` with one Google Drive connection holding placeholder sealed tokens.
+pub async fn tenant_with_connection(
+    db: &Db,
+    name: &str,
+) -> Result<(ferry_core::TenantId, ferry_core::ConnectionId), DbError> {
+    let tenant = ferry_core::TenantId(db.ensure_tenant(name).await?.id);
+    Ok((tenant, drive_connection(db, tenant, "sub-1").await?))
 }
 
 /// A new import job of `files` items whose commands are the item's position as one byte.

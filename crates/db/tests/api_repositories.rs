@@ -1,8 +1,7 @@
 //! Repositories behind the files, folders and picker endpoints, against a real Postgres.
 
 use chrono::Utc;
-use ferry_core::{ConnectionId, FileId, TenantId};
-use ferry_db::connections::ConnectionUpsert;
+use ferry_core::{FileId, TenantId};
 use ferry_db::files::NewUploadedFile;
 use ferry_db::store::{FileDelete, FileFilter, FileUpdate, FolderDelete, FolderScope};
 use ferry_db::testing::TestDatabase;
@@ -72,23 +71,9 @@ async fn picker_sessions_are_tenant_bound_and_expire() {
     let db = &test.db;
     let tenant = TenantId(db.ensure_tenant("pick-a").await.expect("tenant").id);
     let other = TenantId(db.ensure_tenant("pick-b").await.expect("tenant").id);
-    let (connection, _) = db
-        .upsert_connection(ConnectionUpsert {
-            id: ConnectionId::new(),
-            tenant_id: tenant,
-            provider: "google_drive",
-            provider_user_id: "sub-p",
-            provider_email: None,
-            provider_display_name: None,
-            access_token_sealed: "sealed",
-            refresh_token_sealed: None,
-            token_expires_at: Utc::now(),
-            scopes: None,
-        })
-        .await
-        .expect("connection");
+    let connection = ferry_db::testing::drive_connection(db, tenant, "sub-p").await.expect("connection");
     let expires = Utc::now() + chrono::Duration::minutes(10);
-    db.tenant(tenant).create_picker_session("hash-1", ConnectionId(connection.id), expires).await.expect("create");
+    db.tenant(tenant).create_picker_session("hash-1", connection, expires).await.expect("create");
     assert!(db.tenant(tenant).find_picker_session("hash-1").await.expect("find").is_some());
     assert!(db.tenant(other).find_picker_session("hash-1").await.expect("find").is_none(), "another tenant's");
     assert!(db.tenant(tenant).find_picker_session("hash-2").await.expect("find").is_none());

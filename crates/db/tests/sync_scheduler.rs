@@ -2,9 +2,7 @@
 //! and a library whose interval has not passed since its last run began is not started again. (Scheduled runs end
 //! to end, and a revoked connection, are in the testkit's `library_sync.rs`.)
 
-use chrono::Utc;
-use ferry_core::{ConnectionId, TenantId};
-use ferry_db::connections::ConnectionUpsert;
+use ferry_core::TenantId;
 use ferry_db::libraries::{LibraryChanges, LibraryLink, LibraryWrite, NewLibrary};
 use ferry_db::testing::TestDatabase;
 
@@ -13,21 +11,7 @@ async fn concurrent_scheduler_passes_start_one_run_per_due_library() {
     let test = TestDatabase::create().await.expect("database");
     let db = test.db.clone();
     let tenant = TenantId(db.ensure_tenant("scheduled").await.expect("tenant").id);
-    let (connection, _) = db
-        .upsert_connection(ConnectionUpsert {
-            id: ConnectionId::new(),
-            tenant_id: tenant,
-            provider: "google_drive",
-            provider_user_id: "sub-s",
-            provider_email: None,
-            provider_display_name: None,
-            access_token_sealed: "sealed",
-            refresh_token_sealed: None,
-            token_expires_at: Utc::now(),
-            scopes: None,
-        })
-        .await
-        .expect("connection");
+    let connection = ferry_db::testing::drive_connection(&db, tenant, "sub-s").await.expect("connection");
     let mut libraries = Vec::new();
     for n in 0..5 {
         let name = format!("L{n}");
@@ -39,7 +23,7 @@ async fn concurrent_scheduler_passes_start_one_run_per_due_library() {
         else {
             panic!("library not created");
         };
-        let link = LibraryLink { connection_id: connection.id, drive_folder_id: "root", drive_id: None };
+        let link = LibraryLink { connection_id: connection.0, drive_folder_id: "root", drive_id: None };
         db.tenant(tenant).link_library(library.id, link).await.expect("link").expect("linked");
         let every_minute = LibraryChanges { sync_interval_secs: Some(Some(60)), ..LibraryChanges::default() };
         db.tenant(tenant).update_library(library.id, &every_minute).await.expect("schedule");

@@ -80,8 +80,11 @@ impl DrivePacer {
             lane.remaining -= 1;
             slot
         };
-        if slot > Instant::now() {
+        let now = Instant::now();
+        if slot > now {
             metrics::counter!("ferry_drive_pacer_waits_total").increment(1);
+            // How long requests wait for their user's slot: when this grows, the user's quota bounds the work.
+            metrics::histogram!("ferry_drive_pacer_wait_seconds").record((slot - now).as_secs_f64());
             tokio::time::sleep_until(slot).await;
         }
     }

@@ -12,6 +12,10 @@ const NEAR_CEILING: f64 = 0.8;
 const NEAR_CUT: f64 = 0.85;
 /// The cut far below the last refusal, or before any refusal: the quota is far away, find it quickly.
 const FAR_CUT: f64 = 0.5;
+/// After a far cut every process holds back this long (Google's advice for 429 and the rate-limit 403s is to wait
+/// a second or more before retrying): the requests already on their way when the quota was found would otherwise
+/// keep hitting it until the quota's window turns over.
+const FAR_CUT_PAUSE: Duration = Duration::from_secs(1);
 /// Below this share of the last refusal's rate the rate recovers quickly (doubling per second) ...
 const KNEE: f64 = 0.9;
 const FAST_GROWTH_PER_SEC: f64 = 1.0;
@@ -46,7 +50,7 @@ pub struct PacerPolicy {
 
 impl Default for PacerPolicy {
     fn default() -> Self {
-        PacerPolicy { max_rate: 200.0, min_rate: 10.0, lease_window: Duration::from_millis(100) }
+        PacerPolicy { max_rate: 200.0, min_rate: 10.0, lease_window: Duration::from_millis(50) }
     }
 }
 
@@ -114,6 +118,10 @@ impl PacerPolicy {
         let near = row.ceiling.is_some_and(|ceiling| base >= NEAR_CEILING * ceiling);
         row.ceiling = Some(base);
         row.rate = (base * if near { NEAR_CUT } else { FAR_CUT }).max(self.min_rate);
+        if !near {
+            let until = now + delta(FAR_CUT_PAUSE);
+            row.blocked_until = Some(row.blocked_until.map_or(until, |current| current.max(until)));
+        }
         row.cut_at = Some(now);
         row.adjusted_at = now;
         Some(row.rate)
@@ -260,6 +268,24 @@ mod tests {
         // Still refused after the window: still far below the last refusal, so halve again.
         assert!(policy.refuse(&mut row, at(300), None).is_some());
         assert_eq!((row.rate, row.ceiling), (50.0, Some(100.0)));
+    }
+
+    #[test]
+    fn a_far_cut_holds_everyone_back_for_a_second_and_a_near_one_does_not() {
+        let policy = policy();
+        let mut row = fresh(&policy);
+        policy.refuse(&mut row, at(0), None);
+        let held = policy.lease(&mut row, at(10), 1);
+        assert_eq!((held.start_at, held.start_in), (at(1_000), Duration::from_millis(990)));
+        // Near the last refusal the rate is trimmed and requests keep flowing.
+        let mut near = PacerRow { rate: 41.0, ceiling: Some(42.0), ..fresh(&policy) };
+        policy.refuse(&mut near, at(0), None);
+        assert_eq!(near.blocked_until, None);
+        assert_eq!(policy.lease(&mut near, at(10), 1).start_in, Duration::ZERO);
+        // A longer Retry-After is kept.
+        let mut told = fresh(&policy);
+        policy.refuse(&mut told, at(0), Some(Duration::from_secs(5)));
+        assert_eq!(told.blocked_until, Some(at(5_000)));
     }
 
     #[test]

@@ -3,32 +3,15 @@
 
 use std::time::Duration;
 
-use chrono::Utc;
 use ferry_core::{ConnectionId, TenantId};
 use ferry_db::Db;
-use ferry_db::connections::ConnectionUpsert;
 use ferry_db::pacer::PacerKey;
 use ferry_db::testing::TestDatabase;
 use ferry_pacer::{DrivePacer, Grant, PacerPolicy};
 
 async fn connection_of(db: &Db, tenant: &str, google_user: &str) -> ConnectionId {
     let tenant = TenantId(db.ensure_tenant(tenant).await.expect("tenant").id);
-    let (connection, _) = db
-        .upsert_connection(ConnectionUpsert {
-            id: ConnectionId::new(),
-            tenant_id: tenant,
-            provider: "google_drive",
-            provider_user_id: google_user,
-            provider_email: None,
-            provider_display_name: None,
-            access_token_sealed: "sealed",
-            refresh_token_sealed: None,
-            token_expires_at: Utc::now(),
-            scopes: None,
-        })
-        .await
-        .expect("connection");
-    ConnectionId(connection.id)
+    ferry_db::testing::drive_connection(db, tenant, google_user).await.expect("connection")
 }
 
 async fn lease(db: &Db, policy: &PacerPolicy, connection: ConnectionId) -> Grant {
