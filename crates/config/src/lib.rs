@@ -407,7 +407,7 @@ pub struct ImporterSettings {
 
 impl Default for ImporterSettings {
     fn default() -> Self {
-        Self { ops_bind: "127.0.0.1:9101".into(), concurrency: 4, items_in_flight: 16, sync_schedule_every_secs: 15 }
+        Self { ops_bind: "127.0.0.1:9101".into(), concurrency: 4, items_in_flight: 4, sync_schedule_every_secs: 15 }
     }
 }
 
@@ -425,7 +425,7 @@ pub struct ExporterSettings {
 
 impl Default for ExporterSettings {
     fn default() -> Self {
-        Self { ops_bind: "127.0.0.1:9102".into(), concurrency: 4, items_in_flight: 16 }
+        Self { ops_bind: "127.0.0.1:9102".into(), concurrency: 4, items_in_flight: 4 }
     }
 }
 
