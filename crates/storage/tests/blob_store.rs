@@ -103,6 +103,7 @@ on_both_backends!(
     streams_20_mib_round_trip_with_identical_hashes,
     md5_matches_known_vector_and_overwrite_replaces,
     empty_stream_stores_an_empty_blob,
+    sha256_only_writes_the_same_bytes_and_digest,
     ranged_reads,
     missing_keys_are_not_found,
     delete_removes,
@@ -160,6 +161,20 @@ async fn md5_matches_known_vector_and_overwrite_replaces(kind: Kind) {
     // a retried import writes the same key again: replaced, not duplicated
     store.put_stream(key, stream::iter([Ok::<_, io::Error>(Bytes::from_static(b"xy"))])).await.expect("overwrite");
     assert_eq!(read_all(store, key, None).await, b"xy");
+}
+
+async fn sha256_only_writes_the_same_bytes_and_digest(kind: Kind) {
+    let fixture = fixture(kind).await;
+    let store = &fixture.store;
+    let data = chunks(40, 65_000);
+    let whole = data.concat();
+    let stored = store
+        .put_stream_sha256("tenants/t/files/once", stream::iter(data.into_iter().map(Ok::<_, io::Error>)))
+        .await
+        .expect("put");
+    assert_eq!(stored.size, whole.len() as u64);
+    assert_eq!(stored.sha256_hex, hex::encode(Sha256::digest(&whole)));
+    assert_eq!(read_all(store, "tenants/t/files/once", None).await, whole);
 }
 
 async fn empty_stream_stores_an_empty_blob(kind: Kind) {
