@@ -269,6 +269,7 @@ async fn events_stream_progress_and_exports_report_cloud_file_ids() {
         assert_eq!(item["error_code"], Value::Null);
     }
 
+    drive.reset_counters();
     let export = json_of(
         env.api(Method::POST, "/cloud-storage/export")
             .json(&json!({ "connection_id": connection, "image_ids": created["image_ids"], "folder_name": "Back" }))
@@ -293,6 +294,11 @@ async fn events_stream_progress_and_exports_report_cloud_file_ids() {
         assert_eq!(&item["drive_file_id"], cloud_id);
         assert!(drive.file_info(cloud_id).is_some(), "the exported file exists in Drive");
     }
+    // What a job can ask Drive once it asks once: one batch of ids (the folder's and the three files'), one
+    // folder creation.
+    let endpoints = drive.counters().endpoints;
+    assert_eq!(endpoints.get("files.generateIds"), Some(&1), "{endpoints:?}");
+    assert_eq!(endpoints.get("files.create"), Some(&1), "{endpoints:?}");
     env.shutdown().await;
 }
 

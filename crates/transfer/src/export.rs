@@ -50,11 +50,7 @@ pub(crate) async fn export_item(ctx: &TransferContext, claimed: &ClaimedItem) ->
     let drive_file_id = match &item.drive_file_id {
         Some(id) => id.clone(),
         None => {
-            let (_, ids) =
-                with_token_retry(ctx, connection_id, |token| async move { ctx.drive.generate_ids(&token, 1).await })
-                    .await?;
-            let candidate =
-                ids.into_iter().next().ok_or_else(|| ItemFailure::transient("drive_error", "Drive returned no ids"))?;
+            let candidate = next_drive_id(ctx, connection_id).await?;
             ctx.db.set_item_drive_file_id(&claimed.claim, &candidate).await?
         }
     };
@@ -184,23 +180,79 @@ async fn ensure_job_folder(
     let folder_id = match known {
         Some(id) => id,
         None => {
-            let (_, ids) =
-                with_token_retry(ctx, connection_id, |token| async move { ctx.drive.generate_ids(&token, 1).await })
-                    .await?;
-            let candidate =
-                ids.into_iter().next().ok_or_else(|| ItemFailure::transient("drive_error", "Drive returned no ids"))?;
+            let candidate = next_drive_id(ctx, connection_id).await?;
             ctx.db.claim_job_folder(&claimed.claim, job_id, &candidate).await?
         }
     };
-    let folder_id = folder_id.as_str();
-    let created = with_token_retry(ctx, connection_id, |token| async move {
-        match ctx.drive.create_folder(&token, Some(folder_id), name, parent).await {
-            Ok(_) | Err(DriveError::AlreadyExists) => Ok(()),
-            Err(err) => Err(err),
+    // One item per process creates the folder (the others of the job wait for it); once it exists, the rest
+    // need no Drive call for it. A failed or cancelled creation leaves the next item to try again.
+    let id = folder_id.as_str();
+    ctx.export_ahead
+        .folder(id)
+        .get_or_try_init(|| async move {
+            with_token_retry(ctx, connection_id, |token| async move {
+                match ctx.drive.create_folder(&token, Some(id), name, parent).await {
+                    Ok(_) | Err(DriveError::AlreadyExists) => Ok(()),
+                    Err(err) => Err(err),
+                }
+            })
+            .await
+            .map(|_| ())
+        })
+        .await?;
+    Ok(folder_id)
+}
+
+/// How many Drive ids one `files.generateIds` call asks for (Drive allows up to 1000).
+const DRIVE_ID_BATCH: u32 = 100;
+
+/// What exports of one process learn once instead of once per item: Drive ids generated ahead (per connection,
+/// since an id may only be used by the user it was generated for) and the job folders known to exist. Cheap to
+/// clone; clones share it. An id is handed out once and stored on its item before use, so none is used twice;
+/// ids left over when the process ends are simply never used.
+#[derive(Clone, Default)]
+pub struct ExportAhead {
+    inner: std::sync::Arc<std::sync::Mutex<AheadState>>,
+}
+
+#[derive(Default)]
+struct AheadState {
+    /// Behind an async lock, so one item fetches a batch while the others of that connection wait for it.
+    ids: std::collections::HashMap<ConnectionId, std::sync::Arc<tokio::sync::Mutex<Vec<String>>>>,
+    /// Set once the folder is known to exist in Drive.
+    folders: std::collections::HashMap<String, std::sync::Arc<tokio::sync::OnceCell<()>>>,
+}
+
+/// Folders remembered at most; past it the set starts over (a forgotten folder costs one more 409).
+const MAX_KNOWN_FOLDERS: usize = 10_000;
+
+impl ExportAhead {
+    fn state(&self) -> std::sync::MutexGuard<'_, AheadState> {
+        self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn ids(&self, connection: ConnectionId) -> std::sync::Arc<tokio::sync::Mutex<Vec<String>>> {
+        self.state().ids.entry(connection).or_default().clone()
+    }
+
+    fn folder(&self, folder_id: &str) -> std::sync::Arc<tokio::sync::OnceCell<()>> {
+        let mut state = self.state();
+        if state.folders.len() >= MAX_KNOWN_FOLDERS && !state.folders.contains_key(folder_id) {
+            state.folders.clear();
         }
-    })
-    .await;
-    created.map(|_| folder_id.to_owned())
+        state.folders.entry(folder_id.to_owned()).or_default().clone()
+    }
+}
+
+/// A Drive id for a new file or folder: from the ids generated ahead for this connection, else a new batch.
+async fn next_drive_id(ctx: &TransferContext, connection_id: ConnectionId) -> Result<String, ItemFailure> {
+    let pool = ctx.export_ahead.ids(connection_id);
+    let mut ids = pool.lock().await;
+    if ids.is_empty() {
+        let generate = |token: String| async move { ctx.drive.generate_ids(&token, DRIVE_ID_BATCH).await };
+        *ids = with_token_retry(ctx, connection_id, generate).await?.1;
+    }
+    ids.pop().ok_or_else(|| ItemFailure::transient("drive_error", "Drive returned no ids"))
 }
 
 async fn finish(

@@ -17,6 +17,7 @@ mod sync;
 mod worker;
 
 pub use attempt::Progress;
+pub use export::ExportAhead;
 pub use outcome::ItemFailure;
 pub use service::WorkerService;
 pub use slots::TransferSlots;

@@ -62,6 +62,7 @@ impl WorkerService {
             topology: topology.clone(),
             stall_timeout: Duration::from_secs(reliability.stall_timeout_secs),
             slots: crate::TransferSlots::new(concurrency, ferry_config::SMALL_FILE_BYTES),
+            export_ahead: crate::ExportAhead::default(),
             progress: crate::attempt::Progress::new(),
         };
         let shutdown = CancellationToken::new();

@@ -59,6 +59,8 @@ pub struct TransferContext {
     pub stall_timeout: Duration,
     /// How many large files this process moves at once, shared by its items in flight.
     pub slots: crate::TransferSlots,
+    /// Drive ids generated ahead and job folders known to exist (exports).
+    pub export_ahead: crate::ExportAhead,
     /// The current attempt's progress clock: each attempt gets a fresh one (see [`crate::attempt::guarded`]).
     pub progress: crate::attempt::Progress,
 }
