@@ -117,8 +117,11 @@ impl PacerPolicy {
         let base = used_rate(row, now).map_or(row.rate, |used| used.min(row.rate));
         let near = row.ceiling.is_some_and(|ceiling| base >= NEAR_CEILING * ceiling);
         row.ceiling = Some(base);
+        let before = row.rate;
         row.rate = (base * if near { NEAR_CUT } else { FAR_CUT }).max(self.min_rate);
-        if !near {
+        // At the floor a cut changes nothing, and Google also refuses at random under load: holding everyone back
+        // for those would only slow a user down (the per-call backoff still applies).
+        if !near && before > self.min_rate {
             let until = now + delta(FAR_CUT_PAUSE);
             row.blocked_until = Some(row.blocked_until.map_or(until, |current| current.max(until)));
         }
@@ -282,6 +285,10 @@ mod tests {
         policy.refuse(&mut near, at(0), None);
         assert_eq!(near.blocked_until, None);
         assert_eq!(policy.lease(&mut near, at(10), 1).start_in, Duration::ZERO);
+        // At the floor (random refusals keep coming) nobody is held back for nothing.
+        let mut floor = PacerRow { rate: policy.min_rate, ceiling: Some(40.0), ..fresh(&policy) };
+        policy.refuse(&mut floor, at(0), None);
+        assert_eq!(floor.blocked_until, None);
         // A longer Retry-After is kept.
         let mut told = fresh(&policy);
         policy.refuse(&mut told, at(0), Some(Duration::from_secs(5)));
