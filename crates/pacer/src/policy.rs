@@ -107,8 +107,7 @@ impl PacerPolicy {
         row.refusals += 1;
         row.window_refused += 1;
         if let Some(wait) = retry_after {
-            let until = now + delta(wait);
-            row.blocked_until = Some(row.blocked_until.map_or(until, |current| current.max(until)));
+            hold_back(row, now + delta(wait));
         }
         if row.cut_at.is_some_and(|cut| now - cut < delta(CUT_WINDOW)) {
             return None;
@@ -122,8 +121,7 @@ impl PacerPolicy {
         // At the floor a cut changes nothing, and Google also refuses at random under load: holding everyone back
         // for those would only slow a user down (the per-call backoff still applies).
         if !near && before > self.min_rate {
-            let until = now + delta(FAR_CUT_PAUSE);
-            row.blocked_until = Some(row.blocked_until.map_or(until, |current| current.max(until)));
+            hold_back(row, now + delta(FAR_CUT_PAUSE));
         }
         row.cut_at = Some(now);
         row.adjusted_at = now;
@@ -145,6 +143,11 @@ impl PacerPolicy {
         }
         row.rate = row.rate.clamp(self.min_rate, self.max_rate);
     }
+}
+
+/// Holds every process's next slot back until `until` (or longer, if it is held back longer already).
+fn hold_back(row: &mut PacerRow, until: DateTime<Utc>) {
+    row.blocked_until = Some(row.blocked_until.map_or(until, |current| current.max(until)));
 }
 
 /// Starts a new measuring window when the current one is over, keeping the rate accepted over it.

@@ -221,8 +221,7 @@ impl BlobStore {
     where
         S: Stream<Item = Result<Bytes, E>>,
     {
-        let (size, sha256_hex, md5) = self.put_stream_inner(key, stream, None, Some(Md5::new())).await?;
-        Ok(StoredBlob { size, sha256_hex, md5_hex: md5.unwrap_or_default() })
+        self.put_stream_both(key, stream, None).await
     }
 
     /// Like [`BlobStore::put_stream`], hashing each byte once (SHA-256, which this machine's CPU may accelerate)
@@ -247,7 +246,20 @@ impl BlobStore {
     where
         S: Stream<Item = Result<Bytes, E>>,
     {
-        let (size, sha256_hex, md5) = self.put_stream_inner(key, stream, Some(max_bytes), Some(Md5::new())).await?;
+        self.put_stream_both(key, stream, Some(max_bytes)).await
+    }
+
+    async fn put_stream_both<S, E>(
+        &self,
+        key: &str,
+        stream: S,
+        limit: Option<u64>,
+    ) -> Result<StoredBlob, StorageError<E>>
+    where
+        S: Stream<Item = Result<Bytes, E>>,
+    {
+        let (size, sha256_hex, md5) = self.put_stream_inner(key, stream, limit, Some(Md5::new())).await?;
+        // Given an MD5 hasher, the inner write always returns its digest.
         Ok(StoredBlob { size, sha256_hex, md5_hex: md5.unwrap_or_default() })
     }
 
